@@ -1,0 +1,73 @@
+"""Named media and model fixtures, made once per session with PyAV and torch."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from media import ClipSpec, nearest_compact_model, random_rrdb_model, write_clip, write_srt  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_folders(tmp_path_factory, monkeypatch):
+    """Keep the model cache and models folder of the tests away from the user's own."""
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("VIDSR_CACHE_DIR", os.environ.get("VIDSR_TEST_CACHE_DIR", str(cache)))
+    monkeypatch.setenv("VIDSR_MODELS_DIR", str(tmp_path_factory.getbasetemp() / "no-models"))
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def clip(media) -> Path:
+    """1 s, 64x48, 24 fps H.264 + AAC stereo, BT.709 tagged."""
+    return write_clip(media / "clip.mp4")
+
+
+@pytest.fixture(scope="session")
+def vfr_clip(media) -> Path:
+    """Variable frame rate: every third frame lasts three times as long."""
+    return write_clip(media / "vfr clip.mp4", ClipSpec(vfr=True, frames=18))
+
+
+@pytest.fixture(scope="session")
+def ten_bit_clip(media) -> Path:
+    """10-bit 4:2:0, BT.709, with gradients finer than 8 bits can hold."""
+    return write_clip(media / "ten-bit.mkv", ClipSpec(pix_fmt="yuv420p10le", frames=12))
+
+
+@pytest.fixture(scope="session")
+def rich_mkv(media) -> Path:
+    """An mkv with two audio streams (AAC stereo, Opus mono), subtitles, chapters and rotation."""
+    spec = ClipSpec(
+        frames=24,
+        audio=["aac", "libopus"],
+        subtitles=write_srt(media / "subs.srt"),
+        chapters=True,
+        rotation=90,
+    )
+    return write_clip(media / "rich.mkv", spec)
+
+
+@pytest.fixture(scope="session")
+def sd_untagged_clip(media) -> Path:
+    """An SD clip with no colour tags: it must be read as BT.601."""
+    return write_clip(media / "untagged.mp4", ClipSpec(matrix=None, frames=6))
+
+
+@pytest.fixture(scope="session")
+def nearest_model(media) -> Path:
+    return nearest_compact_model(media / "nearest-x4.safetensors")
+
+
+@pytest.fixture(scope="session")
+def rrdb_x2_model(media) -> Path:
+    return random_rrdb_model(media / "tiny-rrdb-x2.pth", scale=2)

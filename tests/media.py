@@ -1,0 +1,254 @@
+"""Synthesised test media: tiny real videos with audio, made with PyAV, and ways to read them back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from av.video.reformatter import Interpolation
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from vidsr.arch import RRDBNet, SRVGGNetCompact
+
+SAMPLE_RATE = 48000
+# swscale's defaults skip chroma interpolation and accurate rounding (about 33 dB on saturated
+# colours); with these flags it is an independent reference good to about 48 dB.
+ACCURATE_SWSCALE = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP
+_MATRIX_TAGS = {"bt601": 6, "bt709": 1}
+
+
+@dataclass
+class ClipSpec:
+    """What a synthesised clip contains; the defaults make a 1 s, 64x48, 24 fps mp4 with AAC."""
+
+    width: int = 64
+    height: int = 48
+    frames: int = 24
+    fps: int = 24
+    pix_fmt: str = "yuv420p"
+    matrix: str | None = "bt709"  # None: leave the stream untagged
+    full_range: bool = False
+    vfr: bool = False  # irregular frame durations
+    audio: list[str] = field(default_factory=lambda: ["aac"])  # one codec per audio stream
+    subtitles: Path | None = None  # an .srt file to carry as a subtitle stream
+    chapters: bool = False
+    rotation: int = 0
+
+
+def pattern(index: int, width: int, height: int, *, deep: bool = False) -> np.ndarray:
+    """An RGB frame with smooth gradients and saturated moving patches (where a wrong matrix shows).
+
+    uint8 (H x W x 3), or uint16 with 16-bit precision when ``deep``.
+    """
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    phase = index / 12.0
+    red = 0.5 + 0.4 * np.sin(x / width * np.pi * 2 + phase)
+    green = 0.5 + 0.4 * np.cos(y / height * np.pi * 2 - phase)
+    blue = 0.5 + 0.4 * np.sin((x + y) / (width + height) * np.pi * 2 + 2 * phase)
+    image = np.stack((red, green, blue), axis=-1)
+    # Saturated colour blobs moving over the gradients: soft-edged, so 4:2:0 chroma keeps them
+    # and the colour checks measure the matrix and range, not the chroma filter.
+    sigma = max(2.0, width / 12)
+    for k, colour in enumerate(((1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0))):
+        cx = (index * 1.5 + (k + 0.5) * width / 4) % width
+        cy = (k + 1) * height / 5 + 2 * np.sin(phase + k)
+        weight = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma**2))[..., None]
+        image = image * (1 - weight) + np.array(colour, dtype=np.float64) * weight
+    if deep:
+        return np.round(image * 65535).astype(np.uint16)
+    return np.round(image * 255).astype(np.uint8)
+
+
+def frame_times(spec: ClipSpec) -> list[Fraction]:
+    """Presentation times of each frame; a VFR clip alternates short and long frames."""
+    if not spec.vfr:
+        return [Fraction(i, spec.fps) for i in range(spec.frames)]
+    times, now = [], Fraction(0)
+    for i in range(spec.frames):
+        times.append(now)
+        now += Fraction(1, spec.fps) * (1 if i % 3 else 3)  # every third frame lasts three times longer
+    return times
+
+
+def write_clip(path: Path, spec: ClipSpec | None = None) -> Path:
+    """Write a clip per ``spec`` and return its path."""
+    spec = spec or ClipSpec()
+    time_base = Fraction(1, 90000) if path.suffix != ".mkv" else Fraction(1, 1000)
+    with av.open(str(path), "w") as container:
+        video = _add_video(container, spec, time_base)
+        audio_streams = [_add_audio(container, codec, n) for n, codec in enumerate(spec.audio)]
+        subtitle_source = av.open(str(spec.subtitles)) if spec.subtitles else None
+        subtitle_out = container.add_stream_from_template(subtitle_source.streams[0]) if subtitle_source else None
+        if spec.chapters:
+            container.set_chapters(
+                [
+                    {"id": 1, "start": 0, "end": 500, "time_base": Fraction(1, 1000), "metadata": {"title": "Start"}},
+                    {"id": 2, "start": 500, "end": 1000, "time_base": Fraction(1, 1000), "metadata": {"title": "End"}},
+                ]
+            )
+        times = frame_times(spec)
+        deep = "10" in spec.pix_fmt
+        for index, moment in enumerate(times):
+            image = pattern(index, spec.width, spec.height, deep=deep)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if deep else "rgb24")
+            frame = frame.reformat(
+                format=spec.pix_fmt,
+                dst_colorspace=_MATRIX_TAGS.get(spec.matrix or "bt601"),
+                dst_color_range=2 if spec.full_range else 1,
+                interpolation=ACCURATE_SWSCALE,
+            )
+            frame.pts = round(moment / time_base)
+            frame.time_base = time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        duration = float(times[-1] + Fraction(1, spec.fps))
+        for stream, n in zip(audio_streams, range(len(audio_streams))):
+            _write_tone(container, stream, duration, frequency=440.0 * (n + 1))
+        if subtitle_source is not None:
+            for packet in subtitle_source.demux(subtitle_source.streams[0]):
+                if packet.size:
+                    packet.stream = subtitle_out
+                    container.mux(packet)
+            subtitle_source.close()
+    return path
+
+
+def _add_video(container, spec: ClipSpec, time_base: Fraction):
+    stream = container.add_stream("libx264", rate=spec.fps, options={"crf": "10", "preset": "fast"})
+    stream.width, stream.height = spec.width, spec.height
+    stream.pix_fmt = spec.pix_fmt
+    stream.time_base = time_base
+    stream.codec_context.time_base = time_base
+    if spec.matrix is not None:
+        stream.codec_context.colorspace = _MATRIX_TAGS[spec.matrix]
+        stream.codec_context.color_range = 2 if spec.full_range else 1
+    if spec.rotation:
+        stream.set_display_rotation(spec.rotation)
+    return stream
+
+
+def _add_audio(container, codec: str, number: int):
+    stream = container.add_stream(codec, rate=SAMPLE_RATE if codec != "libopus" else 48000)
+    stream.layout = "stereo" if number == 0 else "mono"
+    stream.metadata["language"] = ("eng", "fra", "deu")[number % 3]
+    return stream
+
+
+def _write_tone(container, stream, seconds: float, *, frequency: float) -> None:
+    context = stream.codec_context
+    frame_size = context.frame_size or 1024
+    rate = context.sample_rate
+    total = int(round(seconds * rate))
+    channels = len(context.layout.channels)
+    for start in range(0, total, frame_size):
+        count = min(frame_size, total - start)
+        t = (np.arange(start, start + count) / rate).astype(np.float32)
+        tone = 0.3 * np.sin(2 * np.pi * frequency * t)
+        samples = np.tile(tone, (channels, 1)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=context.layout)
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode())
+
+
+def write_srt(path: Path) -> Path:
+    path.write_text("1\n00:00:00,100 --> 00:00:00,400\nhello\n\n2\n00:00:00,500 --> 00:00:00,900\nworld\n")
+    return path
+
+
+# ---- reading back ------------------------------------------------------------------------------
+
+
+@dataclass
+class DecodedVideo:
+    width: int
+    height: int
+    times: list[float]  # seconds, presentation order
+    frames: list[np.ndarray]  # RGB, float 0..1, H x W x 3, converted by swscale with the stream's tags
+    pix_fmt: str
+    colorspace: int
+    color_range: int
+    rotation: int
+
+
+def decode_video(path: Path) -> DecodedVideo:
+    """Decode every frame with PyAV/swscale (independently of vidsr's own conversion)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        times, frames, first = [], [], None
+        for frame in container.decode(stream):
+            first = first or frame
+            times.append(float(frame.pts * frame.time_base))
+            frames.append(to_rgb(frame))
+        context = stream.codec_context
+        return DecodedVideo(
+            width=stream.width,
+            height=stream.height,
+            times=times,
+            frames=frames,
+            pix_fmt=first.format.name,
+            colorspace=int(context.colorspace),
+            color_range=int(context.color_range),
+            rotation=int(first.rotation or 0),
+        )
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    colorspace = int(frame.colorspace) if int(frame.colorspace) in (1, 5, 6, 9) else 5
+    rgb = frame.reformat(
+        format="rgb48le",
+        src_colorspace=colorspace,
+        src_color_range=int(frame.color_range) or 1,
+        interpolation=ACCURATE_SWSCALE,
+    )
+    return rgb.to_ndarray().astype(np.float64) / 65535.0
+
+
+def audio_packets(path: Path) -> list[list[tuple[float, bytes]]]:
+    """Per audio stream: (time in seconds, payload) of every packet, in order."""
+    with av.open(str(path)) as container:
+        streams = list(container.streams.audio)
+        packets: list[list[tuple[float, bytes]]] = [[] for _ in streams]
+        for packet in container.demux(streams):
+            if packet.size:
+                packets[streams.index(packet.stream)].append((float(packet.pts * packet.time_base), bytes(packet)))
+        return packets
+
+
+def area_downscale(image: np.ndarray, factor: int) -> np.ndarray:
+    height, width, channels = image.shape
+    return image.reshape(height // factor, factor, width // factor, factor, channels).mean(axis=(1, 3))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+# ---- models --------------------------------------------------------------------------------------
+
+
+def nearest_compact_model(path: Path, *, scale: int = 4) -> Path:
+    """A real SRVGGNetCompact whose residual branch is zero: it enlarges by nearest neighbour,
+    so its output downscaled back must equal its input, which makes colour errors measurable."""
+    torch.manual_seed(0)
+    network = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=scale)
+    with torch.no_grad():
+        network.body[-1].weight.zero_()
+        network.body[-1].bias.zero_()
+    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(path))
+    return path
+
+
+def random_rrdb_model(path: Path, *, scale: int = 4) -> Path:
+    """A small randomly initialised RRDBNet (real architecture, random weights), saved as .pth."""
+    torch.manual_seed(1)
+    network = RRDBNet(scale=scale, num_feat=8, num_block=1, num_grow_ch=4)
+    torch.save({"params_ema": network.state_dict()}, path)
+    return path

@@ -1,0 +1,5 @@
+"""`python -m vidsr` is the `vidsr` command."""
+
+from vidsr.cli import main
+
+main()

@@ -1,0 +1,139 @@
+"""The command line: thin commands over the library, one red line for every user error.
+
+``vidsr INPUT OUTPUT`` works without a sub-command word: :func:`main` routes anything
+that is not a known command to ``upscale``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from vidsr.encode import EncodeSettings
+from vidsr.errors import VidsrError
+from vidsr.pipeline import Progress as RenderProgress
+from vidsr.pipeline import UpscaleJob, upscale_video
+from vidsr.zoo import DEFAULT_MODEL, list_models
+
+app = typer.Typer(
+    name="vidsr",
+    help="Upscale videos with ESRGAN-family networks: streaming, audio kept. `vidsr INPUT OUTPUT` upscales a video.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False)
+
+COMMANDS = ("upscale", "models")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the library's errors into one red line and exit 1; Ctrl-C into exit 130."""
+    try:
+        yield
+    except VidsrError as exc:
+        stderr.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[callable]:
+    """A Rich bar on a terminal; nothing at all otherwise (logs stay clean)."""
+    if not enabled:
+        yield lambda progress: None
+        return
+    columns = (
+        TextColumn("[bold]upscaling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("frames  {task.fields[fps]:.2f} fps"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=False) as bar:
+        task = bar.add_task("upscale", total=None, fps=0.0)
+
+        def update(progress: RenderProgress) -> None:
+            bar.update(task, completed=progress.frames_done, total=progress.frames_total, fps=progress.fps)
+
+        yield update
+
+
+@app.command(help="Upscale a video; audio, subtitles and chapters are kept. Same as `vidsr INPUT OUTPUT`.")
+def upscale(
+    input: Annotated[Path, typer.Argument(help="The video to upscale.", show_default=False)],
+    output: Annotated[Path, typer.Argument(help="Where to write the result (.mp4, .mkv, .mov).", show_default=False)],
+    scale: Annotated[Optional[int], typer.Option(help="Output scale; default: the model's own.")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="An embedded model name, a file in the models folder, or a path.")] = DEFAULT_MODEL,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    batch: Annotated[int, typer.Option(help="Frames per network call; 0 chooses for the device.", min=0)] = 0,
+    codec: Annotated[str, typer.Option(help="Video encoder (libx264, libx265, libsvtav1, h264_nvenc...).")] = "libx264",
+    crf: Annotated[int, typer.Option(help="Constant quality; lower is better and bigger.", min=0, max=63)] = 18,
+    preset: Annotated[str, typer.Option(help="Encoder speed preset.")] = "medium",
+    pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format; default yuv420p (10-bit for 10-bit input).")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite OUTPUT if it exists.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
+) -> None:
+    job = UpscaleJob(
+        input=input,
+        output=output,
+        model=model,
+        scale=scale,
+        device=device,
+        batch=batch,
+        encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+        force=force,
+    )
+    with user_errors(), progress_bar(enabled=not quiet and stderr.is_terminal) as on_progress:
+        result = upscale_video(job, on_progress=on_progress, warn=_warn)
+    if not quiet:
+        stderr.print(
+            f"wrote {result.output}: {result.frames} frames at {result.width}x{result.height} "
+            f"with {result.model} on {result.device} in {result.seconds:.1f} s "
+            f"({result.frames / max(result.seconds, 1e-9):.2f} fps)",
+            soft_wrap=True,
+        )
+
+
+@app.command(help="List the embedded models and the files in the models folder.")
+def models() -> None:
+    with user_errors():
+        entries = list_models()
+    table = Table(title="vidsr models")
+    for column in ("name", "architecture", "scale", "size", "source"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(*entry.row())
+    stdout.print(table)
+
+
+def _warn(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+def with_default_command(args: Sequence[str]) -> list[str]:
+    """``vidsr IN OUT ...`` → ``vidsr upscale IN OUT ...``; known commands and --help pass through."""
+    args = list(args)
+    if not args or args[0] in COMMANDS or args[0] in ("-h", "--help"):
+        return args
+    return ["upscale", *args]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = with_default_command(sys.argv[1:] if argv is None else argv)
+    app(args=args, prog_name="vidsr")

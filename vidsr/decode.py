@@ -1,0 +1,170 @@
+"""Decode a video stream into batches of integer planes, each frame with its source timestamp."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import av.error
+import numpy as np
+
+from vidsr.colour import PlaneLayout
+from vidsr.errors import InputError
+from vidsr.probe import VideoInfo, open_input
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """Consecutive frames in presentation order.
+
+    ``planes`` are three arrays of shape (frames, plane height, plane width), uint8 for
+    8-bit video and uint16 above; ``pts`` are the source timestamps in the stream's time base.
+    """
+
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    pts: tuple[int, ...]
+    layout: PlaneLayout
+    first_index: int
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+
+def frame_layout(frame_format: av.VideoFormat) -> tuple[PlaneLayout, str | None]:
+    """How vidsr reads frames of this format, and the format to convert to first (None: as is).
+
+    Planar YUV is read as it comes. Everything else is repacked by swscale into the
+    planar format closest to it: RGB-like formats into planar GBR, packed or
+    semi-planar YUV (nv12, p010, ...) into planar YUV with the same subsampling.
+    """
+    bits = max(component.bits for component in frame_format.components)
+    if frame_format.is_rgb or frame_format.has_palette:
+        target = "gbrp" if bits <= 8 else "gbrp16le"
+        return PlaneLayout(kind="gbr", bit_depth=8 if bits <= 8 else 16, chroma_shift=(0, 0)), target
+    shift = _chroma_shift(frame_format)
+    depth, suffix = _planar_depth(bits)
+    if shift not in _SUBSAMPLING_NAMES:
+        shift = (0, 0)  # exotic subsampling (4:1:1, 4:4:0): let swscale make it 4:4:4
+    target = f"yuv{_SUBSAMPLING_NAMES[shift]}p{suffix}"
+    layout = PlaneLayout(kind="yuv", bit_depth=depth, chroma_shift=shift)
+    # yuvj* formats are the same planes in full range; the range is in the ColourSpec.
+    readable_as_is = frame_format.name.replace("yuvj", "yuv", 1) == target
+    return layout, None if readable_as_is else target
+
+
+_SUBSAMPLING_NAMES = {(1, 1): "420", (1, 0): "422", (0, 0): "444"}
+
+
+def _chroma_shift(frame_format: av.VideoFormat) -> tuple[int, int]:
+    if len(frame_format.components) < 3:
+        return (1, 1)  # grey: any subsampling will do, the chroma planes are flat
+    width = frame_format.chroma_width(64)
+    height = frame_format.chroma_height(64)
+    return ((64 // width).bit_length() - 1, (64 // height).bit_length() - 1)
+
+
+def _planar_depth(bits: int) -> tuple[int, str]:
+    for depth, suffix in ((8, ""), (10, "10le"), (12, "12le")):
+        if bits <= depth:
+            return depth, suffix
+    return 16, "16le"
+
+
+def plane_array(plane, height: int, width: int, dtype: np.dtype) -> np.ndarray:
+    """A (height, width) view of one plane, dropping the line padding FFmpeg adds."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = np.frombuffer(plane, dtype=dtype).reshape(-1, plane.line_size // itemsize)
+    return rows[:height, :width]
+
+
+class _BatchBuilder:
+    """Collects frames into preallocated arrays, so a batch is built with one copy a plane."""
+
+    def __init__(self, layout: PlaneLayout, width: int, height: int, capacity: int, first_index: int) -> None:
+        self.layout = layout
+        self.first_index = first_index
+        self.dtype = np.uint8 if layout.bit_depth <= 8 else np.dtype("<u2")
+        shift_x, shift_y = layout.chroma_shift
+        chroma_size = (-(-height >> shift_y), -(-width >> shift_x)) if layout.kind == "yuv" else (height, width)
+        self.sizes = ((height, width), chroma_size, chroma_size)
+        self.planes = tuple(np.empty((capacity, *size), dtype=self.dtype) for size in self.sizes)
+        self.pts: list[int] = []
+
+    def add(self, frame: av.VideoFrame, pts: int) -> None:
+        slot = len(self.pts)
+        for target, plane, (height, width) in zip(self.planes, frame.planes, self.sizes):
+            target[slot] = plane_array(plane, height, width, self.dtype)
+        self.pts.append(pts)
+
+    def full(self) -> bool:
+        return len(self.pts) == len(self.planes[0])
+
+    def build(self) -> FrameBatch:
+        count = len(self.pts)
+        planes = tuple(p[:count] for p in self.planes)
+        return FrameBatch(planes=planes, pts=tuple(self.pts), layout=self.layout, first_index=self.first_index)
+
+
+def decode_batches(info: VideoInfo, *, batch_size: int, decoder_threads: int = 0) -> Iterator[FrameBatch]:
+    """Yield the video of ``info`` in batches of up to ``batch_size`` frames.
+
+    Raises InputError if the stream is corrupt mid-way or changes resolution.
+    """
+    with open_input(info.path) as container:
+        stream = container.streams[info.video_index]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = decoder_threads
+        builder: _BatchBuilder | None = None
+        frames_seen = 0
+        last_pts: int | None = None
+        for frame in _decoded_frames(container, stream, info):
+            if (frame.width, frame.height) != (info.width, info.height):
+                raise InputError(
+                    f"{info.path}: the resolution changes from {info.width}x{info.height} to "
+                    f"{frame.width}x{frame.height} at {_clock(frame.time)}; vidsr cannot upscale that yet"
+                )
+            if builder is None:
+                layout, convert_to = frame_layout(frame.format)
+                builder = _BatchBuilder(layout, info.width, info.height, batch_size, frames_seen)
+            if convert_to is not None:
+                frame = frame.reformat(format=convert_to)
+            pts = _presentation_pts(frame, last_pts)
+            builder.add(frame, pts)
+            last_pts = pts
+            frames_seen += 1
+            if builder.full():
+                yield builder.build()
+                builder = _BatchBuilder(builder.layout, info.width, info.height, batch_size, frames_seen)
+        if builder is not None and builder.pts:
+            yield builder.build()
+
+
+def _decoded_frames(container, stream, info: VideoInfo) -> Iterator[av.VideoFrame]:
+    last_time = 0.0
+    try:
+        for frame in container.decode(stream):
+            if frame.time is not None:
+                last_time = frame.time
+            yield frame
+    except av.error.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(f"{info.path} is corrupt near {_clock(last_time)}: {reason}") from None
+
+
+def _presentation_pts(frame: av.VideoFrame, last_pts: int | None) -> int:
+    """The frame's own pts; only a missing or non-increasing one is patched, minimally."""
+    pts = frame.pts
+    if last_pts is None:
+        return pts if pts is not None else 0
+    if pts is None or pts <= last_pts:
+        step = frame.duration or 1
+        return last_pts + max(int(step), 1)
+    return pts
+
+
+def _clock(seconds: float | None) -> str:
+    seconds = seconds or 0.0
+    minutes, secs = divmod(seconds, 60.0)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours:d}:{minutes:02d}:{secs:06.3f}"

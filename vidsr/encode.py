@@ -1,0 +1,176 @@
+"""Encode upscaled planes into a video-only work file, each frame at its source timestamp.
+
+The work file is NUT, FFmpeg's own container: it holds any codec and keeps the source
+time base exactly (no millisecond rounding, no shifting of negative timestamps), so
+the final mux into the user's container sees the timestamps the source had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from vidsr.colour import ColourSpec, PlaneLayout
+from vidsr.errors import OutputError, SettingsError
+from vidsr.upscale import OutputBatch
+
+WORK_FORMAT = "nut"
+
+_MATRIX_TAGS = {"bt601": 6, "bt709": 1, "bt2020": 9}  # AVColorSpace: smpte170m, bt709, bt2020nc
+_RANGE_TAGS = {False: 1, True: 2}  # AVColorRange: MPEG (limited), JPEG (full)
+_PIX_FMT_LAYOUTS = {
+    "yuv420p": PlaneLayout(kind="yuv", bit_depth=8, chroma_shift=(1, 1)),
+    "yuv422p": PlaneLayout(kind="yuv", bit_depth=8, chroma_shift=(1, 0)),
+    "yuv444p": PlaneLayout(kind="yuv", bit_depth=8, chroma_shift=(0, 0)),
+    "yuv420p10le": PlaneLayout(kind="yuv", bit_depth=10, chroma_shift=(1, 1)),
+    "yuv422p10le": PlaneLayout(kind="yuv", bit_depth=10, chroma_shift=(1, 0)),
+    "yuv444p10le": PlaneLayout(kind="yuv", bit_depth=10, chroma_shift=(0, 0)),
+}
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """What the user chooses about the output video; ``pix_fmt`` None follows the source depth."""
+
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str | None = None
+    threads: int = 0  # 0: the codec decides
+
+
+def output_pix_fmt(settings: EncodeSettings, source_bit_depth: int) -> str:
+    """The output pixel format: the user's, or 4:2:0 at 8 bits (10 for a deeper source)."""
+    codec = _codec(settings.codec)
+    supported = {fmt.name for fmt in codec.video_formats or ()}
+    if settings.pix_fmt is not None:
+        if settings.pix_fmt not in _PIX_FMT_LAYOUTS:
+            raise SettingsError(f"--pix-fmt {settings.pix_fmt}: choose one of {', '.join(_PIX_FMT_LAYOUTS)}")
+        if supported and settings.pix_fmt not in supported:
+            raise SettingsError(f"--pix-fmt {settings.pix_fmt}: {settings.codec} cannot encode it")
+        return settings.pix_fmt
+    if source_bit_depth > 8 and "yuv420p10le" in supported:
+        return "yuv420p10le"
+    return "yuv420p"
+
+
+def pix_fmt_layout(pix_fmt: str) -> PlaneLayout:
+    return _PIX_FMT_LAYOUTS[pix_fmt]
+
+
+def _codec(name: str) -> av.Codec:
+    try:
+        codec = av.Codec(name, "w")
+    except (av.error.FFmpegError, ValueError):
+        raise SettingsError(f"--codec {name}: no such encoder in this PyAV build") from None
+    if codec.type != "video":
+        raise SettingsError(f"--codec {name} is not a video encoder")
+    return codec
+
+
+def _codec_options(settings: EncodeSettings) -> dict[str, str]:
+    """Quality and speed options in each encoder family's own words."""
+    name = settings.codec
+    if name in ("libx264", "libx265"):
+        return {"crf": str(settings.crf), "preset": settings.preset}
+    if name == "libsvtav1":
+        return {"crf": str(settings.crf), "preset": settings.preset if settings.preset.isdigit() else "8"}
+    if name.endswith("_nvenc"):
+        return {"cq": str(settings.crf), "rc": "vbr"}
+    return {}
+
+
+class VideoWriter:
+    """A video-only work file that receives OutputBatches in presentation order."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        time_base: Fraction,
+        frame_rate: Fraction | None,
+        settings: EncodeSettings,
+        pix_fmt: str,
+        colour: ColourSpec,
+    ) -> None:
+        self.path = path
+        self.width, self.height = width, height
+        self.time_base = time_base
+        self.pix_fmt = pix_fmt
+        self.frames_written = 0
+        self._container = _open_output(path, WORK_FORMAT, {"avoid_negative_ts": "disabled"})
+        try:
+            self._stream = self._add_stream(settings, frame_rate, colour)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _add_stream(self, settings: EncodeSettings, frame_rate: Fraction | None, colour: ColourSpec):
+        stream = self._container.add_stream(settings.codec, rate=frame_rate, options=_codec_options(settings))
+        stream.width, stream.height = self.width, self.height
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = self.time_base
+        context = stream.codec_context
+        context.time_base = self.time_base
+        context.thread_count = settings.threads
+        context.colorspace = _MATRIX_TAGS[colour.matrix]
+        context.color_range = _RANGE_TAGS[colour.full_range]
+        context.color_primaries = colour.primaries
+        context.color_trc = colour.transfer
+        return stream
+
+    def write(self, batch: OutputBatch) -> None:
+        for slot, pts in enumerate(batch.pts):
+            frame = self._frame(tuple(plane[slot] for plane in batch.planes), pts)
+            self._mux(self._stream.encode(frame))
+            self.frames_written += 1
+
+    def _frame(self, planes: tuple[np.ndarray, ...], pts: int) -> av.VideoFrame:
+        frame = av.VideoFrame(self.width, self.height, self.pix_fmt)
+        for target, source in zip(frame.planes, planes):
+            _copy_into_plane(target, source)
+        frame.pts = pts
+        frame.time_base = self.time_base
+        return frame
+
+    def _mux(self, packets) -> None:
+        try:
+            self._container.mux(packets)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        """Flush the encoder and close the file; the file is complete only after this."""
+        try:
+            self._mux(self._stream.encode())
+        finally:
+            self._container.close()
+
+    def abort(self) -> None:
+        """Close without flushing, after an error elsewhere; the file is left incomplete."""
+        try:
+            self._container.close()
+        except (av.error.FFmpegError, OSError):
+            pass
+
+
+def _copy_into_plane(plane, source: np.ndarray) -> None:
+    itemsize = source.dtype.itemsize
+    rows = np.frombuffer(plane, dtype=source.dtype).reshape(-1, plane.line_size // itemsize)
+    rows[: source.shape[0], : source.shape[1]] = source
+
+
+def _open_output(path: Path, format_name: str | None, options: dict[str, str] | None = None):
+    try:
+        return av.open(str(path), mode="w", format=format_name, options=options or {})
+    except PermissionError:
+        raise OutputError(f"cannot write {path}: permission denied") from None
+    except (av.error.FFmpegError, OSError) as exc:
+        raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None

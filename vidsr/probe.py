@@ -1,0 +1,189 @@
+"""What is in a media file, read once before any work starts, with clear errors for bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.container
+import av.error
+
+from vidsr.colour import ColourSpec, Matrix
+from vidsr.errors import InputError
+
+# FFmpeg's AVColorSpace values that name a matrix vidsr converts with.
+_MATRIX_BY_COLORSPACE: dict[int, Matrix] = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+_UNSPECIFIED = 2
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """One non-video stream that rides along into the output."""
+
+    index: int
+    kind: str  # "audio" | "subtitle" | "data" | "attachment"
+    codec: str
+    language: str | None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """The facts about an input that the rest of the pipeline plans with."""
+
+    path: Path
+    container: str
+    video_index: int
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    bit_depth: int
+    time_base: Fraction
+    frame_rate: Fraction | None
+    frames: int
+    frames_exact: bool
+    duration: float
+    colour: ColourSpec
+    colour_tagged: bool
+    rotation: int
+    others: tuple[StreamSummary, ...]
+    chapters: int
+
+    @property
+    def audio(self) -> tuple[StreamSummary, ...]:
+        return tuple(s for s in self.others if s.kind == "audio")
+
+    @property
+    def subtitles(self) -> tuple[StreamSummary, ...]:
+        return tuple(s for s in self.others if s.kind == "subtitle")
+
+
+@contextmanager
+def open_input(path: Path) -> Iterator[av.container.InputContainer]:
+    """Open a media file for reading, turning every way that can fail into an InputError."""
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir():
+        raise InputError(f"input is a folder, not a video: {path}")
+    try:
+        container = av.open(str(path), mode="r")
+    except PermissionError:
+        raise InputError(f"cannot read {path}: permission denied") from None
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{path} is not a media file vidsr can read, or it is truncated ({_reason(exc)})") from None
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def _reason(exc: av.error.FFmpegError) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def probe(path: Path) -> VideoInfo:
+    """Read the streams of ``path``; raise InputError if it has no decodable video."""
+    with open_input(path) as container:
+        video = _first_video_stream(container, path)
+        first_frame = _first_frame(container, video, path)
+        context = video.codec_context
+        pix_fmt = first_frame.format.name
+        frame_rate = video.average_rate or video.guessed_rate
+        duration = _duration_seconds(container, video)
+        frames_exact = bool(video.frames)
+        frames = video.frames or (round(duration * frame_rate) if frame_rate else 0)
+        colour, tagged = effective_colour(
+            colorspace=context.colorspace or first_frame.colorspace,
+            color_range=context.color_range or first_frame.color_range,
+            primaries=context.color_primaries,
+            transfer=context.color_trc,
+            pix_fmt=pix_fmt,
+            width=video.width,
+            height=video.height,
+        )
+        return VideoInfo(
+            path=path,
+            container=container.format.name,
+            video_index=video.index,
+            codec=context.name,
+            width=video.width,
+            height=video.height,
+            pix_fmt=pix_fmt,
+            bit_depth=max(component.bits for component in first_frame.format.components),
+            time_base=video.time_base,
+            frame_rate=Fraction(frame_rate) if frame_rate else None,
+            frames=frames,
+            frames_exact=frames_exact,
+            duration=duration,
+            colour=colour,
+            colour_tagged=tagged,
+            rotation=int(first_frame.rotation or 0),
+            others=tuple(_summaries(container, video.index)),
+            chapters=len(container.chapters()),
+        )
+
+
+def _first_video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+        raise InputError(f"{path} has no video stream (found: {kinds})")
+    return streams[0]
+
+
+def _first_frame(container: av.container.InputContainer, video, path: Path) -> av.VideoFrame:
+    try:
+        for frame in container.decode(video):
+            return frame
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{path} is corrupt: its first video frame cannot be decoded ({_reason(exc)})") from None
+    raise InputError(f"{path} has a video stream with no decodable frames (empty or truncated)")
+
+
+def _duration_seconds(container: av.container.InputContainer, video) -> float:
+    if video.duration is not None and video.time_base is not None:
+        return float(video.duration * video.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def _summaries(container: av.container.InputContainer, video_index: int) -> Iterator[StreamSummary]:
+    for stream in container.streams:
+        if stream.index == video_index or stream.type == "video":
+            continue
+        codec = stream.codec_context.name if stream.codec_context else "unknown"
+        yield StreamSummary(stream.index, stream.type, codec, stream.metadata.get("language"))
+
+
+def effective_colour(
+    *,
+    colorspace: int,
+    color_range: int,
+    primaries: int,
+    transfer: int,
+    pix_fmt: str,
+    width: int,
+    height: int,
+) -> tuple[ColourSpec, bool]:
+    """The colour interpretation to use, and whether it came from tags rather than a guess.
+
+    Untagged video follows the common player convention: BT.709 for HD, BT.601 for SD.
+    """
+    matrix = _MATRIX_BY_COLORSPACE.get(int(colorspace or 0))
+    tagged = matrix is not None
+    if matrix is None:
+        matrix = "bt709" if width >= 1280 or height >= 720 else "bt601"
+    full_range = int(color_range or 0) == _FULL_RANGE or pix_fmt.startswith("yuvj")
+    spec = ColourSpec(
+        matrix=matrix,
+        full_range=full_range,
+        primaries=int(primaries or _UNSPECIFIED),
+        transfer=int(transfer or _UNSPECIFIED),
+    )
+    return spec, tagged

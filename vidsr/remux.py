@@ -1,0 +1,167 @@
+"""The final mux: the upscaled video joined with the input's audio, subtitles and chapters.
+
+Nothing is re-encoded here unless the output container cannot hold a codec. Packets of
+the two sources are merged by time, so the muxer never has to buffer a whole stream.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import av
+import av.container
+import av.error
+
+from vidsr.encode import _open_output
+from vidsr.errors import InputError, OutputError
+from vidsr.probe import VideoInfo, open_input
+
+Warn = Callable[[str], None]
+_TRANSCODE_AUDIO_TO = "aac"
+_STREAM_TAGS_KEPT = ("language", "title", "handler_name")
+
+
+def finalize(
+    video_parts: Sequence[Path],
+    info: VideoInfo,
+    output: Path,
+    *,
+    output_format: str | None = None,
+    warn: Warn = lambda message: None,
+) -> None:
+    """Write ``output``: the video packets of ``video_parts`` (in order), plus every other
+    stream of the input that the output container can carry."""
+    with open_input(info.path) as source:
+        container = _open_output(output, output_format)
+        try:
+            _mux_all(container, source, video_parts, info, warn)
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"cannot write {output}: {getattr(exc, 'strerror', None) or exc}") from None
+        finally:
+            container.close()
+
+
+def _mux_all(container, source, video_parts: Sequence[Path], info: VideoInfo, warn: Warn) -> None:
+    container.metadata.update(_container_tags(source))
+    video_out = None
+    with open_input(video_parts[0]) as first_part:
+        video_out = container.add_stream_from_template(first_part.streams.video[0])
+    if info.rotation:
+        video_out.set_display_rotation(info.rotation)
+    carried = _plan_other_streams(container, source, warn)
+    chapters = source.chapters()
+    if chapters:
+        container.set_chapters(chapters)
+    video_packets = _video_packets(video_parts, video_out)
+    other_packets = _other_packets(source, carried)
+    for packet in heapq.merge(video_packets, other_packets, key=_packet_seconds):
+        container.mux(packet)
+    for out_stream in carried.values():
+        if isinstance(out_stream, _Transcoder):
+            for packet in out_stream.flush():
+                container.mux(packet)
+
+
+class _Transcoder:
+    """Re-encodes one audio stream the output container cannot hold as it is."""
+
+    def __init__(self, container, in_stream) -> None:
+        rate = in_stream.codec_context.sample_rate or 48000
+        self.stream = container.add_stream(_TRANSCODE_AUDIO_TO, rate=rate)
+        self.stream.layout = in_stream.codec_context.layout
+        self.stream.metadata.update(_stream_tags(in_stream))
+        self.resampler = av.AudioResampler(format=self.stream.format, layout=self.stream.layout, rate=rate)
+        self.in_stream = in_stream
+
+    def packets_for(self, packet) -> list:
+        produced = []
+        for frame in packet.decode():
+            for resampled in self.resampler.resample(frame):
+                resampled.pts = None
+                produced.extend(self.stream.encode(resampled))
+        return produced
+
+    def flush(self) -> list:
+        produced = []
+        for resampled in self.resampler.resample(None):
+            produced.extend(self.stream.encode(resampled))
+        produced.extend(self.stream.encode(None))
+        return produced
+
+
+def _plan_other_streams(container, source, warn: Warn) -> dict[int, object]:
+    """For each non-video input stream: an output stream to copy into, a transcoder, or nothing."""
+    carried: dict[int, object] = {}
+    supported = container.supported_codecs
+    for stream in source.streams:
+        if stream.type == "video":
+            continue
+        codec = _codec_name(stream)
+        if stream.type in ("audio", "subtitle") and codec in supported:
+            out = container.add_stream_from_template(stream)
+            out.metadata.update(_stream_tags(stream))
+            carried[stream.index] = out
+        elif stream.type == "audio":
+            warn(
+                f"audio stream {stream.index} ({codec}) cannot go into {container.format.name} as it is; "
+                f"re-encoding it as {_TRANSCODE_AUDIO_TO}"
+            )
+            carried[stream.index] = _Transcoder(container, stream)
+        elif stream.type == "subtitle":
+            warn(f"subtitle stream {stream.index} ({codec}) cannot go into {container.format.name}; left out")
+        else:
+            warn(f"{stream.type} stream {stream.index} ({codec or 'unknown'}) left out")
+    return carried
+
+
+def _video_packets(parts: Sequence[Path], out_stream) -> Iterator[av.Packet]:
+    for part in parts:
+        with open_input(part) as container:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size == 0:
+                    continue
+                packet.stream = out_stream
+                yield packet
+
+
+def _other_packets(source, carried: dict[int, object]) -> Iterator[av.Packet]:
+    streams = [source.streams[index] for index in carried]
+    if not streams:
+        return
+    try:
+        for packet in source.demux(streams):
+            if packet.size == 0:
+                continue
+            target = carried[packet.stream.index]
+            if isinstance(target, _Transcoder):
+                yield from target.packets_for(packet)
+            else:
+                packet.stream = target
+                yield packet
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{source.name}: cannot read its audio or subtitles: {exc}") from None
+
+
+def _codec_name(stream) -> str | None:
+    """The codec's canonical name ("subrip"), which is what supported_codecs lists."""
+    context = stream.codec_context
+    if context is None or context.codec is None:
+        return None
+    return context.codec.canonical_name
+
+
+def _packet_seconds(packet: av.Packet) -> float:
+    timestamp = packet.dts if packet.dts is not None else packet.pts
+    if timestamp is None or packet.time_base is None:
+        return float("-inf")  # mux as soon as possible; the muxer interleaves the rest
+    return float(timestamp * packet.time_base)
+
+
+def _container_tags(source) -> dict[str, str]:
+    return {key: value for key, value in source.metadata.items() if key.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands")}
+
+
+def _stream_tags(stream) -> dict[str, str]:
+    return {key: value for key, value in stream.metadata.items() if key in _STREAM_TAGS_KEPT}

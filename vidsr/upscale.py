@@ -1,0 +1,159 @@
+"""The network stage: device, precision, memory layout, batching and out-of-memory recovery.
+
+Everything that touches the model lives here, so the rest of the pipeline only sees
+integer planes in and integer planes out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidsr.colour import ColourSpec, PlaneLayout, planes_to_rgb, rgb_to_planes
+from vidsr.decode import FrameBatch
+from vidsr.errors import SettingsError, VidsrError
+from vidsr.loader import LoadedModel
+
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["fp32", "fp16", "bf16"]
+
+
+def select_device(name: str) -> torch.device:
+    """The torch device for ``name``; "auto" prefers CUDA, then Apple's MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("--device cuda: no CUDA GPU is available to this torch build (try --device cpu)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise SettingsError("--device mps: Apple's Metal backend is not available here (try --device cpu)")
+    if name not in ("cpu", "cuda", "mps"):
+        raise SettingsError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def default_precision(device: torch.device, model: LoadedModel) -> Precision:
+    """fp16 where the GPU makes it fast and the model is safe in it; fp32 elsewhere."""
+    if device.type == "cuda" and model.supports_half:
+        return "fp16"
+    return "fp32"
+
+
+@dataclass(frozen=True)
+class OutputBatch:
+    """Upscaled frames as integer planes in the output layout, with the source timestamps."""
+
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    pts: tuple[int, ...]
+    first_index: int
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+
+class Upscaler:
+    """Runs one model on batches of frames, from source planes to output planes.
+
+    Args:
+        model: the loaded network and what it supports.
+        device: where the network and the colour conversion run.
+        precision: the dtype the network computes in.
+        source_colour / output_colour: how to read the input planes and write the output ones.
+        output_layout: bit depth and subsampling of the output planes.
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        device: torch.device,
+        precision: Precision,
+        source_colour: ColourSpec,
+        output_colour: ColourSpec,
+        output_layout: PlaneLayout,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self.source_colour = source_colour
+        self.output_colour = output_colour
+        self.output_layout = output_layout
+        self.network = model.module.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
+
+    @property
+    def scale(self) -> int:
+        return self.model.scale
+
+    def upscale(self, batch: FrameBatch) -> OutputBatch:
+        """Upscale every frame of ``batch``; planes come back on the CPU."""
+        with torch.inference_mode():
+            planes = tuple(_to_tensor(p, batch.layout).to(self.device, non_blocking=True) for p in batch.planes)
+            rgb = planes_to_rgb(planes, batch.layout, self.source_colour)
+            upscaled = self.upscale_rgb(rgb)
+            out_planes = rgb_to_planes(upscaled, self.output_layout, self.output_colour)
+            arrays = tuple(_to_numpy(p, self.output_layout) for p in out_planes)
+        return OutputBatch(planes=arrays, pts=batch.pts, first_index=batch.first_index)
+
+    def upscale_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
+        """RGB 0..1 (B x 3 x H x W, on the device) to the model's native scale, fp32.
+
+        Splits the batch and retries when the device runs out of memory.
+        """
+        try:
+            return self._forward(rgb)
+        except torch.OutOfMemoryError:
+            if len(rgb) == 1:
+                raise VidsrError(
+                    f"the {self.device.type} device ran out of memory on a single "
+                    f"{rgb.shape[-1]}x{rgb.shape[-2]} frame; try --device cpu or a smaller model"
+                ) from None
+            _release_cached_memory(self.device)
+            half = len(rgb) // 2
+            return torch.cat((self.upscale_rgb(rgb[:half]), self.upscale_rgb(rgb[half:])))
+
+    def _forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        height, width = rgb.shape[-2:]
+        padded = _pad_to_multiple(rgb, self.model.size_multiple)
+        network_input = padded.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        output = self.network(network_input)
+        scale = self.model.scale
+        return output[..., : height * scale, : width * scale].float().clamp_(0.0, 1.0)
+
+
+def _pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad height and width up to a multiple (pixel-unshuffle models need it)."""
+    height, width = images.shape[-2:]
+    pad_bottom, pad_right = -height % multiple, -width % multiple
+    if not (pad_bottom or pad_right):
+        return images
+    return F.pad(images, (0, pad_right, 0, pad_bottom), mode="reflect")
+
+
+def _to_tensor(plane: np.ndarray, layout: PlaneLayout) -> torch.Tensor:
+    """A plane array as a tensor torch can compute with (it has no full uint16)."""
+    if plane.dtype == np.uint8:
+        return torch.from_numpy(plane)
+    if layout.bit_depth <= 15:
+        return torch.from_numpy(plane.view(np.int16))
+    return torch.from_numpy(plane.astype(np.int32))
+
+
+def _to_numpy(plane: torch.Tensor, layout: PlaneLayout) -> np.ndarray:
+    array = plane.cpu().numpy()
+    if layout.bit_depth <= 8:
+        return array
+    return array.astype(np.uint16) if array.dtype == np.int32 else array.view(np.uint16)
+
+
+def _release_cached_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
