@@ -21,7 +21,7 @@ from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_la
 from vidsr.errors import OutputError, SettingsError
 from vidsr.loader import LoadedModel
 from vidsr.probe import VideoInfo, probe
-from vidsr.remux import finalize
+from vidsr.remux import finalize, format_accepts
 from vidsr.stages import Prefetcher, Sink
 from vidsr.upscale import Upscaler, default_precision, select_device
 from vidsr.zoo import DEFAULT_MODEL, resolve_model
@@ -206,15 +206,16 @@ def check_container(output: Path, codec_name: str) -> None:
         raise OutputError(f"output {output}: FFmpeg knows no container for '{output.suffix}' (try .mp4 or .mkv)") from None
     except OSError as exc:
         raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
-    try:
-        codec = av.Codec(codec_name, "w")
-        if codec.name not in container.supported_codecs and codec.canonical_name not in container.supported_codecs:
-            raise SettingsError(f"a {output.suffix} file cannot hold {codec_name} video; choose another --codec or extension")
-    except (ValueError, av.error.FFmpegError):
-        raise SettingsError(f"--codec {codec_name}: no such encoder in this PyAV build") from None
-    finally:
-        container.close()
-        probe_path.unlink(missing_ok=True)
+    format_name = container.format.name
+    container.close()
+    probe_path.unlink(missing_ok=True)
+
+    def add_video(probe: av.container.OutputContainer) -> None:
+        stream = probe.add_stream(codec_name, rate=24)
+        stream.width, stream.height = 64, 64
+
+    if not format_accepts(format_name, add_video):
+        raise SettingsError(f"a {output.suffix} file cannot hold {codec_name} video; choose another --codec or extension")
 
 
 def work_folder(output: Path) -> Path:

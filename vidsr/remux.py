@@ -7,6 +7,7 @@ the two sources are merged by time, so the muxer never has to buffer a whole str
 from __future__ import annotations
 
 import heapq
+import io
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from vidsr.errors import InputError, OutputError
 from vidsr.probe import VideoInfo, open_input
 
 Warn = Callable[[str], None]
-_TRANSCODE_AUDIO_TO = "aac"
+_TRANSCODE_AUDIO_TO = ("aac", "libopus", "flac")  # in order of preference; the first the container takes
 _STREAM_TAGS_KEPT = ("language", "title", "handler_name")
 
 
@@ -67,9 +68,11 @@ def _mux_all(container, source, video_parts: Sequence[Path], info: VideoInfo, wa
 class _Transcoder:
     """Re-encodes one audio stream the output container cannot hold as it is."""
 
-    def __init__(self, container, in_stream) -> None:
+    def __init__(self, container, in_stream, codec: str) -> None:
         rate = in_stream.codec_context.sample_rate or 48000
-        self.stream = container.add_stream(_TRANSCODE_AUDIO_TO, rate=rate)
+        if codec == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
+            rate = 48000
+        self.stream = container.add_stream(codec, rate=rate)
         self.stream.layout = in_stream.codec_context.layout
         self.stream.metadata.update(_stream_tags(in_stream))
         self.resampler = av.AudioResampler(format=self.stream.format, layout=self.stream.layout, rate=rate)
@@ -79,7 +82,6 @@ class _Transcoder:
         produced = []
         for frame in packet.decode():
             for resampled in self.resampler.resample(frame):
-                resampled.pts = None
                 produced.extend(self.stream.encode(resampled))
         return produced
 
@@ -91,29 +93,59 @@ class _Transcoder:
         return produced
 
 
+def format_accepts(format_name: str, add_stream: Callable[[av.container.OutputContainer], object]) -> bool:
+    """Whether FFmpeg's muxer for ``format_name`` takes a stream, asked by writing a header in memory.
+
+    ``supported_codecs`` cannot answer this for formats without a codec table (MPEG-TS says
+    it holds only MPEG-2), so the muxer itself is asked.
+    """
+    container = av.open(io.BytesIO(), mode="w", format=format_name)
+    try:
+        add_stream(container)
+        container.start_encoding()
+        return True
+    except (ValueError, av.error.FFmpegError):
+        return False
+    finally:
+        try:
+            container.close()
+        except (ValueError, av.error.FFmpegError):
+            pass
+
+
 def _plan_other_streams(container, source, warn: Warn) -> dict[int, object]:
     """For each non-video input stream: an output stream to copy into, a transcoder, or nothing."""
     carried: dict[int, object] = {}
-    supported = container.supported_codecs
+    format_name = container.format.name
     for stream in source.streams:
         if stream.type == "video":
             continue
         codec = _codec_name(stream)
-        if stream.type in ("audio", "subtitle") and codec in supported:
+        copyable = stream.type in ("audio", "subtitle") and format_accepts(
+            format_name, lambda probe: probe.add_stream_from_template(stream)
+        )
+        if copyable:
             out = container.add_stream_from_template(stream)
             out.metadata.update(_stream_tags(stream))
             carried[stream.index] = out
-        elif stream.type == "audio":
+        elif stream.type == "audio" and (target := _audio_codec_for(format_name)) is not None:
             warn(
-                f"audio stream {stream.index} ({codec}) cannot go into {container.format.name} as it is; "
-                f"re-encoding it as {_TRANSCODE_AUDIO_TO}"
+                f"audio stream {stream.index} ({codec}) cannot go into {format_name} as it is; "
+                f"re-encoding it as {target}"
             )
-            carried[stream.index] = _Transcoder(container, stream)
+            carried[stream.index] = _Transcoder(container, stream, target)
         elif stream.type == "subtitle":
             warn(f"subtitle stream {stream.index} ({codec}) cannot go into {container.format.name}; left out")
         else:
             warn(f"{stream.type} stream {stream.index} ({codec or 'unknown'}) left out")
     return carried
+
+
+def _audio_codec_for(format_name: str) -> str | None:
+    for codec in _TRANSCODE_AUDIO_TO:
+        if format_accepts(format_name, lambda probe: probe.add_stream(codec, rate=48000)):
+            return codec
+    return None
 
 
 def _video_packets(parts: Sequence[Path], out_stream) -> Iterator[av.Packet]:

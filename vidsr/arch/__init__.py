@@ -1,0 +1,8 @@
+"""The network architectures vidsr can run; parameter names follow the published checkpoints."""
+
+from __future__ import annotations
+
+from vidsr.arch.compact import SRVGGNetCompact
+from vidsr.arch.rrdbnet import RRDBNet
+
+__all__ = ["RRDBNet", "SRVGGNetCompact"]
