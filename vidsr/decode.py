@@ -11,7 +11,7 @@ import numpy as np
 
 from vidsr.colour import PlaneLayout
 from vidsr.errors import InputError
-from vidsr.probe import VideoInfo, open_input
+from vidsr.probe import VideoInfo, clock, open_input, truncation_tolerance
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def decode_batches(info: VideoInfo, *, batch_size: int, decoder_threads: int = 0
             if (frame.width, frame.height) != (info.width, info.height):
                 raise InputError(
                     f"{info.path}: the resolution changes from {info.width}x{info.height} to "
-                    f"{frame.width}x{frame.height} at {_clock(frame.time)}; vidsr cannot upscale that yet"
+                    f"{frame.width}x{frame.height} at {clock(frame.time)}; vidsr cannot upscale that yet"
                 )
             if builder is None:
                 layout, convert_to = frame_layout(frame.format)
@@ -141,7 +141,9 @@ def decode_batches(info: VideoInfo, *, batch_size: int, decoder_threads: int = 0
 
 
 def _decoded_frames(container, stream, info: VideoInfo) -> Iterator[av.VideoFrame]:
-    last_time = 0.0
+    """Every frame, then a check that decoding reached the end the file promised."""
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    last_time = start
     try:
         for frame in container.decode(stream):
             if frame.time is not None:
@@ -149,7 +151,13 @@ def _decoded_frames(container, stream, info: VideoInfo) -> Iterator[av.VideoFram
             yield frame
     except av.error.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise InputError(f"{info.path} is corrupt near {_clock(last_time)}: {reason}") from None
+        raise InputError(f"{info.path} is corrupt near {clock(last_time - start)}: {reason}") from None
+    frame_rate = float(info.frame_rate) if info.frame_rate else None
+    if last_time - start < info.duration - truncation_tolerance(frame_rate) - (1 / frame_rate if frame_rate else 0):
+        raise InputError(
+            f"{info.path} is corrupt or truncated: decoding stopped at {clock(last_time - start)} "
+            f"of {clock(info.duration)}"
+        )
 
 
 def _presentation_pts(frame: av.VideoFrame, last_pts: int | None) -> int:
@@ -163,8 +171,3 @@ def _presentation_pts(frame: av.VideoFrame, last_pts: int | None) -> int:
     return pts
 
 
-def _clock(seconds: float | None) -> str:
-    seconds = seconds or 0.0
-    minutes, secs = divmod(seconds, 60.0)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours:d}:{minutes:02d}:{secs:06.3f}"

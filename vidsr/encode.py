@@ -105,7 +105,7 @@ class VideoWriter:
         self.time_base = time_base
         self.pix_fmt = pix_fmt
         self.frames_written = 0
-        self._container = _open_output(path, WORK_FORMAT, {"avoid_negative_ts": "disabled"})
+        self._container = open_output(path, WORK_FORMAT, {"avoid_negative_ts": "disabled"})
         try:
             self._stream = self._add_stream(settings, frame_rate, colour)
         except BaseException:
@@ -151,7 +151,7 @@ class VideoWriter:
         try:
             self._mux(self._stream.encode())
         finally:
-            self._container.close()
+            close_output(self._container, self.path)
 
     def abort(self) -> None:
         """Close without flushing, after an error elsewhere; the file is left incomplete."""
@@ -167,7 +167,15 @@ def _copy_into_plane(plane, source: np.ndarray) -> None:
     rows[: source.shape[0], : source.shape[1]] = source
 
 
-def _open_output(path: Path, format_name: str | None, options: dict[str, str] | None = None):
+def close_output(container, path: Path) -> None:
+    """Close a container being written; a failed final write (a full disk) is an OutputError."""
+    try:
+        container.close()
+    except (OSError, av.error.FFmpegError) as exc:
+        raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def open_output(path: Path, format_name: str | None, options: dict[str, str] | None = None):
     try:
         return av.open(str(path), mode="w", format=format_name, options=options or {})
     except PermissionError:

@@ -21,7 +21,7 @@ from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_la
 from vidsr.errors import OutputError, SettingsError
 from vidsr.loader import LoadedModel
 from vidsr.probe import VideoInfo, probe
-from vidsr.remux import finalize, format_accepts
+from vidsr.remux import count_video_packets, finalize, format_accepts
 from vidsr.stages import Prefetcher, Sink
 from vidsr.upscale import Upscaler, default_precision, select_device
 from vidsr.zoo import DEFAULT_MODEL, resolve_model
@@ -104,6 +104,7 @@ def upscale_video(
         video_part = work / "video.nut"
         frames = _render(info, upscaler, job, pix_fmt, video_part, on_progress, started)
         finalize([video_part], info, partial, warn=warn)
+        check_complete(partial, frames)
         os.replace(partial, job.output)
     finally:
         partial.unlink(missing_ok=True)
@@ -161,6 +162,13 @@ def _render(
     if frames_done == 0:
         raise OutputError(f"{info.path}: no video frame could be decoded")
     return frames_done
+
+
+def check_complete(output: Path, frames: int) -> None:
+    """Read back what was written before it takes the output's name: a short file never does."""
+    written = count_video_packets(output)
+    if written != frames:
+        raise OutputError(f"{output} holds {written} of {frames} frames after writing; is the disk full?")
 
 
 def default_batch(device_type: str) -> int:

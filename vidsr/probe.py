@@ -95,6 +95,7 @@ def probe(path: Path) -> VideoInfo:
         pix_fmt = first_frame.format.name
         frame_rate = video.average_rate or video.guessed_rate
         duration = _duration_seconds(container, video)
+        _check_not_truncated(container, video, duration, path)
         frames_exact = bool(video.frames)
         frames = video.frames or (round(duration * frame_rate) if frame_rate else 0)
         colour, tagged = effective_colour(
@@ -146,11 +147,53 @@ def _first_frame(container: av.container.InputContainer, video, path: Path) -> a
 
 
 def _duration_seconds(container: av.container.InputContainer, video) -> float:
+    """The video stream's own duration where the file states it, else the whole file's."""
     if video.duration is not None and video.time_base is not None:
         return float(video.duration * video.time_base)
+    tagged = video.metadata.get("DURATION")  # Matroska writes it per stream
+    if tagged:
+        hours, minutes, seconds = tagged.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     if container.duration is not None:
         return container.duration / av.time_base
     return 0.0
+
+
+def truncation_tolerance(frame_rate: float | None) -> float:
+    """How far short of its stated duration a video may end before it counts as cut off."""
+    return max(0.5, 3.0 / frame_rate) if frame_rate else 0.5
+
+
+def _check_not_truncated(container, video, duration: float, path: Path) -> None:
+    """Look at the last seconds of the video: a cut-off file is refused before any work."""
+    if duration <= 0:
+        return
+    start = float(video.start_time * video.time_base) if video.start_time is not None else 0.0
+    try:
+        container.seek(int((start + max(0.0, duration - 2.0)) / video.time_base), stream=video, backward=True)
+        ends = [
+            float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            for packet in container.demux(video)
+            if packet.pts is not None
+        ]
+    except av.error.FFmpegError:
+        return  # not seekable: the decoder checks the end instead
+    finally:
+        container.seek(0)
+    video_end = max(ends, default=start) - start
+    rate = video.average_rate or video.guessed_rate
+    if video_end < duration - truncation_tolerance(float(rate) if rate else None):
+        raise InputError(
+            f"{path} is truncated: its video stops at {clock(video_end)} but the file says it lasts {clock(duration)}"
+        )
+
+
+def clock(seconds: float | None) -> str:
+    """A time as h:mm:ss.mmm, the way users find a spot in a player."""
+    seconds = seconds or 0.0
+    minutes, secs = divmod(seconds, 60.0)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours:d}:{minutes:02d}:{secs:06.3f}"
 
 
 def _summaries(container: av.container.InputContainer, video_index: int) -> Iterator[StreamSummary]:

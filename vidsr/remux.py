@@ -15,7 +15,7 @@ import av
 import av.container
 import av.error
 
-from vidsr.encode import _open_output
+from vidsr.encode import close_output, open_output
 from vidsr.errors import InputError, OutputError
 from vidsr.probe import VideoInfo, open_input
 
@@ -35,13 +35,19 @@ def finalize(
     """Write ``output``: the video packets of ``video_parts`` (in order), plus every other
     stream of the input that the output container can carry."""
     with open_input(info.path) as source:
-        container = _open_output(output, output_format)
+        container = open_output(output, output_format)
         try:
             _mux_all(container, source, video_parts, info, warn)
-        except av.error.FFmpegError as exc:
+        except (OSError, av.error.FFmpegError) as exc:
             raise OutputError(f"cannot write {output}: {getattr(exc, 'strerror', None) or exc}") from None
         finally:
-            container.close()
+            close_output(container, output)
+
+
+def count_video_packets(path: Path) -> int:
+    """Video packets in a finished file: a cheap check that everything written is readable."""
+    with open_input(path) as container:
+        return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
 
 
 def _mux_all(container, source, video_parts: Sequence[Path], info: VideoInfo, warn: Warn) -> None:
