@@ -102,7 +102,6 @@ def test_list_models_survives_a_broken_file(private_folders: Path) -> None:
     assert set(listed) == {*EMBEDDED, "broken", "good"}
     assert listed["broken"].error and "broken.pth" in listed["broken"].error
     assert listed["good"].error is None
-    assert listed["broken"].row()[4].startswith("error: ")
 
 
 def test_list_models_describes_embedded_models_without_loading_them() -> None:
@@ -112,4 +111,3 @@ def test_list_models_describes_embedded_models_without_loading_them() -> None:
     assert x4plus.size_mb == pytest.approx(33.4, abs=0.1)  # the fp16 ncnn weights
     assert "Real-ESRGAN" in x4plus.source
     assert "fast" in listed["realesr-animevideov3"].summary
-    assert x4plus.row() == ("realesrgan-x4plus", "RRDBNet", "x4", "33.4 MB, 16.70 M params", x4plus.source)

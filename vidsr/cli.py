@@ -21,7 +21,7 @@ from vidsr.encode import EncodeSettings
 from vidsr.errors import VidsrError
 from vidsr.pipeline import Progress as RenderProgress
 from vidsr.pipeline import UpscaleJob, upscale_video
-from vidsr.zoo import DEFAULT_MODEL, list_models
+from vidsr.zoo import DEFAULT_MODEL, REAL_ESRGAN_CREDIT, ModelInfo, list_models, models_dir
 
 app = typer.Typer(
     name="vidsr",
@@ -114,12 +114,34 @@ def upscale(
 def models() -> None:
     with user_errors():
         entries = list_models()
-    table = Table(title="vidsr models")
-    for column in ("name", "architecture", "scale", "size", "source"):
-        table.add_column(column)
+    table = Table(
+        title="vidsr models",
+        caption=f"Embedded: {REAL_ESRGAN_CREDIT}. Your models folder: {models_dir()}",
+        caption_justify="left",
+    )
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("architecture")
+    table.add_column("scale", justify="right")
+    table.add_column("params", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("good for / source")
     for entry in entries:
-        table.add_row(*entry.row())
+        table.add_row(*_model_row(entry))
     stdout.print(table)
+
+
+def _model_row(entry: ModelInfo) -> tuple[str, ...]:
+    if entry.error:
+        return (entry.name, "", "", "", "", f"[red]unusable:[/] {entry.error}")
+    embedded = entry.source.startswith("embedded")
+    return (
+        entry.name,
+        entry.architecture or "",
+        f"x{entry.scale}" if entry.scale else "",
+        f"{entry.params / 1e6:.2f} M" if entry.params else "",
+        f"{entry.size_mb:.1f} MB" if entry.size_mb is not None else "",
+        entry.summary if embedded else entry.source,
+    )
 
 
 def _warn(message: str) -> None:

@@ -50,14 +50,6 @@ class ModelInfo:
     summary: str = ""
     error: str | None = None
 
-    def row(self) -> tuple[str, str, str, str, str]:
-        """The columns of ``vidsr models``: name, architecture, scale, size, source (or the error)."""
-        size = "" if self.size_mb is None else f"{self.size_mb:.1f} MB"
-        params = "" if self.params is None else f", {self.params / 1e6:.2f} M params"
-        source = f"error: {self.error}" if self.error else self.source
-        scale = "" if self.scale is None else f"x{self.scale}"
-        return (self.name, self.architecture or "?", scale, size + params, source)
-
 
 EMBEDDED: dict[str, EmbeddedModel] = {
     model.name: model
