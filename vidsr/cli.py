@@ -6,6 +6,7 @@ that is not a known command to ``upscale``.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from rich.table import Table
 from vidsr.encode import EncodeSettings
 from vidsr.errors import VidsrError
 from vidsr.pipeline import Progress as RenderProgress
-from vidsr.pipeline import UpscaleJob, upscale_video
+from vidsr.pipeline import DEFAULT_SEGMENT_SECONDS, RenderInterrupted, UpscaleJob, upscale_video
 from vidsr.zoo import DEFAULT_MODEL, REAL_ESRGAN_CREDIT, ModelInfo, list_models, models_dir
 
 app = typer.Typer(
@@ -42,6 +43,9 @@ def user_errors() -> Iterator[None]:
     """Turn the library's errors into one red line and exit 1; Ctrl-C into exit 130."""
     try:
         yield
+    except RenderInterrupted as exc:
+        stderr.print(f"[yellow]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(130) from None
     except VidsrError as exc:
         stderr.print(f"[red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
@@ -87,7 +91,12 @@ def upscale(
     preset: Annotated[str, typer.Option(help="Encoder speed preset.")] = "medium",
     pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format; default yuv420p (10-bit for 10-bit input).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite OUTPUT if it exists.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
+    segment_seconds: Annotated[
+        float, typer.Option(help="Seconds of video per segment: the most work a resume redoes.", min=0.1)
+    ] = DEFAULT_SEGMENT_SECONDS,
+    restart: Annotated[bool, typer.Option(help="Discard an interrupted render of OUTPUT instead of resuming it.")] = False,
+    keep_work: Annotated[bool, typer.Option(help="Keep the encoded segments after OUTPUT is written.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no messages but errors.")] = False,
 ) -> None:
     job = UpscaleJob(
         input=input,
@@ -98,16 +107,37 @@ def upscale(
         batch=batch,
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
         force=force,
+        segment_seconds=segment_seconds,
+        restart=restart,
+        keep_work=keep_work,
     )
-    with user_errors(), progress_bar(enabled=not quiet and stderr.is_terminal) as on_progress:
-        result = upscale_video(job, on_progress=on_progress, warn=_warn)
-    if not quiet:
-        stderr.print(
-            f"wrote {result.output}: {result.frames} frames at {result.width}x{result.height} "
-            f"with {result.model} on {result.device} in {result.seconds:.1f} s "
-            f"({result.frames / max(result.seconds, 1e-9):.2f} fps)",
-            soft_wrap=True,
-        )
+    inform = _quiet if quiet else _inform
+    with user_errors(), stop_on_sigterm(), progress_bar(enabled=not quiet and stderr.is_terminal) as on_progress:
+        result = upscale_video(job, on_progress=on_progress, warn=_warn, inform=inform)
+    rendered = result.frames - result.frames_resumed
+    inform(
+        f"wrote {result.output}: {result.frames} frames at {result.width}x{result.height} "
+        f"with {result.model} on {result.device}; {rendered} frames in {result.seconds:.1f} s "
+        f"({rendered / max(result.seconds, 1e-9):.2f} fps)"
+        + (f", {result.frames_resumed} from the interrupted run" if result.frames_resumed else "")
+    )
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Treat SIGTERM (kill, a closing terminal, a service stop) like Ctrl-C: stop cleanly, resumable."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (e.g. under a test runner's worker): leave it be
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command(help="List the embedded models and the files in the models folder.")
@@ -146,6 +176,14 @@ def _model_row(entry: ModelInfo) -> tuple[str, ...]:
 
 def _warn(message: str) -> None:
     stderr.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+def _inform(message: str) -> None:
+    stderr.print(message, soft_wrap=True)
+
+
+def _quiet(message: str) -> None:
+    pass
 
 
 def with_default_command(args: Sequence[str]) -> list[str]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import av.error
@@ -20,12 +23,14 @@ class FrameBatch:
 
     ``planes`` are three arrays of shape (frames, plane height, plane width), uint8 for
     8-bit video and uint16 above; ``pts`` are the source timestamps in the stream's time base.
+    A batch never spans two segments.
     """
 
     planes: tuple[np.ndarray, np.ndarray, np.ndarray]
     pts: tuple[int, ...]
     layout: PlaneLayout
     first_index: int
+    segment: int = 0
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -78,12 +83,35 @@ def plane_array(plane, height: int, width: int, dtype: np.dtype) -> np.ndarray:
     return rows[:height, :width]
 
 
+@dataclass(frozen=True)
+class Segmentation:
+    """Cuts a stream into segments of ``seconds`` of presentation time, from its first frame.
+
+    Boundaries depend only on timestamps, so every run of the same job cuts in the same places.
+    """
+
+    start_pts: int
+    time_base: Fraction
+    seconds: Fraction
+
+    def index_of(self, pts: int) -> int:
+        tb, length = self.time_base, self.seconds
+        return (pts - self.start_pts) * tb.numerator * length.denominator // (tb.denominator * length.numerator)
+
+    def first_pts_of(self, index: int) -> int:
+        """The smallest pts that belongs to segment ``index``."""
+        return self.start_pts + math.ceil(index * self.seconds / self.time_base)
+
+
 class _BatchBuilder:
     """Collects frames into preallocated arrays, so a batch is built with one copy a plane."""
 
-    def __init__(self, layout: PlaneLayout, width: int, height: int, capacity: int, first_index: int) -> None:
+    def __init__(
+        self, layout: PlaneLayout, width: int, height: int, capacity: int, first_index: int, segment: int
+    ) -> None:
         self.layout = layout
         self.first_index = first_index
+        self.segment = segment
         self.dtype = np.uint8 if layout.bit_depth <= 8 else np.dtype("<u2")
         shift_x, shift_y = layout.chroma_shift
         chroma_size = (-(-height >> shift_y), -(-width >> shift_x)) if layout.kind == "yuv" else (height, width)
@@ -103,41 +131,97 @@ class _BatchBuilder:
     def build(self) -> FrameBatch:
         count = len(self.pts)
         planes = tuple(p[:count] for p in self.planes)
-        return FrameBatch(planes=planes, pts=tuple(self.pts), layout=self.layout, first_index=self.first_index)
+        return FrameBatch(
+            planes=planes, pts=tuple(self.pts), layout=self.layout, first_index=self.first_index, segment=self.segment
+        )
 
 
-def decode_batches(info: VideoInfo, *, batch_size: int, decoder_threads: int = 0) -> Iterator[FrameBatch]:
-    """Yield the video of ``info`` in batches of up to ``batch_size`` frames.
+def decode_batches(
+    info: VideoInfo,
+    *,
+    batch_size: int,
+    segmentation: Segmentation | None = None,
+    first_segment: int = 0,
+    first_index: int = 0,
+    decoder_threads: int = 0,
+) -> Iterator[FrameBatch]:
+    """Yield the video of ``info`` in batches of up to ``batch_size`` frames, from the start of
+    ``first_segment`` on (seeking there, frame-exactly, instead of decoding what comes before).
 
-    Raises InputError if the stream is corrupt mid-way or changes resolution.
+    ``first_index`` is the number of frames before that point. Raises InputError if the
+    stream is corrupt mid-way or changes resolution.
     """
     with open_input(info.path) as container:
         stream = container.streams[info.video_index]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = decoder_threads
+        start_pts = segmentation.first_pts_of(first_segment) if segmentation and first_segment else None
         builder: _BatchBuilder | None = None
-        frames_seen = 0
+        frames_seen = first_index
         last_pts: int | None = None
-        for frame in _decoded_frames(container, stream, info):
-            if (frame.width, frame.height) != (info.width, info.height):
-                raise InputError(
-                    f"{info.path}: the resolution changes from {info.width}x{info.height} to "
-                    f"{frame.width}x{frame.height} at {clock(frame.time)}; vidsr cannot upscale that yet"
-                )
+        for frame in _frames_from(container, stream, info, start_pts):
+            _check_size(frame, info)
+            pts = _presentation_pts(frame, last_pts)
+            last_pts = pts
+            segment = segmentation.index_of(pts) if segmentation else 0
+            if builder is not None and (builder.full() or builder.segment != segment):
+                yield builder.build()
+                builder = None
             if builder is None:
                 layout, convert_to = frame_layout(frame.format)
-                builder = _BatchBuilder(layout, info.width, info.height, batch_size, frames_seen)
+                builder = _BatchBuilder(layout, info.width, info.height, batch_size, frames_seen, segment)
             if convert_to is not None:
-                frame = frame.reformat(format=convert_to)
-            pts = _presentation_pts(frame, last_pts)
+                frame = _repack(frame, convert_to)
             builder.add(frame, pts)
-            last_pts = pts
             frames_seen += 1
-            if builder.full():
-                yield builder.build()
-                builder = _BatchBuilder(builder.layout, info.width, info.height, batch_size, frames_seen)
         if builder is not None and builder.pts:
             yield builder.build()
+
+
+def _repack(frame: av.VideoFrame, target: str) -> av.VideoFrame:
+    """Repack a frame into the planar format vidsr reads, keeping every sample value."""
+    if frame.format.name.startswith("gray"):
+        # Grey is full range by FFmpeg's convention: copy Y as it is, not squeezed into 16..235.
+        return frame.reformat(format=target, src_color_range=2, dst_color_range=2)
+    return frame.reformat(format=target)
+
+
+def _check_size(frame: av.VideoFrame, info: VideoInfo) -> None:
+    if (frame.width, frame.height) != (info.width, info.height):
+        raise InputError(
+            f"{info.path}: the resolution changes from {info.width}x{info.height} to "
+            f"{frame.width}x{frame.height} at {clock(frame.time)}; vidsr cannot upscale that yet"
+        )
+
+
+_SEEK_MARGINS_SECONDS = (2, 15, 120)  # how far before the target to seek, tried in turn
+
+
+def _frames_from(container, stream, info: VideoInfo, start_pts: int | None) -> Iterator[av.VideoFrame]:
+    """Frames with pts >= ``start_pts`` (all frames if None), found by seeking.
+
+    A seek lands on a keyframe at or before its target, but an index can be coarse: if the
+    first frame decoded is already past ``start_pts``, seek again from further back, and in
+    the end decode from the start, so no frame is ever skipped.
+    """
+    if start_pts is None:
+        yield from _decoded_frames(container, stream, info)
+        return
+    for margin in (*_SEEK_MARGINS_SECONDS, None):
+        if margin is None:
+            container.seek(0)
+        else:
+            container.seek(max(0, start_pts - int(margin / stream.time_base)), stream=stream, backward=True)
+        frames = _decoded_frames(container, stream, info)
+        first = next(frames, None)
+        if first is None:
+            continue
+        if margin is not None and first.pts is not None and first.pts > start_pts:
+            continue  # landed after the target
+        for frame in itertools.chain((first,), frames):
+            if frame.pts is None or frame.pts >= start_pts:
+                yield frame
+        return
 
 
 def _decoded_frames(container, stream, info: VideoInfo) -> Iterator[av.VideoFrame]:

@@ -1,38 +1,47 @@
-"""The one module that wires the stages: probe, decode, upscale, encode, finalize.
+"""The one module that wires the stages: probe, decode, upscale, encode, journal, finalize.
 
     decode thread ──queue──► upscale (this thread, on the device) ──queue──► encode thread
-        ─► work file ─► finalize (stream copy + audio, subtitles, chapters) ─► atomic rename
+        ─► one file per segment ─► journal ─► finalize (join + audio, subtitles, chapters) ─► rename
+
+The render is cut into segments of a few seconds, each encoded into its own file. A segment
+counts once its file is durable and the journal names it, so a render killed at any instant
+resumes from its first unfinished segment when the same command runs again.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import av.error
 
-from vidsr.decode import decode_batches
+from vidsr import __version__
+from vidsr.decode import Segmentation, decode_batches
 from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_layout
-from vidsr.errors import OutputError, SettingsError
+from vidsr.errors import OutputError, SettingsError, VidsrError
+from vidsr.journal import Journal, JobChangedError, SegmentRecord, describe_changes, input_fingerprint, sync_folder
 from vidsr.loader import LoadedModel
 from vidsr.probe import VideoInfo, probe
 from vidsr.remux import count_video_packets, finalize, format_accepts
 from vidsr.stages import Prefetcher, Sink
-from vidsr.upscale import Upscaler, default_precision, select_device
+from vidsr.upscale import OutputBatch, Upscaler, default_precision, select_device
+from vidsr.workfolder import WorkFolder
 from vidsr.zoo import DEFAULT_MODEL, resolve_model
 
 DECODE_QUEUE_BATCHES = 4  # decoded batches waiting for the network
 ENCODE_QUEUE_BATCHES = 4  # upscaled batches waiting for the encoder
+DEFAULT_SEGMENT_SECONDS = 6.0  # the most work a resume redoes; see bench/segment_cost.py for its cost
 
 
 @dataclass(frozen=True)
 class UpscaleJob:
-    """Everything that decides what ``upscale_video`` writes."""
+    """Everything that decides what ``upscale_video`` writes, and how it treats earlier work."""
 
     input: Path
     output: Path
@@ -42,23 +51,29 @@ class UpscaleJob:
     batch: int = 0  # 0: chosen for the device
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     force: bool = False
+    segment_seconds: float = DEFAULT_SEGMENT_SECONDS
+    restart: bool = False  # discard an interrupted render of this output instead of resuming it
+    keep_work: bool = False  # keep the segment files after the output is written
 
 
 @dataclass(frozen=True)
 class Progress:
     frames_done: int
     frames_total: int  # an estimate when the container does not store a count
-    elapsed: float
+    elapsed: float  # seconds since this run started rendering
+    frames_at_start: int = 0  # frames already done by earlier runs
 
     @property
     def fps(self) -> float:
-        return self.frames_done / self.elapsed if self.elapsed > 0 else 0.0
+        rendered = self.frames_done - self.frames_at_start
+        return rendered / self.elapsed if self.elapsed > 0 else 0.0
 
 
 @dataclass(frozen=True)
 class RenderResult:
     output: Path
     frames: int
+    frames_resumed: int  # of ``frames``, how many earlier runs had already done
     width: int
     height: int
     seconds: float
@@ -66,52 +81,80 @@ class RenderResult:
     device: str
 
 
+class RenderInterrupted(VidsrError):
+    """Ctrl-C (or SIGTERM) stopped the render; the message says how to resume."""
+
+
 ProgressCallback = Callable[[Progress], None]
-Warn = Callable[[str], None]
+Notify = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    pass
 
 
 def upscale_video(
     job: UpscaleJob,
     *,
     on_progress: ProgressCallback | None = None,
-    warn: Warn = lambda message: None,
+    warn: Notify = _quiet,
+    inform: Notify = _quiet,
 ) -> RenderResult:
-    """Upscale ``job.input`` into ``job.output``; raises VidsrError with a user-facing message.
+    """Upscale ``job.input`` into ``job.output``, resuming an interrupted render of the same job.
 
-    OUTPUT appears only when complete: it is written under a temporary name beside it
-    and renamed into place.
+    OUTPUT appears only when complete: it is written under a temporary name beside it and
+    renamed into place. Raises VidsrError with a user-facing message.
     """
     check_paths(job.input, job.output, force=job.force)
     check_container(job.output, job.encode.codec)
+    if job.segment_seconds <= 0:
+        raise SettingsError("--segment-seconds must be more than 0")
     info = probe(job.input)
     model = resolve_model(job.model)
     check_scale(job.scale, model)
     device = select_device(job.device)
+    precision = default_precision(device, model)
     pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
-    upscaler = Upscaler(
-        model,
-        device=device,
-        precision=default_precision(device, model),
-        source_colour=info.colour,
-        output_colour=info.colour,
-        output_layout=pix_fmt_layout(pix_fmt),
-    )
-    work = work_folder(job.output)
+    description = describe_job(job, info, model, precision, pix_fmt)
+
+    work = WorkFolder(job.output)
+    work_existed = work.exists()
+    work.acquire()
+    journal: Journal | None = None
     partial = partial_path(job.output)
     started = time.perf_counter()
     try:
-        work.mkdir(parents=True, exist_ok=True)
-        video_part = work / "video.nut"
-        frames = _render(info, upscaler, job, pix_fmt, video_part, on_progress, started)
-        finalize([video_part], info, partial, warn=warn)
-        check_complete(partial, frames)
+        journal = open_journal(work, description, restart=job.restart, inform=inform, info=info)
+        frames_resumed = journal.frames_done
+        if not journal.complete:
+            upscaler = Upscaler(
+                model,
+                device=device,
+                precision=precision,
+                source_colour=info.colour,
+                output_colour=info.colour,
+                output_layout=pix_fmt_layout(pix_fmt),
+            )
+            _render(info, upscaler, job, pix_fmt, work, journal, on_progress, started)
+        finalize([work.path / s.file for s in journal.segments], info, partial, warn=warn)
+        check_complete(partial, journal.frames_done)
         os.replace(partial, job.output)
+        sync_folder(job.output.parent)
+    except KeyboardInterrupt:
+        raise RenderInterrupted(_interrupted_message(job, journal, info)) from None
+    except BaseException:
+        if not work_existed and (journal is None or not journal.segments):
+            work.remove()  # nothing worth resuming: leave no trace
+        raise
     finally:
         partial.unlink(missing_ok=True)
-        shutil.rmtree(work, ignore_errors=True)
+        work.release()
+    if not job.keep_work:
+        work.remove()
     return RenderResult(
         output=job.output,
-        frames=frames,
+        frames=journal.frames_done,
+        frames_resumed=frames_resumed,
         width=info.width * model.scale,
         height=info.height * model.scale,
         seconds=time.perf_counter() - started,
@@ -120,48 +163,196 @@ def upscale_video(
     )
 
 
+def describe_job(job: UpscaleJob, info: VideoInfo, model: LoadedModel, precision: str, pix_fmt: str) -> dict:
+    """Everything that changes the output: a resume must match it exactly."""
+    colour = info.colour
+    return {
+        "input": input_fingerprint(info),
+        "model": {"name": model.name, "sha256": model.content_hash},
+        "settings": {
+            "scale": model.scale,
+            "codec": job.encode.codec,
+            "crf": job.encode.crf,
+            "preset": job.encode.preset,
+            "pix_fmt": pix_fmt,
+            "precision": precision,
+            "colour": f"{colour.matrix} {'full' if colour.full_range else 'limited'}",
+            "segment_seconds": str(Fraction(job.segment_seconds).limit_denominator(1000)),
+            "vidsr": __version__,
+        },
+    }
+
+
+def open_journal(work: WorkFolder, description: dict, *, restart: bool, inform: Notify, info: VideoInfo) -> Journal:
+    """The journal to continue: the recorded one if it is of this job, a new one otherwise."""
+    journal = None if restart else work.read_journal()
+    if restart:
+        work.clear()
+    if journal is not None and journal.job != description:
+        changes = "; ".join(describe_changes(journal.job, description))
+        raise JobChangedError(
+            f"{work.output} has an interrupted render of a different job ({changes}); "
+            "run it with the earlier input and settings to resume, or add --restart to start over"
+        )
+    journal = journal or Journal(job=description)
+    _drop_missing_segments(work, journal, inform)
+    stray = work.discard_unrecorded(journal)
+    if journal.segments:
+        total = max(info.frames, journal.frames_done)
+        inform(
+            f"resuming at frame {journal.frames_done} of {total} ({100 * journal.frames_done / total:.0f} %), "
+            f"{_count(len(journal.segments), 'segment')} done"
+            + (f"; discarded {len(stray)} unfinished segment file(s)" if stray else "")
+        )
+    work.write_journal(journal)
+    return journal
+
+
+def _drop_missing_segments(work: WorkFolder, journal: Journal, inform: Notify) -> None:
+    """Forget recorded segments whose files are gone or damaged, and everything after them."""
+    for position, segment in enumerate(journal.segments):
+        path = work.path / segment.file
+        if not path.is_file() or path.stat().st_size != segment.size:
+            inform(f"segment {segment.index} is missing or damaged; redoing from there")
+            del journal.segments[position:]
+            journal.complete = False
+            return
+
+
+def _interrupted_message(job: UpscaleJob, journal: Journal | None, info: VideoInfo) -> str:
+    if journal is None or not journal.segments:
+        return "interrupted before the first segment was finished; nothing to resume"
+    return (
+        f"interrupted after frame {journal.frames_done} of {max(info.frames, journal.frames_done)} "
+        f"({_count(len(journal.segments), 'segment')} kept); run the same command again to resume"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _render(
     info: VideoInfo,
     upscaler: Upscaler,
     job: UpscaleJob,
     pix_fmt: str,
-    video_part: Path,
+    work: WorkFolder,
+    journal: Journal,
     on_progress: ProgressCallback | None,
     started: float,
-) -> int:
-    """Run decode → upscale → encode into ``video_part``; returns the number of frames."""
-    writer = VideoWriter(
-        video_part,
-        width=info.width * upscaler.scale,
-        height=info.height * upscaler.scale,
+) -> None:
+    """Run decode → upscale → encode for every segment the journal does not have yet."""
+
+    def open_writer(path: Path) -> VideoWriter:
+        return VideoWriter(
+            path,
+            width=info.width * upscaler.scale,
+            height=info.height * upscaler.scale,
+            time_base=info.time_base,
+            frame_rate=info.frame_rate,
+            settings=job.encode,
+            pix_fmt=pix_fmt,
+            colour=upscaler.output_colour,
+        )
+
+    segmentation = Segmentation(
+        start_pts=info.start_pts,
         time_base=info.time_base,
-        frame_rate=info.frame_rate,
-        settings=job.encode,
-        pix_fmt=pix_fmt,
-        colour=upscaler.output_colour,
+        seconds=Fraction(job.segment_seconds).limit_denominator(1000),
     )
-    batch_size = job.batch or default_batch(upscaler.device.type)
-    decoded = Prefetcher(decode_batches(info, batch_size=batch_size), depth=DECODE_QUEUE_BATCHES, name="vidsr-decode")
-    encoder = Sink(writer.write, depth=ENCODE_QUEUE_BATCHES, name="vidsr-encode")
-    frames_done = 0
+    batches = decode_batches(
+        info,
+        batch_size=job.batch or default_batch(upscaler.device.type),
+        segmentation=segmentation,
+        first_segment=journal.next_segment,
+        first_index=journal.frames_done,
+    )
+    decoded = Prefetcher(batches, depth=DECODE_QUEUE_BATCHES, name="vidsr-decode")
+    segments = SegmentWriter(work, journal, open_writer)
+    encoder = Sink(segments.write, depth=ENCODE_QUEUE_BATCHES, name="vidsr-encode")
+    frames_at_start = frames_done = journal.frames_done
     try:
         for batch in decoded:
             encoder.put(upscaler.upscale(batch))
             frames_done += len(batch)
             if on_progress is not None:
                 total = max(info.frames, frames_done)
-                on_progress(Progress(frames_done, total, time.perf_counter() - started))
+                on_progress(Progress(frames_done, total, time.perf_counter() - started, frames_at_start))
         encoder.finish()
-        writer.close()
+        segments.finish()
     except BaseException:
         encoder.abort()
-        writer.abort()
+        segments.abort()
         raise
     finally:
         decoded.close()
-    if frames_done == 0:
+    if journal.frames_done == 0:
         raise OutputError(f"{info.path}: no video frame could be decoded")
-    return frames_done
+
+
+class SegmentWriter:
+    """Encodes each segment into its own file; a finished one is made durable, then journaled.
+
+    Runs in the encode thread. The order of a commit is what makes a kill at any instant safe:
+    encoder flushed → file fsynced and renamed → journal replaced atomically.
+    """
+
+    def __init__(self, work: WorkFolder, journal: Journal, open_writer: Callable[[Path], VideoWriter]) -> None:
+        self.work = work
+        self.journal = journal
+        self.open_writer = open_writer
+        self.writer: VideoWriter | None = None
+        self.index = -1
+        self.pts: list[int] = []
+
+    def write(self, batch: OutputBatch) -> None:
+        if self.writer is not None and batch.segment != self.index:
+            self._commit()
+        if self.writer is None:
+            self.index = batch.segment
+            self.pts = []
+            self.writer = self.open_writer(self.work.in_progress_path(self.index))
+        self.writer.write(batch)
+        self.pts.extend(batch.pts)
+        _test_kill_point("frame", batch.first_index)
+
+    def finish(self) -> None:
+        if self.writer is not None:
+            self._commit()
+        self.journal.complete = True
+        self.work.write_journal(self.journal)
+
+    def abort(self) -> None:
+        """Stop without committing; the unfinished segment file is discarded by the next run."""
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+
+    def _commit(self) -> None:
+        self.writer.close()
+        self.writer = None
+        path = self.work.commit_segment(self.index)
+        _test_kill_point("segment-committed", self.index)
+        record = SegmentRecord(
+            index=self.index,
+            file=path.name,
+            frames=len(self.pts),
+            first_pts=self.pts[0],
+            last_pts=self.pts[-1],
+            size=path.stat().st_size,
+        )
+        self.journal.segments.append(record)
+        self.work.write_journal(self.journal)
+        _test_kill_point("journal-written", self.index)
+
+
+def _test_kill_point(name: str, segment: int) -> None:
+    """Tests kill vidsr at exact points: VIDSR_TEST_KILL_AT=segment-committed:2 (a segment file is
+    durable but not journaled), journal-written:2, or frame:30 (mid-segment, after encoding the
+    batch that starts at frame 30)."""
+    if os.environ.get("VIDSR_TEST_KILL_AT") == f"{name}:{segment}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def check_complete(output: Path, frames: int) -> None:
@@ -224,11 +415,6 @@ def check_container(output: Path, codec_name: str) -> None:
 
     if not format_accepts(format_name, add_video):
         raise SettingsError(f"a {output.suffix} file cannot hold {codec_name} video; choose another --codec or extension")
-
-
-def work_folder(output: Path) -> Path:
-    """Where a render keeps its encoded work files: a hidden folder beside the output."""
-    return output.with_name(f".{output.name}.vidsr")
 
 
 def partial_path(output: Path) -> Path:

@@ -44,6 +44,7 @@ class VideoInfo:
     pix_fmt: str
     bit_depth: int
     time_base: Fraction
+    start_pts: int  # the first frame's pts: where segment 0 begins
     frame_rate: Fraction | None
     frames: int
     frames_exact: bool
@@ -117,6 +118,7 @@ def probe(path: Path) -> VideoInfo:
             pix_fmt=pix_fmt,
             bit_depth=max(component.bits for component in first_frame.format.components),
             time_base=video.time_base,
+            start_pts=first_frame.pts or 0,
             frame_rate=Fraction(frame_rate) if frame_rate else None,
             frames=frames,
             frames_exact=frames_exact,
@@ -222,7 +224,10 @@ def effective_colour(
     tagged = matrix is not None
     if matrix is None:
         matrix = "bt709" if width >= 1280 or height >= 720 else "bt601"
-    full_range = int(color_range or 0) == _FULL_RANGE or pix_fmt.startswith("yuvj")
+    if int(color_range or 0) in (1, 2):
+        full_range = int(color_range) == _FULL_RANGE
+    else:  # untagged: FFmpeg's conventions, JPEG-style yuvj and grey are full range
+        full_range = pix_fmt.startswith(("yuvj", "gray"))
     spec = ColourSpec(
         matrix=matrix,
         full_range=full_range,

@@ -155,13 +155,56 @@ def _audio_codec_for(format_name: str) -> str | None:
 
 
 def _video_packets(parts: Sequence[Path], out_stream) -> Iterator[av.Packet]:
+    """The packets of every part, in order, with decode timestamps made valid across the joins."""
+    schedule = DtsSchedule(_presentation_times(parts))
     for part in parts:
         with open_input(part) as container:
             for packet in container.demux(container.streams.video[0]):
                 if packet.size == 0:
                     continue
+                packet.dts = schedule.next_dts()
                 packet.stream = out_stream
                 yield packet
+
+
+def _presentation_times(parts: Sequence[Path]) -> list[list[int]]:
+    """Each part's packet pts, in decode order (a demux pass: no decoding, no payload kept)."""
+    times = []
+    for part in parts:
+        with open_input(part) as container:
+            times.append([p.pts for p in container.demux(container.streams.video[0]) if p.size])
+    return times
+
+
+class DtsSchedule:
+    """Decode timestamps for segments encoded separately and joined.
+
+    Each segment's encoder starts its own decode clock, and a container may not even store
+    the first few (NUT leaves them out), so they are derived again for the joined stream:
+    the i-th packet in decode order gets the (i - delay)-th smallest pts, where ``delay`` is
+    the deepest frame reordering in any segment. That is increasing, never after its pts, and
+    what an encoder that had seen the whole video would have written.
+    """
+
+    def __init__(self, segments_pts: list[list[int]]) -> None:
+        self.sorted_pts = [pts for segment in segments_pts for pts in sorted(segment)]
+        self.delay = max((_reorder_delay(segment) for segment in segments_pts), default=0)
+        self.position = 0
+
+    def next_dts(self) -> int:
+        index = self.position - self.delay
+        self.position += 1
+        if index >= 0:
+            return self.sorted_pts[index]
+        first = self.sorted_pts[0]
+        step = self.sorted_pts[1] - first if len(self.sorted_pts) > 1 else 1
+        return first + index * step  # before the first frame, one frame interval apart
+
+
+def _reorder_delay(pts_in_decode_order: list[int]) -> int:
+    """How many packets at most come before a frame that is shown earlier (0 without B-frames)."""
+    rank = {pts: position for position, pts in enumerate(sorted(pts_in_decode_order))}
+    return max((position - rank[pts] for position, pts in enumerate(pts_in_decode_order)), default=0)
 
 
 def _other_packets(source, carried: dict[int, object]) -> Iterator[av.Packet]:

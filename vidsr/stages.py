@@ -36,8 +36,9 @@ class Prefetcher(Generic[T]):
         self._thread.start()
 
     def _run(self) -> None:
-        iterator = iter(self._source)
+        iterator = None
         try:
+            iterator = iter(self._source)
             for item in iterator:
                 if not _put_unless_stopped(self._queue, item, self._stop):
                     return

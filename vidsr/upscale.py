@@ -53,6 +53,7 @@ class OutputBatch:
     planes: tuple[np.ndarray, np.ndarray, np.ndarray]
     pts: tuple[int, ...]
     first_index: int
+    segment: int = 0
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -99,7 +100,7 @@ class Upscaler:
             upscaled = self.upscale_rgb(rgb)
             out_planes = rgb_to_planes(upscaled, self.output_layout, self.output_colour)
             arrays = tuple(_to_numpy(p, self.output_layout) for p in out_planes)
-        return OutputBatch(planes=arrays, pts=batch.pts, first_index=batch.first_index)
+        return OutputBatch(planes=arrays, pts=batch.pts, first_index=batch.first_index, segment=batch.segment)
 
     def upscale_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
         """RGB 0..1 (B x 3 x H x W, on the device) to the model's native scale, fp32.

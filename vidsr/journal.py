@@ -1,0 +1,161 @@
+"""The resume journal: which segments of a render are finished, and what job they belong to.
+
+Plain JSON, replaced atomically (temp file, fsync, rename, fsync of the folder), so after a
+crash or power loss at any instant it holds either the old state or the new one. A segment
+counts as finished only once its file is on disk and the journal names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidsr.errors import VidsrError
+from vidsr.probe import VideoInfo
+
+JOURNAL_VERSION = 1
+_FINGERPRINT_BYTES = 1 << 20  # how much of the input's head and tail is hashed
+
+
+class JobChangedError(VidsrError):
+    """The interrupted render was of another input, model or settings."""
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """One finished segment: its file and the source frames it holds."""
+
+    index: int
+    file: str
+    frames: int
+    first_pts: int
+    last_pts: int
+    size: int
+
+
+@dataclass
+class Journal:
+    """What a render is (``job``) and how far it has got.
+
+    ``segments`` are in order; a segment index with no frames (a gap in a variable-frame-rate
+    video) has no entry. ``complete`` is set once the last segment is recorded.
+    """
+
+    job: dict[str, Any]
+    segments: list[SegmentRecord] = field(default_factory=list)
+    complete: bool = False
+
+    @property
+    def frames_done(self) -> int:
+        return sum(segment.frames for segment in self.segments)
+
+    @property
+    def next_segment(self) -> int:
+        return self.segments[-1].index + 1 if self.segments else 0
+
+    def to_json(self) -> str:
+        payload = {
+            "vidsr_journal": JOURNAL_VERSION,
+            "job": self.job,
+            "segments": [asdict(s) for s in self.segments],
+            "complete": self.complete,
+        }
+        return json.dumps(payload, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Journal:
+        payload = json.loads(text)
+        if payload.get("vidsr_journal") != JOURNAL_VERSION:
+            raise ValueError(f"journal version {payload.get('vidsr_journal')!r}, expected {JOURNAL_VERSION}")
+        segments = [SegmentRecord(**entry) for entry in payload["segments"]]
+        indices = [s.index for s in segments]
+        if indices != sorted(set(indices)):
+            raise ValueError("segments are out of order")
+        return cls(job=payload["job"], segments=segments, complete=bool(payload.get("complete")))
+
+
+def input_fingerprint(info: VideoInfo) -> dict[str, Any]:
+    """Enough about the input to notice it was replaced or edited: size, mtime, a hash of its
+    head and tail, and its stream layout. Hashing all of a 50 GB film would take minutes."""
+    path = info.path
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        digest.update(handle.read(_FINGERPRINT_BYTES))
+        if stat.st_size > _FINGERPRINT_BYTES:
+            handle.seek(max(_FINGERPRINT_BYTES, stat.st_size - _FINGERPRINT_BYTES))
+            digest.update(handle.read(_FINGERPRINT_BYTES))
+    streams = [f"video {info.codec} {info.width}x{info.height} {info.pix_fmt}"]
+    streams += [f"{s.kind} {s.codec}" for s in info.others]
+    return {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "head_tail_sha256": digest.hexdigest(),
+        "streams": streams,
+    }
+
+
+def describe_changes(recorded: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences between two job descriptions, e.g. "settings.crf: 18 → 20"."""
+    changes = []
+    for key in sorted(set(recorded) | set(current)):
+        name = f"{prefix}{key}"
+        old, new = recorded.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += describe_changes(old, new, prefix=f"{name}.")
+        elif old != new:
+            changes.append(f"{name}: {_short(old)} → {_short(new)}")
+    return changes
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 24 else text[:12] + "…" + text[-8:]
+
+
+def read_journal(path: Path) -> Journal | None:
+    """The journal at ``path``, None if there is none; VidsrError if it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return Journal.from_json(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VidsrError(
+            f"the resume journal {path} is damaged ({exc}); run again with --restart to start over"
+        ) from None
+
+
+def write_journal(path: Path, journal: Journal) -> None:
+    """Replace the journal atomically and durably."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.write(journal.to_json())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    sync_folder(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def sync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())

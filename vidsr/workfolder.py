@@ -1,0 +1,112 @@
+"""The hidden folder beside an output where a render keeps its journal and encoded segments.
+
+It holds encoded video only, never raw frames. One process at a time may use it: an OS
+file lock, which the kernel releases when its process dies, however it dies, so a
+crashed render never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import IO
+
+from vidsr.errors import OutputError
+from vidsr.journal import Journal, read_journal, sync_file, sync_folder, write_journal
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
+
+SEGMENT_SUFFIX = ".nut"
+
+
+class WorkFolder:
+    """``.NAME.vidsr/`` beside the output ``NAME``: lock, journal, segment files."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.path = output.with_name(f".{output.name}.vidsr")
+        self.journal_path = self.path / "journal.json"
+        self._lock_handle: IO[str] | None = None
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def acquire(self) -> None:
+        """Create the folder if needed and take its lock; OutputError if another vidsr holds it."""
+        try:
+            self.path.mkdir(exist_ok=True)
+            handle = (self.path / "lock").open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot create the work folder {self.path}: {exc.strerror or exc}") from None
+        if not _try_lock(handle):
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise OutputError(
+                f"another vidsr (process {holder}) is rendering {self.output}; wait for it to finish or stop it"
+            )
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_handle = handle
+
+    def release(self) -> None:
+        if self._lock_handle is not None:
+            self._lock_handle.close()  # closing the descriptor drops the lock
+            self._lock_handle = None
+
+    def read_journal(self) -> Journal | None:
+        return read_journal(self.journal_path)
+
+    def write_journal(self, journal: Journal) -> None:
+        write_journal(self.journal_path, journal)
+
+    def segment_path(self, index: int) -> Path:
+        return self.path / f"segment-{index:06d}{SEGMENT_SUFFIX}"
+
+    def in_progress_path(self, index: int) -> Path:
+        return self.path / f"segment-{index:06d}.partial{SEGMENT_SUFFIX}"
+
+    def commit_segment(self, index: int) -> Path:
+        """Make a finished segment file durable under its final name."""
+        source, target = self.in_progress_path(index), self.segment_path(index)
+        sync_file(source)
+        os.replace(source, target)
+        sync_folder(self.path)
+        return target
+
+    def discard_unrecorded(self, journal: Journal) -> list[Path]:
+        """Delete segment files the journal does not name (a kill can leave them); return them."""
+        recorded = {segment.file for segment in journal.segments}
+        stray = [p for p in self.path.glob(f"segment-*{SEGMENT_SUFFIX}") if p.name not in recorded]
+        for path in stray:
+            path.unlink(missing_ok=True)
+        return stray
+
+    def clear(self) -> None:
+        """Remove everything but the lock (for --restart)."""
+        for entry in self.path.iterdir():
+            if entry.name != "lock":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+    def remove(self) -> None:
+        self.release()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        return True
+    except OSError:
+        return False
