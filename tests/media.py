@@ -7,9 +7,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-from av.video.reformatter import Interpolation
 import numpy as np
 import torch
+from av.video.reformatter import Interpolation
 from safetensors.torch import save_file
 
 from vidsr.arch import RRDBNet, SRVGGNetCompact

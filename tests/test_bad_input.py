@@ -12,13 +12,13 @@ import av
 import numpy as np
 import pytest
 import torch
+from media import ClipSpec, write_clip
 from typer.testing import CliRunner
 
-from media import ClipSpec, write_clip
 from vidsr.cli import app, with_default_command
+from vidsr.colour import ColourSpec
 from vidsr.encode import EncodeSettings, VideoWriter
 from vidsr.errors import OutputError
-from vidsr.colour import ColourSpec
 from vidsr.probe import probe
 from vidsr.upscale import OutputBatch
 

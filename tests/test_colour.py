@@ -11,8 +11,8 @@ import av
 import numpy as np
 import pytest
 import torch
-
 from media import ACCURATE_SWSCALE, pattern, psnr
+
 from vidsr.colour import ColourSpec, PlaneLayout, planes_to_rgb, rgb_to_planes
 
 MATRICES = ("bt601", "bt709", "bt2020")

@@ -15,8 +15,8 @@ import av
 import numpy as np
 import pytest
 import torch
-
 from media import ACCURATE_SWSCALE, ClipSpec, pattern, psnr, to_rgb, write_clip
+
 from vidsr.colour import ColourSpec, PlaneLayout, planes_to_rgb
 from vidsr.decode import FrameBatch, decode_batches, frame_layout
 from vidsr.probe import VideoInfo, probe

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from media import ClipSpec, area_downscale, audio_packets, decode_video, psnr, write_clip
 from test_upscale_video import vidsr
+
 from vidsr.zoo import EMBEDDED
 
 

@@ -17,8 +17,8 @@ import av
 import numpy as np
 import pytest
 import torch
-
 from media import ClipSpec, audio_packets, write_clip
+
 from vidsr.arch import RRDBNet
 from vidsr.workfolder import WorkFolder
 

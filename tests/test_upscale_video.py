@@ -12,9 +12,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from media import area_downscale, audio_packets, decode_video, psnr, to_rgb
 from typer.testing import CliRunner
 
-from media import area_downscale, audio_packets, decode_video, psnr, to_rgb
 from vidsr.cli import app, with_default_command
 
 runner = CliRunner()
@@ -69,8 +69,10 @@ def test_untagged_sd_video_is_read_as_bt601_and_tagged_so(sd_untagged_clip, near
     assert min(psnr(area_downscale(o, 4), s) for s, o in zip(source.frames, result.frames)) > 33.0
 
 
-def test_variable_frame_rate_stays_variable(vfr_clip, nearest_model, tmp_path):
-    output = render(vfr_clip, tmp_path / "vfr out.mp4", nearest_model)
+@pytest.mark.parametrize("segment_seconds", ["6", "0.2"])
+def test_variable_frame_rate_stays_variable(vfr_clip, nearest_model, tmp_path, segment_seconds):
+    """Also when the render is cut into many segments (encoded apart, joined at the end)."""
+    output = render(vfr_clip, tmp_path / "vfr out.mp4", nearest_model, "--segment-seconds", segment_seconds)
     source, result = decode_video(vfr_clip), decode_video(output)
     assert result.times == pytest.approx(source.times, abs=1e-6)
     gaps = np.diff(result.times)
@@ -78,7 +80,7 @@ def test_variable_frame_rate_stays_variable(vfr_clip, nearest_model, tmp_path):
 
 
 def test_ten_bit_video_stays_ten_bit(ten_bit_clip, nearest_model, tmp_path):
-    output = render(ten_bit_clip, tmp_path / "deep.mkv", nearest_model)
+    output = render(ten_bit_clip, tmp_path / "deep.mkv", nearest_model, "--segment-seconds", "0.2")
     source, result = decode_video(ten_bit_clip), decode_video(output)
     assert result.pix_fmt == "yuv420p10le"
     assert len(result.times) == len(source.times)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,8 +20,8 @@ from rich.table import Table
 
 from vidsr.encode import EncodeSettings
 from vidsr.errors import VidsrError
-from vidsr.pipeline import Progress as RenderProgress
 from vidsr.pipeline import DEFAULT_SEGMENT_SECONDS, RenderInterrupted, UpscaleJob, upscale_video
+from vidsr.pipeline import Progress as RenderProgress
 from vidsr.zoo import DEFAULT_MODEL, REAL_ESRGAN_CREDIT, ModelInfo, list_models, models_dir
 
 app = typer.Typer(
@@ -82,14 +82,14 @@ def progress_bar(enabled: bool) -> Iterator[callable]:
 def upscale(
     input: Annotated[Path, typer.Argument(help="The video to upscale.", show_default=False)],
     output: Annotated[Path, typer.Argument(help="Where to write the result (.mp4, .mkv, .mov).", show_default=False)],
-    scale: Annotated[Optional[int], typer.Option(help="Output scale; default: the model's own.")] = None,
+    scale: Annotated[int | None, typer.Option(help="Output scale; default: the model's own.")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="An embedded model name, a file in the models folder, or a path.")] = DEFAULT_MODEL,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     batch: Annotated[int, typer.Option(help="Frames per network call; 0 chooses for the device.", min=0)] = 0,
     codec: Annotated[str, typer.Option(help="Video encoder (libx264, libx265, libsvtav1, h264_nvenc...).")] = "libx264",
     crf: Annotated[int, typer.Option(help="Constant quality; lower is better and bigger.", min=0, max=63)] = 18,
     preset: Annotated[str, typer.Option(help="Encoder speed preset.")] = "medium",
-    pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format; default yuv420p (10-bit for 10-bit input).")] = None,
+    pix_fmt: Annotated[str | None, typer.Option(help="Output pixel format; default yuv420p (10-bit for 10-bit input).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite OUTPUT if it exists.")] = False,
     segment_seconds: Annotated[
         float, typer.Option(help="Seconds of video per segment: the most work a resume redoes.", min=0.1)
