@@ -149,8 +149,24 @@ def test_a_weight_file_of_unknown_layout_says_what_it_found(clip, tmp_path):
     assert_refused(vidsr(clip, tmp_path / "out.mp4", "--model", weights), "encoder.layer1.weight")
 
 
-def test_a_scale_the_model_cannot_give(clip, nearest_model, tmp_path):
-    assert_refused(vidsr(clip, tmp_path / "out.mp4", "--model", nearest_model, "--scale", "3"), "x4 only")
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--scale", "20"], "choose a scale from 1 to 16"),
+        (["--scale", "0.5"], "choose a scale from 1 to 16"),
+        (["--scale", "2", "--width", "640"], "choose one"),
+        (["--height", "4000"], "vidsr enlarges from x1 to x16"),
+    ],
+)
+def test_a_size_vidsr_cannot_make(clip, nearest_model, tmp_path, options, message):
+    assert_refused(vidsr(clip, tmp_path / "out.mp4", "--model", nearest_model, *options), message)
+
+
+def test_alpha_needs_two_models_and_two_models_need_alpha(clip, nearest_model, tmp_path):
+    assert_refused(vidsr(clip, tmp_path / "a.mp4", "--model", nearest_model, "--alpha", "0.5"), "give --model twice")
+    assert_refused(
+        vidsr(clip, tmp_path / "b.mp4", "--model", nearest_model, "--model", nearest_model), "add --alpha"
+    )
 
 
 def test_an_unavailable_device(clip, nearest_model, tmp_path):

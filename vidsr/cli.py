@@ -20,6 +20,7 @@ from rich.table import Table
 
 from vidsr.encode import EncodeSettings
 from vidsr.errors import VidsrError
+from vidsr.interpolate import write_interpolated
 from vidsr.pipeline import DEFAULT_SEGMENT_SECONDS, RenderInterrupted, UpscaleJob, upscale_video
 from vidsr.pipeline import Progress as RenderProgress
 from vidsr.zoo import DEFAULT_MODEL, REAL_ESRGAN_CREDIT, ModelInfo, list_models, models_dir
@@ -35,7 +36,7 @@ app = typer.Typer(
 stderr = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
 
-COMMANDS = ("upscale", "models")
+COMMANDS = ("upscale", "models", "interpolate")
 
 
 @contextmanager
@@ -82,8 +83,17 @@ def progress_bar(enabled: bool) -> Iterator[callable]:
 def upscale(
     input: Annotated[Path, typer.Argument(help="The video to upscale.", show_default=False)],
     output: Annotated[Path, typer.Argument(help="Where to write the result (.mp4, .mkv, .mov).", show_default=False)],
-    scale: Annotated[int | None, typer.Option(help="Output scale; default: the model's own.")] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="An embedded model name, a file in the models folder, or a path.")] = DEFAULT_MODEL,
+    scale: Annotated[
+        float | None, typer.Option(help="Output scale from 1 to 16 (1.5, 2, 3, 8, 16...); default: the model's own.")
+    ] = None,
+    width: Annotated[int | None, typer.Option(help="Output width instead of a scale (the height follows the aspect).")] = None,
+    height: Annotated[int | None, typer.Option(help="Output height instead of a scale (the width follows the aspect).")] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="An embedded model, a file in the models folder, or a path; twice to interpolate."),
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="With two --model: 0 gives the first, 1 the second.")] = None,
+    tile: Annotated[int, typer.Option(help="Process frames in tiles of this many pixels (less memory); 0: whole frames.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     batch: Annotated[int, typer.Option(help="Frames per network call; 0 chooses for the device.", min=0)] = 0,
     codec: Annotated[str, typer.Option(help="Video encoder (libx264, libx265, libsvtav1, h264_nvenc...).")] = "libx264",
@@ -101,8 +111,12 @@ def upscale(
     job = UpscaleJob(
         input=input,
         output=output,
-        model=model,
+        models=tuple(model or [DEFAULT_MODEL]),
+        alpha=alpha,
         scale=scale,
+        width=width,
+        height=height,
+        tile=tile,
         device=device,
         batch=batch,
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
@@ -172,6 +186,19 @@ def _model_row(entry: ModelInfo) -> tuple[str, ...]:
         f"{entry.size_mb:.1f} MB" if entry.size_mb is not None else "",
         entry.summary if embedded else entry.source,
     )
+
+
+@app.command(help="Blend two models' weights (ESRGAN network interpolation) into a new model file.")
+def interpolate(
+    first: Annotated[str, typer.Argument(help="Model A (alpha 0): a name or a path.", show_default=False)],
+    second: Annotated[str, typer.Argument(help="Model B (alpha 1): a name or a path.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .safetensors file to write.", show_default=False)],
+    alpha: Annotated[float, typer.Option(help="0 gives A, 1 gives B; ESRGAN's paper uses 0.8 towards the GAN model.")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite OUTPUT if it exists.")] = False,
+) -> None:
+    with user_errors():
+        model = write_interpolated(first, second, alpha, output, force=force)
+    stderr.print(f"wrote {output}: {model.source}", soft_wrap=True)
 
 
 def _warn(message: str) -> None:

@@ -159,7 +159,7 @@ def decode_batches(
         builder: _BatchBuilder | None = None
         frames_seen = first_index
         last_pts: int | None = None
-        for frame in _frames_from(container, stream, info, start_pts):
+        for frame in frames_from(container, stream, info, start_pts):
             _check_size(frame, info)
             pts = _presentation_pts(frame, last_pts)
             last_pts = pts
@@ -197,7 +197,7 @@ def _check_size(frame: av.VideoFrame, info: VideoInfo) -> None:
 _SEEK_MARGINS_SECONDS = (2, 15, 120)  # how far before the target to seek, tried in turn
 
 
-def _frames_from(container, stream, info: VideoInfo, start_pts: int | None) -> Iterator[av.VideoFrame]:
+def frames_from(container, stream, info: VideoInfo, start_pts: int | None) -> Iterator[av.VideoFrame]:
     """Frames with pts >= ``start_pts`` (all frames if None), found by seeking.
 
     A seek lands on a keyframe at or before its target, but an index can be coarse: if the

@@ -26,13 +26,15 @@ from vidsr.decode import Segmentation, decode_batches
 from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_layout
 from vidsr.errors import OutputError, SettingsError, VidsrError
 from vidsr.journal import JobChangedError, Journal, SegmentRecord, describe_changes, input_fingerprint, sync_folder
+from vidsr.colour import PlaneLayout
+from vidsr.interpolate import choose_model
 from vidsr.loader import LoadedModel
 from vidsr.probe import VideoInfo, probe
 from vidsr.remux import count_video_packets, finalize, format_accepts
 from vidsr.stages import Prefetcher, Sink
-from vidsr.upscale import OutputBatch, Upscaler, default_precision, select_device
+from vidsr.upscale import MAX_SCALE, MIN_SCALE, OutputBatch, Upscaler, check_scale, default_precision, select_device
 from vidsr.workfolder import WorkFolder
-from vidsr.zoo import DEFAULT_MODEL, resolve_model
+from vidsr.zoo import DEFAULT_MODEL
 
 DECODE_QUEUE_BATCHES = 4  # decoded batches waiting for the network
 ENCODE_QUEUE_BATCHES = 4  # upscaled batches waiting for the encoder
@@ -45,8 +47,12 @@ class UpscaleJob:
 
     input: Path
     output: Path
-    model: str = DEFAULT_MODEL
-    scale: int | None = None  # None: the model's native scale
+    models: tuple[str, ...] = (DEFAULT_MODEL,)  # one, or two to interpolate between with ``alpha``
+    alpha: float | None = None
+    scale: float | None = None  # None: the model's native scale (unless width/height say otherwise)
+    width: int | None = None  # a target size instead of a scale; one of the two keeps the aspect
+    height: int | None = None
+    tile: int = 0  # process frames in tiles of this many input pixels; 0: whole frames
     device: str = "auto"
     batch: int = 0  # 0: chosen for the device
     encode: EncodeSettings = field(default_factory=EncodeSettings)
@@ -110,12 +116,12 @@ def upscale_video(
     if job.segment_seconds <= 0:
         raise SettingsError("--segment-seconds must be more than 0")
     info = probe(job.input)
-    model = resolve_model(job.model)
-    check_scale(job.scale, model)
+    model = choose_model(job.models, job.alpha)
+    pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
+    size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
     device = select_device(job.device)
     precision = default_precision(device, model)
-    pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
-    description = describe_job(job, info, model, precision, pix_fmt)
+    description = describe_job(job, info, model, precision, pix_fmt, size)
 
     work = WorkFolder(job.output)
     work_existed = work.exists()
@@ -131,10 +137,13 @@ def upscale_video(
                 model,
                 device=device,
                 precision=precision,
+                size=size,
+                tile=job.tile,
                 source_colour=info.colour,
                 output_colour=info.colour,
                 output_layout=pix_fmt_layout(pix_fmt),
             )
+            _warn_about_extra_passes(upscaler, info, size, warn)
             _render(info, upscaler, job, pix_fmt, work, journal, on_progress, started)
         finalize([work.path / s.file for s in journal.segments], info, partial, warn=warn)
         check_complete(partial, journal.frames_done)
@@ -155,22 +164,25 @@ def upscale_video(
         output=job.output,
         frames=journal.frames_done,
         frames_resumed=frames_resumed,
-        width=info.width * model.scale,
-        height=info.height * model.scale,
+        width=size[0],
+        height=size[1],
         seconds=time.perf_counter() - started,
         model=model.name,
         device=device.type,
     )
 
 
-def describe_job(job: UpscaleJob, info: VideoInfo, model: LoadedModel, precision: str, pix_fmt: str) -> dict:
+def describe_job(
+    job: UpscaleJob, info: VideoInfo, model: LoadedModel, precision: str, pix_fmt: str, size: tuple[int, int]
+) -> dict:
     """Everything that changes the output: a resume must match it exactly."""
     colour = info.colour
     return {
         "input": input_fingerprint(info),
         "model": {"name": model.name, "sha256": model.content_hash},
         "settings": {
-            "scale": model.scale,
+            "size": f"{size[0]}x{size[1]}",
+            "tile": job.tile,
             "codec": job.encode.codec,
             "crf": job.encode.crf,
             "preset": job.encode.preset,
@@ -247,8 +259,8 @@ def _render(
     def open_writer(path: Path) -> VideoWriter:
         return VideoWriter(
             path,
-            width=info.width * upscaler.scale,
-            height=info.height * upscaler.scale,
+            width=upscaler.size[0],
+            height=upscaler.size[1],
             time_base=info.time_base,
             frame_rate=info.frame_rate,
             settings=job.encode,
@@ -367,11 +379,41 @@ def default_batch(device_type: str) -> int:
     return 4 if device_type == "cuda" else 1
 
 
-def check_scale(scale: int | None, model: LoadedModel) -> None:
-    if scale is not None and scale != model.scale:
+def plan_output_size(info: VideoInfo, model: LoadedModel, job: UpscaleJob, layout: PlaneLayout) -> tuple[int, int]:
+    """The output frame size from --scale or --width/--height, rounded to what the pixel
+    format can hold (even sizes for 4:2:0)."""
+    if job.scale is not None and (job.width or job.height):
+        raise SettingsError("--scale and --width/--height both set the size: choose one")
+    if job.width or job.height:
+        aspect = info.width / info.height
+        width = job.width or round(job.height * aspect)
+        height = job.height or round(job.width / aspect)
+    else:
+        scale = check_scale(job.scale) if job.scale is not None else float(model.scale)
+        width, height = round(info.width * scale), round(info.height * scale)
+    shift_x, shift_y = layout.chroma_shift
+    width, height = _round_up(width, 1 << shift_x), _round_up(height, 1 << shift_y)
+    effective = max(width / info.width, height / info.height)
+    if not MIN_SCALE <= effective <= MAX_SCALE:
         raise SettingsError(
-            f"--scale {scale}: {model.name} upscales x{model.scale} only; "
-            f"choose a x{scale} model or leave --scale out"
+            f"{width}x{height} is x{effective:.2f} of {info.width}x{info.height}; "
+            f"vidsr enlarges from x{MIN_SCALE:g} to x{MAX_SCALE:g}"
+        )
+    return width, height
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _warn_about_extra_passes(upscaler: Upscaler, info: VideoInfo, size: tuple[int, int], warn: Notify) -> None:
+    passes = upscaler.passes_for(max(size[0] / info.width, size[1] / info.height))
+    if passes > 1:
+        native = upscaler.model.scale
+        work = sum(native ** (2 * n) for n in range(passes))
+        warn(
+            f"{size[0]}x{size[1]} is beyond {upscaler.model.name}'s x{native}: it runs {passes} times per frame, "
+            f"the later passes on the enlarged frames (about {work}x the work of one pass)"
         )
 
 

@@ -20,6 +20,7 @@ from vidsr.colour import ColourSpec, PlaneLayout, planes_to_rgb, rgb_to_planes
 from vidsr.decode import FrameBatch
 from vidsr.errors import SettingsError, VidsrError
 from vidsr.loader import LoadedModel
+from vidsr.tiling import DEFAULT_OVERLAP, run_tiled
 
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32", "fp16", "bf16"]
@@ -40,6 +41,34 @@ def select_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise SettingsError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
     return torch.device(name)
+
+
+MIN_SCALE, MAX_SCALE = 1.0, 16.0
+
+
+def check_scale(scale: float) -> float:
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        raise SettingsError(f"--scale {scale:g}: choose a scale from {MIN_SCALE:g} to {MAX_SCALE:g}")
+    return float(scale)
+
+
+def create_upscaler(
+    model: str | tuple[str, ...],
+    *,
+    device: str = "auto",
+    scale: float | None = None,
+    tile: int = 0,
+    alpha: float | None = None,
+) -> Upscaler:
+    """An Upscaler for RGB work (images, inspection frames) from the user's words: one model,
+    or two to interpolate with ``alpha``."""
+    from vidsr.interpolate import choose_model
+
+    loaded = choose_model((model,) if isinstance(model, str) else tuple(model), alpha)
+    torch_device = select_device(device)
+    return Upscaler(
+        loaded, device=torch_device, precision=default_precision(torch_device, loaded), scale=scale, tile=tile
+    )
 
 
 def default_precision(device: torch.device, model: LoadedModel) -> Precision:
@@ -63,14 +92,17 @@ class OutputBatch:
 
 
 class Upscaler:
-    """Runs one model on batches of frames, from source planes to output planes.
+    """Runs one model on batches of frames, from source planes (or RGB) to output planes (or RGB).
 
     Args:
         model: the loaded network and what it supports.
         device: where the network and the colour conversion run.
         precision: the dtype the network computes in.
-        source_colour / output_colour: how to read the input planes and write the output ones.
-        output_layout: bit depth and subsampling of the output planes.
+        scale: the output scale, any value from 1 to 16; None for the model's own.
+        size: the exact (width, height) of every output frame, overriding ``scale`` (video).
+        tile: cut frames into tiles of this size (pixels, input side) with blended overlaps; 0: whole frames.
+        source_colour / output_colour: how to read the input planes and write the output ones (video).
+        output_layout: bit depth and subsampling of the output planes (video).
     """
 
     def __init__(
@@ -79,13 +111,21 @@ class Upscaler:
         *,
         device: torch.device,
         precision: Precision,
-        source_colour: ColourSpec,
-        output_colour: ColourSpec,
-        output_layout: PlaneLayout,
+        scale: float | None = None,
+        size: tuple[int, int] | None = None,
+        tile: int = 0,
+        source_colour: ColourSpec | None = None,
+        output_colour: ColourSpec | None = None,
+        output_layout: PlaneLayout | None = None,
     ) -> None:
         self.model = model
         self.device = device
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self.output_scale = check_scale(scale) if scale is not None else float(model.scale)
+        self.size = size
+        if tile < 0:
+            raise SettingsError(f"--tile {tile}: give a tile size in pixels, or 0 for whole frames")
+        self.tile = tile
         self.source_colour = source_colour
         self.output_colour = output_colour
         self.output_layout = output_layout
@@ -93,36 +133,68 @@ class Upscaler:
         if device.type == "cpu":
             keep_large_buffers_in_heap()
 
-    @property
-    def scale(self) -> int:
-        return self.model.scale
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) an input of this size comes out at."""
+        return round(width * self.output_scale), round(height * self.output_scale)
 
     def upscale(self, batch: FrameBatch) -> OutputBatch:
         """Upscale every frame of ``batch``; planes come back on the CPU."""
         with torch.inference_mode():
             planes = tuple(_to_tensor(p, batch.layout).to(self.device, non_blocking=True) for p in batch.planes)
             rgb = planes_to_rgb(planes, batch.layout, self.source_colour)
-            upscaled = self.upscale_rgb(rgb)
+            upscaled = self.upscale_rgb(rgb, self.size)
             out_planes = rgb_to_planes(upscaled, self.output_layout, self.output_colour)
             arrays = tuple(_to_numpy(p, self.output_layout) for p in out_planes)
         return OutputBatch(planes=arrays, pts=batch.pts, first_index=batch.first_index, segment=batch.segment)
 
-    def upscale_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
-        """RGB 0..1 (B x 3 x H x W, on the device) to the model's native scale, fp32.
+    def upscale_rgb(self, rgb: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """RGB 0..1 (B x 3 x H x W, on the device) to the output scale, or to ``size``
+        (width, height) exactly; float32 on the device.
 
-        Splits the batch and retries when the device runs out of memory.
+        Below the model's scale the network's output is downscaled with antialiasing; above
+        it the network runs again on its own output (x16 = x4 twice), then downscales.
         """
+        height, width = rgb.shape[-2:]
+        target_width, target_height = size or self.output_size(width, height)
+        result = rgb
+        for _ in range(self.passes_for(max(target_width / width, target_height / height))):
+            result = self._network_pass(result)
+        if result.shape[-2:] != (target_height, target_width):
+            result = resize(result, target_width, target_height)
+        return result
+
+    def passes_for(self, scale: float) -> int:
+        """How many times the network runs to reach ``scale`` (at least once: it is the model)."""
+        passes, reached = 1, self.model.scale
+        while reached < scale - 1e-6 and self.model.scale > 1:
+            passes, reached = passes + 1, reached * self.model.scale
+        return passes
+
+    def _network_pass(self, rgb: torch.Tensor) -> torch.Tensor:
+        """One run of the network at its native scale; on out-of-memory, smaller batches, then tiles."""
         try:
-            return self._forward(rgb)
+            return self._forward_tiled(rgb, self.tile)
         except torch.OutOfMemoryError:
-            if len(rgb) == 1:
-                raise VidsrError(
-                    f"the {self.device.type} device ran out of memory on a single "
-                    f"{rgb.shape[-1]}x{rgb.shape[-2]} frame; try --device cpu or a smaller model"
-                ) from None
             _release_cached_memory(self.device)
+        if len(rgb) > 1:
             half = len(rgb) // 2
-            return torch.cat((self.upscale_rgb(rgb[:half]), self.upscale_rgb(rgb[half:])))
+            return torch.cat((self._network_pass(rgb[:half]), self._network_pass(rgb[half:])))
+        tile = self.tile or max(rgb.shape[-2:])
+        while tile > _SMALLEST_AUTOMATIC_TILE:
+            tile //= 2
+            try:
+                return self._forward_tiled(rgb, tile)
+            except torch.OutOfMemoryError:
+                _release_cached_memory(self.device)
+        raise VidsrError(
+            f"the {self.device.type} device ran out of memory even on {tile}-pixel tiles of a "
+            f"{rgb.shape[-1]}x{rgb.shape[-2]} frame; try --device cpu or a smaller model"
+        )
+
+    def _forward_tiled(self, rgb: torch.Tensor, tile: int) -> torch.Tensor:
+        if not tile or max(rgb.shape[-2:]) <= tile:
+            return self._forward(rgb)
+        return run_tiled(self._forward, rgb, scale=self.model.scale, tile=tile, overlap=DEFAULT_OVERLAP)
 
     def _forward(self, rgb: torch.Tensor) -> torch.Tensor:
         height, width = rgb.shape[-2:]
@@ -131,6 +203,16 @@ class Upscaler:
         output = self.network(network_input)
         scale = self.model.scale
         return output[..., : height * scale, : width * scale].float().clamp_(0.0, 1.0)
+
+
+_SMALLEST_AUTOMATIC_TILE = 32
+
+
+def resize(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Bicubic resize with antialiasing (a downscale filters instead of dropping pixels)."""
+    antialias = images.device.type != "mps"  # MPS has no antialiased bicubic
+    resized = F.interpolate(images, size=(height, width), mode="bicubic", align_corners=False, antialias=antialias)
+    return resized.clamp_(0.0, 1.0)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters

@@ -1,0 +1,675 @@
+"""Train or fine-tune an upscaler with ESRGAN's recipe: the loop, EMA, schedule, validation, resume.
+
+Two stages, run one after the other into different ``out`` folders:
+
+* ``psnr``: L1 only, Adam at 2e-4 halved at each fifth of the run (the paper's "every 2e5 of
+  1e6 updates", scaled to ``steps``).
+* ``gan``: L_percep (VGG19 conv5_4 before activation) + 5e-3 · RaGAN + 1e-2 · L1, Adam at 1e-4
+  halved at 1/8, 1/4, 1/2 and 3/4 of the run (the paper's 50k, 100k, 200k, 300k of 400k).
+
+``OUT/checkpoint.pt`` holds everything to continue (networks, EMA, optimisers, step, the data
+generator's state), written atomically; the same call again continues from it and refuses a
+changed setup. ``OUT/model.safetensors`` is the EMA generator under BasicSR names: an ordinary
+model file for ``vidsr --model`` and ``vidsr interpolate``. Nothing is printed: progress goes
+to the ``on_progress`` callback.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vidsr.errors import OutputError, SettingsError, VidsrError
+from vidsr.loader import LoadedModel, content_hash
+from vidsr.train.data import Degradation, PatchSampler, TrainingPictures, bicubic_downscale, collect_pictures
+from vidsr.train.discriminator import DiscriminatorKind, build_discriminator
+from vidsr.train.losses import (
+    ADVERSARIAL_WEIGHT,
+    PERCEPTUAL_WEIGHT,
+    PIXEL_WEIGHT,
+    PerceptualLoss,
+    l1_loss,
+    ragan_discriminator_loss,
+    ragan_generator_loss,
+)
+
+Stage = Literal["psnr", "gan"]
+CHECKPOINT_NAME = "checkpoint.pt"
+WEIGHTS_NAME = "model.safetensors"
+CHECKPOINT_FORMAT = "vidsr-train-checkpoint/1"
+# The learning rate halves once the run passes each of these fractions of its steps.
+HALVING_POINTS: dict[str, tuple[float, ...]] = {"psnr": (0.2, 0.4, 0.6, 0.8), "gan": (0.125, 0.25, 0.5, 0.75)}
+BASE_LEARNING_RATE: dict[str, float] = {"psnr": 2e-4, "gan": 1e-4}
+ADAM_BETAS = (0.9, 0.999)  # the paper's
+MIN_PATCH = 16
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Paths and the model are what the CLI passes; the rest has the paper's defaults."""
+
+    data: tuple[Path, ...]  # image files, videos, or folders of either
+    out: Path  # checkpoint.pt and model.safetensors go here
+    from_model: str | None = None  # anything resolve_model accepts; None: a fresh RRDBNet
+    stage: Stage = "psnr"
+    scale: int | None = None  # None: the --from model's own, or 4 for a fresh RRDBNet
+    steps: int = 5000  # generator updates in all, counting those of an interrupted run
+    batch: int = 16  # patches per update (paper: 16)
+    patch: int = 128  # HR patch side in pixels (paper: 128)
+    blocks: int = 23  # RRDB blocks of a fresh RRDBNet (paper: 23)
+    features: int = 64  # trunk channels of a fresh RRDBNet (paper: 64; growth is half of it)
+    degradation: Degradation = "bicubic"  # bicubic (paper) | classic | second-order (Real-ESRGAN)
+    augment: bool = True  # random flips and 90-degree rotations
+    frames_per_video: int = 100  # frames sampled evenly across each video
+    val_fraction: float = 0.1  # share of pictures held out for validation
+    val_patches: int = 16  # fixed held-out patches scored at each validation
+    val_every: int = 500  # steps between validations (also at the start and the end)
+    checkpoint_every: int = 100  # steps between checkpoints ...
+    checkpoint_minutes: float = 10.0  # ... or minutes, whichever comes first
+    learning_rate: float | None = None  # None: 2e-4 for psnr, 1e-4 for gan
+    ema_decay: float = 0.999  # Real-ESRGAN's; warmed up over the first steps (see _ema_decay)
+    vgg: Path | None = None  # torchvision-format VGG19 state dict, needed by the gan stage ...
+    perceptual: bool = True  # ... unless this is False
+    perceptual_layers: dict[str, float] = field(default_factory=lambda: {"conv5_4": 1.0})
+    perceptual_weight: float = PERCEPTUAL_WEIGHT  # 1
+    adversarial_weight: float = ADVERSARIAL_WEIGHT  # λ = 5e-3
+    pixel_weight: float = PIXEL_WEIGHT  # η = 1e-2 (the gan stage; the psnr stage is L1 alone)
+    discriminator: DiscriminatorKind = "vgg"  # vgg (ESRGAN) | unet (Real-ESRGAN, spectral norm)
+    discriminator_features: int = 64
+    device: str = "auto"  # auto (cuda if available, else cpu), cpu, cuda, mps
+    seed: int = 0  # initial weights of a fresh network and every random draw of the data
+    restart: bool = False  # ignore OUT/checkpoint.pt and start over
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Scores of the EMA generator on the fixed held-out patches, with bicubic for reference (dB, 0..1)."""
+
+    step: int
+    psnr: float
+    ssim: float
+    bicubic_psnr: float
+    bicubic_ssim: float
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """What ``on_progress`` receives after each step (and once before the first, with no losses)."""
+
+    step: int
+    steps: int
+    resumed_from: int
+    losses: dict[str, float]
+    learning_rate: float
+    seconds: float  # wall time of this call so far
+    validation: Validation | None  # the latest
+    checkpointed: bool  # a checkpoint was written at this step
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    weights: Path  # the EMA generator, an ordinary model file
+    checkpoint: Path
+    steps: int
+    resumed_from: int
+    seconds: float
+    history: tuple[Validation, ...]
+    held_out: bool  # False: too few pictures to hold any out; validation used training pictures
+    train_pictures: int
+    validation_pictures: int
+    architecture: str
+    hyperparameters: dict[str, Any]
+
+
+ProgressCallback = Callable[[TrainProgress], None]
+
+
+def train(config: TrainConfig, *, on_progress: ProgressCallback | None = None) -> TrainResult:
+    """Run (or continue) the training ``config`` describes and export the EMA weights.
+
+    Raises InputError for bad data, SettingsError for impossible settings or a checkpoint in
+    ``out`` from a different setup, ModelError for a bad ``from_model`` or VGG file, OutputError
+    if ``out`` cannot be written or another process is training into it. Ctrl-C (KeyboardInterrupt)
+    passes through; the last checkpoint stays, and the same call continues from it.
+    """
+    _check_numbers(config)
+    started = time.monotonic()
+    device = _device(config.device)
+    out = _prepare_out(config.out)
+    with _OutLock(out):
+        generator, identity = _build_generator(config)
+        scale = identity["scale"]
+        _check_patch(config, scale, size_multiple=getattr(generator, "unshuffle", 1))
+        pictures = collect_pictures(
+            config.data, min_size=config.patch, frames_per_video=config.frames_per_video, val_fraction=config.val_fraction
+        )
+        identity["data"] = pictures.fingerprint
+        perceptual = _perceptual_loss(config)
+        discriminator = _discriminator(config) if config.stage == "gan" else None
+        run = _Run(config, identity, generator, discriminator, perceptual, pictures, device)
+        run.restore_or_start(out / CHECKPOINT_NAME)
+        return run.loop(out, started, on_progress or (lambda progress: None))
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+class _Run:
+    """The networks, optimisers and data of one run, and the loop over its steps."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        identity: dict[str, Any],
+        generator: nn.Module,
+        discriminator: nn.Module | None,
+        perceptual: PerceptualLoss | None,
+        pictures: TrainingPictures,
+        device: torch.device,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.device = device
+        self.generator = generator.to(device).train()
+        self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        self.discriminator = discriminator.to(device).train() if discriminator is not None else None
+        self.perceptual = perceptual.to(device) if perceptual is not None else None
+        self.base_lr = config.learning_rate or BASE_LEARNING_RATE[config.stage]
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=self.base_lr, betas=ADAM_BETAS)
+        self.optimizer_d = (
+            torch.optim.Adam(self.discriminator.parameters(), lr=self.base_lr, betas=ADAM_BETAS)
+            if self.discriminator is not None
+            else None
+        )
+        self.pictures = pictures
+        self.sampler = PatchSampler(
+            pictures.train,
+            patch=config.patch,
+            scale=identity["scale"],
+            degradation=config.degradation,
+            augment=config.augment,
+        )
+        self.data_rng = torch.Generator().manual_seed(config.seed)
+        self.val_lr, self.val_hr = _validation_patches(config, pictures, identity["scale"])
+        self.step = 0
+        self.resumed_from = 0
+        self.history: list[Validation] = []
+
+    # ---- checkpoint
+
+    def restore_or_start(self, path: Path) -> None:
+        if self.config.restart:
+            # Gone now, so a restarted run killed before its first checkpoint cannot resume the old one.
+            path.unlink(missing_ok=True)
+            return
+        if not path.exists():
+            return
+        state = _read_checkpoint(path)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise SettingsError(f"{path} is not a vidsr training checkpoint; use another --out, or --restart")
+        changes = _describe_changes(state["identity"], _plain(self.identity))
+        if changes:
+            raise SettingsError(
+                f"{path} belongs to a different training run ({'; '.join(changes[:4])}); "
+                "use another --out, or --restart to start this one over"
+            )
+        self.generator.load_state_dict(state["generator"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.data_rng.set_state(state["data_rng"])
+        self.step = self.resumed_from = int(state["step"])
+        self.history = [Validation(**entry) for entry in state["history"]]
+
+    def save(self, out: Path) -> None:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "identity": _plain(self.identity),
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "discriminator": self.discriminator.state_dict() if self.discriminator is not None else {},
+            "optimizer_d": self.optimizer_d.state_dict() if self.optimizer_d is not None else {},
+            "data_rng": self.data_rng.get_state(),
+            "history": [asdict(entry) for entry in self.history],
+        }
+        # Weights first: a checkpoint at step N never comes with older exported weights.
+        export_weights(self.ema, out / WEIGHTS_NAME, metadata=self._metadata())
+        _atomic_write(out / CHECKPOINT_NAME, lambda handle: torch.save(state, handle))
+
+    def _metadata(self) -> dict[str, str]:
+        latest = self.history[-1] if self.history else None
+        summary = {"step": self.step, **_plain(self.identity)}
+        if latest is not None:
+            summary["validation"] = asdict(latest)
+        return {"vidsr_training": json.dumps(summary, sort_keys=True)}
+
+    # ---- the loop
+
+    def loop(self, out: Path, started: float, on_progress: ProgressCallback) -> TrainResult:
+        config = self.config
+        if self.step == 0 and not self.history:
+            self.history.append(self.validate())
+        on_progress(self._progress({}, started, checkpointed=False))
+        last_save = time.monotonic()
+        while self.step < config.steps:
+            self.step += 1
+            learning_rate = learning_rate_at(self.step, config.steps, self.base_lr, config.stage)
+            for optimizer in filter(None, (self.optimizer_g, self.optimizer_d)):
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate
+            losses = self.train_step()
+            _ema_update(self.ema, self.generator, _ema_decay(config.ema_decay, self.step))
+            if self.step % config.val_every == 0 or self.step == config.steps:
+                self.history.append(self.validate())
+            due = self.step % config.checkpoint_every == 0 or time.monotonic() - last_save >= 60 * config.checkpoint_minutes
+            if due or self.step == config.steps:
+                self.save(out)
+                last_save = time.monotonic()
+            on_progress(self._progress(losses, started, checkpointed=due or self.step == config.steps))
+        if not (out / WEIGHTS_NAME).exists() or self.resumed_from >= config.steps:
+            self.save(out)  # a run that was already complete: make sure its weights are there
+        return TrainResult(
+            weights=out / WEIGHTS_NAME,
+            checkpoint=out / CHECKPOINT_NAME,
+            steps=self.step,
+            resumed_from=self.resumed_from,
+            seconds=time.monotonic() - started,
+            history=tuple(self.history),
+            held_out=self.pictures.held_out,
+            train_pictures=len(self.pictures.train),
+            validation_pictures=len(self.pictures.validation) if self.pictures.held_out else 0,
+            architecture=self.identity["architecture"],
+            hyperparameters=dict(self.identity["hyperparameters"]),
+        )
+
+    def train_step(self) -> dict[str, float]:
+        lr, hr = (t.to(self.device) for t in self.sampler.batch(self.config.batch, self.data_rng))
+        if self.discriminator is None:
+            loss = l1_loss(self.generator(lr), hr)
+            self.optimizer_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer_g.step()
+            return {"l1": loss.item()}
+        return self._gan_step(lr, hr)
+
+    def _gan_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        config, discriminator = self.config, self.discriminator
+        # Generator: content + perceptual + relativistic adversarial, discriminator frozen.
+        discriminator.requires_grad_(False)
+        output = self.generator(lr)
+        pixel = l1_loss(output, hr)
+        real_logits = discriminator(hr).detach()
+        adversarial = ragan_generator_loss(real_logits, discriminator(output))
+        total = config.pixel_weight * pixel + config.adversarial_weight * adversarial
+        losses = {"l1": pixel.item(), "gan": adversarial.item()}
+        if self.perceptual is not None:
+            perceptual = self.perceptual(output, hr)
+            total = total + config.perceptual_weight * perceptual
+            losses["percep"] = perceptual.item()
+        self.optimizer_g.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer_g.step()
+        # Discriminator: real versus the (detached) output it was just shown.
+        discriminator.requires_grad_(True)
+        d_loss = ragan_discriminator_loss(discriminator(hr), discriminator(output.detach()))
+        self.optimizer_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.optimizer_d.step()
+        losses["d"] = d_loss.item()
+        return losses
+
+    @torch.no_grad()
+    def validate(self) -> Validation:
+        outputs = []
+        for start in range(0, len(self.val_lr), self.config.batch):
+            chunk = self.val_lr[start : start + self.config.batch].to(self.device)
+            outputs.append(self.ema(chunk).float().cpu())
+        # Scored as saved images would be: clipped and rounded to 8 bits.
+        output = (torch.cat(outputs).clamp(0, 1) * 255).round() / 255
+        bicubic = (upscale_bicubic(self.val_lr, self.identity["scale"]) * 255).round() / 255
+        return Validation(
+            step=self.step,
+            psnr=psnr(output, self.val_hr).mean().item(),
+            ssim=ssim(output, self.val_hr).mean().item(),
+            bicubic_psnr=psnr(bicubic, self.val_hr).mean().item(),
+            bicubic_ssim=ssim(bicubic, self.val_hr).mean().item(),
+        )
+
+    def _progress(self, losses: dict[str, float], started: float, *, checkpointed: bool) -> TrainProgress:
+        config = self.config
+        return TrainProgress(
+            step=self.step,
+            steps=config.steps,
+            resumed_from=self.resumed_from,
+            losses=losses,
+            learning_rate=learning_rate_at(max(self.step, 1), config.steps, self.base_lr, config.stage),
+            seconds=time.monotonic() - started,
+            validation=self.history[-1] if self.history else None,
+            checkpointed=checkpointed,
+        )
+
+
+# ---------------------------------------------------------------------------- schedule and EMA
+
+
+def learning_rate_at(step: int, steps: int, base: float, stage: Stage) -> float:
+    """The paper's step schedule scaled to ``steps``: ``base`` halved at each point passed."""
+    passed = sum(step > round(point * steps) for point in HALVING_POINTS[stage])
+    return base * 0.5**passed
+
+
+def _ema_decay(target: float, step: int) -> float:
+    # Warm-up (as TensorFlow's ExponentialMovingAverage): a fine-tune of a few hundred steps would
+    # otherwise export weights still ~90 % those it started from.
+    return min(target, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for average, current in zip(ema.parameters(), model.parameters()):
+        average.lerp_(current, 1.0 - decay)
+    for average, current in zip(ema.buffers(), model.buffers()):
+        average.copy_(current)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per image of N x C x H x W in 0..1."""
+    mse = (output - target).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return -10.0 * torch.log10(mse)
+
+
+def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SSIM per image of N x C x H x W in 0..1 (Wang et al. 2004: 11x11 Gaussian window, σ 1.5,
+    valid area only, averaged over channels)."""
+    coords = torch.arange(11, dtype=torch.float64) - 5
+    gauss = torch.exp(-(coords**2) / (2 * 1.5**2))
+    window = torch.outer(gauss, gauss)
+    window = (window / window.sum()).to(output.dtype)
+    channels = output.shape[1]
+    kernel = window.expand(channels, 1, 11, 11)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, kernel, groups=channels)
+
+    c1, c2 = 0.01**2, 0.03**2
+    mu_x, mu_y = blur(output), blur(target)
+    var_x = blur(output * output) - mu_x**2
+    var_y = blur(target * target) - mu_y**2
+    cov = blur(output * target) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ssim_map.flatten(1).mean(1)
+
+
+def upscale_bicubic(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """The reference every upscaler must beat: plain bicubic enlargement, clamped to 0..1."""
+    if scale == 1:
+        return images.clone()
+    return F.interpolate(images, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def _validation_patches(config: TrainConfig, pictures: TrainingPictures, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # Drawn with their own fixed seed, without augmentation: the same patches at every validation
+    # and in every resumed run.
+    sampler = PatchSampler(
+        pictures.validation, patch=config.patch, scale=scale, degradation=config.degradation, augment=False
+    )
+    return sampler.batch(config.val_patches, torch.Generator().manual_seed(config.seed + 1))
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def _build_generator(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
+    """The network to train, and what identifies it for resume and export."""
+    from vidsr.arch import RRDBNet
+    from vidsr.zoo import resolve_model
+
+    if config.from_model is not None:
+        loaded: LoadedModel = resolve_model(config.from_model)
+        if config.scale is not None and config.scale != loaded.scale:
+            raise SettingsError(
+                f"{loaded.name} is a x{loaded.scale} model; fine-tuning keeps its architecture, "
+                f"so drop --scale {config.scale} or pass --scale {loaded.scale}"
+            )
+        module = loaded.module.requires_grad_(True)
+        identity = {
+            "architecture": loaded.architecture,
+            "hyperparameters": dict(loaded.hyperparameters),
+            "from": config.from_model,
+            "from_hash": loaded.content_hash,
+            "scale": loaded.scale,
+        }
+    else:
+        scale = 4 if config.scale is None else config.scale
+        if scale not in (1, 2, 4):
+            raise SettingsError(f"a fresh RRDBNet can be x4, x2 or x1, not x{scale}")
+        hyperparameters = {
+            "num_in_ch": 3,
+            "num_out_ch": 3,
+            "scale": scale,
+            "num_feat": config.features,
+            "num_block": config.blocks,
+            "num_grow_ch": max(1, config.features // 2),
+        }
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            module = RRDBNet(**hyperparameters)
+            _init_like_basicsr(module)
+        identity = {
+            "architecture": "RRDBNet",
+            "hyperparameters": hyperparameters,
+            "from": None,
+            "from_hash": None,
+            "scale": scale,
+        }
+    identity |= {
+        "stage": config.stage,
+        "patch": config.patch,
+        "degradation": config.degradation,
+        "augment": config.augment,
+        "seed": config.seed,
+        "learning_rate": config.learning_rate or BASE_LEARNING_RATE[config.stage],
+        "perceptual": config.stage == "gan" and config.perceptual,
+        "perceptual_layers": dict(config.perceptual_layers) if config.stage == "gan" and config.perceptual else {},
+        "discriminator": config.discriminator if config.stage == "gan" else None,
+    }
+    return module, identity
+
+
+@torch.no_grad()
+def _init_like_basicsr(network: nn.Module) -> None:
+    """Kaiming init scaled by 0.1 inside the dense blocks, as BasicSR: each residual starts
+    small, so the 23-block trunk begins close to identity and trains stably."""
+    from vidsr.arch.rrdbnet import ResidualDenseBlock
+
+    for block in network.modules():
+        if isinstance(block, ResidualDenseBlock):
+            for conv in (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5):
+                nn.init.kaiming_normal_(conv.weight)
+                conv.weight.mul_(0.1)
+                conv.bias.zero_()
+
+
+def _perceptual_loss(config: TrainConfig) -> PerceptualLoss | None:
+    if config.stage != "gan" or not config.perceptual:
+        return None
+    if config.vgg is None:
+        raise SettingsError(
+            "the gan stage's perceptual loss needs VGG19 weights, which vidsr never downloads: pass "
+            "--vgg PATH (torchvision's vgg19-dcbb9e9d.pth or any state dict with features.N.weight keys), "
+            "or --no-perceptual to train without that loss"
+        )
+    from vidsr.train.vgg import load_vgg19
+
+    vgg = load_vgg19(config.vgg, layers=tuple(config.perceptual_layers))
+    return PerceptualLoss(vgg, layer_weights=config.perceptual_layers)
+
+
+def _discriminator(config: TrainConfig) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 2)
+        return build_discriminator(config.discriminator, patch=config.patch, num_feat=config.discriminator_features)
+
+
+def _check_numbers(config: TrainConfig) -> None:
+    for name in ("steps", "batch", "val_patches", "val_every", "checkpoint_every", "frames_per_video"):
+        if getattr(config, name) < 1:
+            raise SettingsError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= config.val_fraction < 1:
+        raise SettingsError("the held-out fraction must be at least 0 and below 1")
+    if config.stage not in HALVING_POINTS:
+        raise SettingsError(f"unknown stage {config.stage!r}; use psnr or gan")
+
+
+def _check_patch(config: TrainConfig, scale: int, *, size_multiple: int) -> None:
+    if config.patch < MIN_PATCH:
+        raise SettingsError(f"--patch must be at least {MIN_PATCH} pixels, not {config.patch}")
+    if config.patch % (scale * size_multiple):
+        raise SettingsError(
+            f"--patch {config.patch} must be a multiple of {scale * size_multiple} for this x{scale} model"
+        )
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("--device cuda, but torch sees no CUDA GPU; use --device cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise SettingsError("--device mps, but this torch has no MPS support; use --device cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise SettingsError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def export_weights(module: nn.Module, path: Path, *, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write a network's state dict as safetensors, atomically: an ordinary vidsr model file."""
+    from safetensors.torch import save_file
+
+    tensors = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
+    temporary = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(temporary), metadata=dict(metadata or {}))
+    _fsync(temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_folder(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        # weights_only: tensors and plain containers only; nothing in the file can run code.
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch.load fails in many ways on damaged files
+        raise SettingsError(f"cannot read the checkpoint {path} ({error}); pass --restart to start over") from None
+
+
+def _prepare_out(out: Path) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; give a folder for the checkpoint and the model")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create {out}: {error.strerror or error}") from None
+    return out
+
+
+class _OutLock:
+    """One training process per ``out`` folder (an OS lock, released however the process ends)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / ".lock"
+        self.handle: IO[str] | None = None
+
+    def __enter__(self) -> _OutLock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock
+            return self
+        self.handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.close()
+            raise OutputError(f"another vidsr is training into {self.path.parent}; wait for it or stop it") from None
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+# ---------------------------------------------------------------------------- identity
+
+
+def _plain(value: Any) -> Any:
+    """JSON-like copy (str, int, float, bool, None, lists, dicts): what a weights-only checkpoint holds."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise VidsrError(f"cannot record {type(value).__name__} in a checkpoint")
+
+
+def _describe_changes(recorded: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list[str]:
+    changes: list[str] = []
+    for key in sorted(set(recorded) | set(current)):
+        old, new = recorded.get(key), current.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            changes += _describe_changes(old, new, prefix=f"{prefix}{key}.")
+        elif old != new:
+            shown = "changed" if key in ("data", "from_hash") else f"{old} → {new}"
+            changes.append(f"{prefix}{key}: {shown}")
+    return changes
+
