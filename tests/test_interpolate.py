@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
-from typer.testing import CliRunner
-
 from media import decode_video
+from safetensors.torch import load_file
 from test_loader import TINY_RRDB, in_params_ema, to_original_esrgan
 from test_upscale_video import render
+from typer.testing import CliRunner
+
 from vidsr.arch import RRDBNet, SRVGGNetCompact
 from vidsr.cli import app
 from vidsr.errors import ModelError

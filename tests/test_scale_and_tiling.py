@@ -8,10 +8,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from media import area_downscale, decode_video, psnr
 from test_upscale_video import render, vidsr
+from torch import nn
+
 from vidsr.arch import RRDBNet, SRVGGNetCompact
 from vidsr.loader import detect_and_build
 from vidsr.tiling import run_tiled, spans

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -36,7 +37,7 @@ app = typer.Typer(
 stderr = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
 
-COMMANDS = ("upscale", "models", "interpolate")
+COMMANDS = ("upscale", "models", "interpolate", "frames", "image", "info", "train")
 
 
 @contextmanager
@@ -45,10 +46,10 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RenderInterrupted as exc:
-        stderr.print(f"[yellow]{exc}[/]", soft_wrap=True)
+        stderr.print(f"[yellow]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(130) from None
     except VidsrError as exc:
-        stderr.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        stderr.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted[/]")
@@ -95,6 +96,9 @@ def upscale(
     alpha: Annotated[float | None, typer.Option(help="With two --model: 0 gives the first, 1 the second.")] = None,
     tile: Annotated[int, typer.Option(help="Process frames in tiles of this many pixels (less memory); 0: whole frames.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto, fp32, bf16 (CPUs with bf16) or fp16 (GPUs); auto picks the fastest faithful one.")
+    ] = "auto",
     batch: Annotated[int, typer.Option(help="Frames per network call; 0 chooses for the device.", min=0)] = 0,
     codec: Annotated[str, typer.Option(help="Video encoder (libx264, libx265, libsvtav1, h264_nvenc...).")] = "libx264",
     crf: Annotated[int, typer.Option(help="Constant quality; lower is better and bigger.", min=0, max=63)] = 18,
@@ -118,6 +122,7 @@ def upscale(
         height=height,
         tile=tile,
         device=device,
+        precision=precision,
         batch=batch,
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
         force=force,
@@ -202,15 +207,25 @@ def interpolate(
 
 
 def _warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    stderr.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def _inform(message: str) -> None:
-    stderr.print(message, soft_wrap=True)
+    stderr.print(escape(message), soft_wrap=True)
 
 
 def _quiet(message: str) -> None:
     pass
+
+
+# `frames`, `image`, `info` and `train` live in their own modules; registered here so they
+# share the app, its error handling and the routing of `vidsr INPUT OUTPUT`.
+from vidsr import cli_inspect, cli_train  # noqa: E402
+
+app.command()(cli_inspect.frames)
+app.command()(cli_inspect.image)
+app.command()(cli_inspect.info)
+app.command("train")(cli_train.train)
 
 
 def with_default_command(args: Sequence[str]) -> list[str]:

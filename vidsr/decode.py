@@ -171,14 +171,14 @@ def decode_batches(
                 layout, convert_to = frame_layout(frame.format)
                 builder = _BatchBuilder(layout, info.width, info.height, batch_size, frames_seen, segment)
             if convert_to is not None:
-                frame = _repack(frame, convert_to)
+                frame = repack(frame, convert_to)
             builder.add(frame, pts)
             frames_seen += 1
         if builder is not None and builder.pts:
             yield builder.build()
 
 
-def _repack(frame: av.VideoFrame, target: str) -> av.VideoFrame:
+def repack(frame: av.VideoFrame, target: str) -> av.VideoFrame:
     """Repack a frame into the planar format vidsr reads, keeping every sample value."""
     if frame.format.name.startswith("gray"):
         # Grey is full range by FFmpeg's convention: copy Y as it is, not squeezed into 16..235.

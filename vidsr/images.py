@@ -28,7 +28,7 @@ from vidsr.zoo import DEFAULT_MODEL
 # What vidsr reads and writes, by file name ending; the output format follows the output name.
 FORMAT_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 OUTPUT_FORMATS = ("png", "jpg", "webp")
-AlphaUpscaler = Literal["model", "bicubic"]
+TransparencyUpscaler = Literal["model", "bicubic"]
 
 _EXIF_ORIENTATION = 0x0112
 _JPEG_QUALITY = 95
@@ -67,20 +67,22 @@ class ImageJob:
 
     ``output`` is a file when there is one input file and the output name ends in an
     image suffix; otherwise it is a folder, and ``format`` (default png) names what goes in it.
-    ``alpha`` says how a transparency channel is enlarged: through the model as a grey
+    ``transparency`` says how an alpha channel is enlarged: through the model as a grey
     image (default: its edges then match the sharpened colour edges, as Real-ESRGAN's own
     inference does) or bicubic (half the time, softer edges).
     """
 
     inputs: tuple[Path, ...]
     output: Path
-    model: str = DEFAULT_MODEL
+    model: str | tuple[str, ...] = DEFAULT_MODEL
+    alpha: float | None = None  # with two models: the interpolation weight
     scale: float | None = None
     device: str = "auto"
+    precision: str = "auto"
     tile: int = 0
     force: bool = False
     format: str | None = None
-    alpha: AlphaUpscaler = "model"
+    transparency: TransparencyUpscaler = "model"
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,14 @@ def upscale_images(job: ImageJob, *, on_image: Callable[[ImageResult], None] | N
     plan = plan_outputs(job.inputs, job.output, job.format)
     if not job.force:
         refuse_existing([target for _, target in plan])
-    upscaler = create_upscaler(job.model, device=job.device, scale=job.scale, tile=job.tile)
+    upscalers = {8: _create_upscaler(job, bits=8)}  # now: a bad model name stops before any work
     results = []
     for source, target in plan:
         try:
-            picture = upscale_picture(read_image(source), upscaler, alpha=job.alpha)
+            picture = read_image(source)
+            if picture.bits not in upscalers:
+                upscalers[picture.bits] = _create_upscaler(job, bits=picture.bits)
+            picture = upscale_picture(picture, upscalers[picture.bits], transparency=job.transparency)
             save_image(target, picture)
             result = ImageResult(source, target, picture.width, picture.height)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the rest
@@ -124,6 +129,19 @@ def upscale_images(job: ImageJob, *, on_image: Callable[[ImageResult], None] | N
         listed = "; ".join(f"{r.source}: {r.error}" for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")
         raise ImagesFailed(f"{len(failed)} of {len(results)} images failed ({listed})")
     return results
+
+
+def _create_upscaler(job: ImageJob, *, bits: int) -> Upscaler:
+    """The automatic precision depends on the source's depth (16-bit images are not computed in bf16)."""
+    return create_upscaler(
+        job.model,
+        device=job.device,
+        scale=job.scale,
+        tile=job.tile,
+        alpha=job.alpha,
+        precision=job.precision,
+        bit_depth=bits,
+    )
 
 
 def _describe(exc: Exception) -> str:
@@ -280,8 +298,8 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
 # ---------------------------------------------------------------------------- upscaling
 
 
-def upscale_picture(picture: Picture, upscaler: Upscaler, *, alpha: AlphaUpscaler = "model") -> Picture:
-    """Upscale the colour with the model, and the alpha as ``alpha`` says."""
+def upscale_picture(picture: Picture, upscaler: Upscaler, *, transparency: TransparencyUpscaler = "model") -> Picture:
+    """Upscale the colour with the model, and the alpha channel as ``transparency`` says."""
     with torch.inference_mode():
         rgb = torch.from_numpy(picture.rgb).permute(2, 0, 1)[None].to(upscaler.device)
         upscaled = upscaler.upscale_rgb(rgb)
@@ -289,7 +307,7 @@ def upscale_picture(picture: Picture, upscaler: Upscaler, *, alpha: AlphaUpscale
         enlarged_alpha = None
         if picture.alpha is not None:
             grey = torch.from_numpy(picture.alpha)[None, None].to(upscaler.device)
-            if alpha == "model":
+            if transparency == "model":
                 enlarged_alpha = upscaler.upscale_rgb(grey.expand(1, 3, -1, -1)).mean(dim=1)
             else:
                 enlarged_alpha = F.interpolate(grey, size=(height, width), mode="bicubic", align_corners=False)[:, 0]

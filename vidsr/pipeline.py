@@ -22,17 +22,17 @@ import av
 import av.error
 
 from vidsr import __version__
+from vidsr.colour import PlaneLayout
 from vidsr.decode import Segmentation, decode_batches
 from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_layout
 from vidsr.errors import OutputError, SettingsError, VidsrError
-from vidsr.journal import JobChangedError, Journal, SegmentRecord, describe_changes, input_fingerprint, sync_folder
-from vidsr.colour import PlaneLayout
 from vidsr.interpolate import choose_model
+from vidsr.journal import JobChangedError, Journal, SegmentRecord, describe_changes, input_fingerprint, sync_folder
 from vidsr.loader import LoadedModel
 from vidsr.probe import VideoInfo, probe
 from vidsr.remux import count_video_packets, finalize, format_accepts
 from vidsr.stages import Prefetcher, Sink
-from vidsr.upscale import MAX_SCALE, MIN_SCALE, OutputBatch, Upscaler, check_scale, default_precision, select_device
+from vidsr.upscale import MAX_SCALE, MIN_SCALE, OutputBatch, Upscaler, check_scale, choose_precision, select_device
 from vidsr.workfolder import WorkFolder
 from vidsr.zoo import DEFAULT_MODEL
 
@@ -54,6 +54,7 @@ class UpscaleJob:
     height: int | None = None
     tile: int = 0  # process frames in tiles of this many input pixels; 0: whole frames
     device: str = "auto"
+    precision: str = "auto"  # auto: the fastest that stays faithful (see upscale.default_precision)
     batch: int = 0  # 0: chosen for the device
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     force: bool = False
@@ -120,7 +121,7 @@ def upscale_video(
     pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
     size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
     device = select_device(job.device)
-    precision = default_precision(device, model)
+    precision = choose_precision(job.precision, device, model, bit_depth=info.bit_depth)
     description = describe_job(job, info, model, precision, pix_fmt, size)
 
     work = WorkFolder(job.output)

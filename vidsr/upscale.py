@@ -59,6 +59,8 @@ def create_upscaler(
     scale: float | None = None,
     tile: int = 0,
     alpha: float | None = None,
+    precision: str = "auto",
+    bit_depth: int = 8,
 ) -> Upscaler:
     """An Upscaler for RGB work (images, inspection frames) from the user's words: one model,
     or two to interpolate with ``alpha``."""
@@ -67,15 +69,55 @@ def create_upscaler(
     loaded = choose_model((model,) if isinstance(model, str) else tuple(model), alpha)
     torch_device = select_device(device)
     return Upscaler(
-        loaded, device=torch_device, precision=default_precision(torch_device, loaded), scale=scale, tile=tile
+        loaded,
+        device=torch_device,
+        precision=choose_precision(precision, torch_device, loaded, bit_depth=bit_depth),
+        scale=scale,
+        tile=tile,
     )
 
 
-def default_precision(device: torch.device, model: LoadedModel) -> Precision:
-    """fp16 where the GPU makes it fast and the model is safe in it; fp32 elsewhere."""
+def default_precision(device: torch.device, model: LoadedModel, *, bit_depth: int = 8) -> Precision:
+    """The fastest precision that keeps the output faithful.
+
+    fp16 on CUDA. bf16 on CPUs with native bf16 dot products: measured within 52-56 dB of fp32
+    with the three embedded models on real frames, and about 1.5x faster. Not for sources above
+    8 bits, though: bf16 holds 8 significant bits, which would be the 8-bit detour 10-bit video
+    must not take. fp32 everywhere else.
+    """
     if device.type == "cuda" and model.supports_half:
         return "fp16"
+    if device.type == "cpu" and bit_depth <= 8 and cpu_has_native_bf16():
+        return "bf16"
     return "fp32"
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), not by emulation,
+    which would make bf16 slower than fp32."""
+    if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+
+
+def choose_precision(name: str, device: torch.device, model: LoadedModel, *, bit_depth: int = 8) -> Precision:
+    """The user's --precision, or the default for this device, model and source depth."""
+    if name == "auto":
+        return default_precision(device, model, bit_depth=bit_depth)
+    if name not in PRECISIONS:
+        raise SettingsError(f"--precision {name}: choose one of {', '.join(PRECISIONS)}")
+    if name == "fp16" and device.type == "cpu":
+        raise SettingsError("--precision fp16 is for GPUs; on the CPU use bf16 or fp32")
+    return name  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

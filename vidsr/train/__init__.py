@@ -7,6 +7,7 @@ ordinary model file. The pieces are usable on their own: patch sampling and degr
 
 from __future__ import annotations
 
+from vidsr.train.checkpoint import export_weights
 from vidsr.train.data import (
     DEGRADATIONS,
     Degradation,
@@ -18,8 +19,18 @@ from vidsr.train.data import (
     degrade,
     read_video_frames,
 )
-from vidsr.train.discriminator import UNetDiscriminatorSN, VGGStyleDiscriminator, build_discriminator
-from vidsr.train.losses import PerceptualLoss, l1_loss, ragan_discriminator_loss, ragan_generator_loss
+from vidsr.train.discriminator import (
+    UNetDiscriminatorSN,
+    VGGStyleDiscriminator,
+    build_discriminator,
+)
+from vidsr.train.losses import (
+    PerceptualLoss,
+    l1_loss,
+    ragan_discriminator_loss,
+    ragan_generator_loss,
+)
+from vidsr.train.metrics import psnr, ssim, upscale_bicubic
 from vidsr.train.trainer import (
     CHECKPOINT_NAME,
     WEIGHTS_NAME,
@@ -27,12 +38,8 @@ from vidsr.train.trainer import (
     TrainProgress,
     TrainResult,
     Validation,
-    export_weights,
     learning_rate_at,
-    psnr,
-    ssim,
     train,
-    upscale_bicubic,
 )
 from vidsr.train.vgg import VGG19_CONV_INDEX, VGG19Features, load_vgg19
 

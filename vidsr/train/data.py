@@ -173,8 +173,8 @@ def read_image(path: Path) -> torch.Tensor:
 
 
 def _image_picture(path: Path, min_size: int) -> Picture:
-    # Decoded in full once here, so a damaged file is refused before training, not hours into it.
-    image = read_image(path)
+    # Decoded in full once here (and cached), so a damaged file is refused before training, not hours into it.
+    image = _image_cache.get(path)
     height, width = image.shape[1:]
     if min(width, height) < min_size:
         raise _too_small(str(path), width, height, min_size)

@@ -18,20 +18,32 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from vidsr.errors import OutputError, SettingsError, VidsrError
-from vidsr.loader import LoadedModel, content_hash
-from vidsr.train.data import Degradation, PatchSampler, TrainingPictures, bicubic_downscale, collect_pictures
+from vidsr.errors import SettingsError
+from vidsr.loader import LoadedModel
+from vidsr.train.checkpoint import (
+    OutLock,
+    atomic_write,
+    describe_changes,
+    export_weights,
+    plain,
+    prepare_out,
+    read_checkpoint,
+)
+from vidsr.train.data import (
+    Degradation,
+    PatchSampler,
+    TrainingPictures,
+    collect_pictures,
+)
 from vidsr.train.discriminator import DiscriminatorKind, build_discriminator
 from vidsr.train.losses import (
     ADVERSARIAL_WEIGHT,
@@ -42,6 +54,7 @@ from vidsr.train.losses import (
     ragan_discriminator_loss,
     ragan_generator_loss,
 )
+from vidsr.train.metrics import psnr, ssim, upscale_bicubic
 
 Stage = Literal["psnr", "gan"]
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -145,17 +158,17 @@ def train(config: TrainConfig, *, on_progress: ProgressCallback | None = None) -
     _check_numbers(config)
     started = time.monotonic()
     device = _device(config.device)
-    out = _prepare_out(config.out)
-    with _OutLock(out):
+    out = prepare_out(config.out)
+    with OutLock(out):
+        # Cheapest checks first: a missing VGG or a bad patch size is refused before any data is read.
+        perceptual = _perceptual_loss(config)
         generator, identity = _build_generator(config)
-        scale = identity["scale"]
-        _check_patch(config, scale, size_multiple=getattr(generator, "unshuffle", 1))
+        _check_patch(config, identity["scale"], size_multiple=getattr(generator, "unshuffle", 1))
+        discriminator = _discriminator(config) if config.stage == "gan" else None
         pictures = collect_pictures(
             config.data, min_size=config.patch, frames_per_video=config.frames_per_video, val_fraction=config.val_fraction
         )
         identity["data"] = pictures.fingerprint
-        perceptual = _perceptual_loss(config)
-        discriminator = _discriminator(config) if config.stage == "gan" else None
         run = _Run(config, identity, generator, discriminator, perceptual, pictures, device)
         run.restore_or_start(out / CHECKPOINT_NAME)
         return run.loop(out, started, on_progress or (lambda progress: None))
@@ -184,7 +197,7 @@ class _Run:
         self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
         self.discriminator = discriminator.to(device).train() if discriminator is not None else None
         self.perceptual = perceptual.to(device) if perceptual is not None else None
-        self.base_lr = config.learning_rate or BASE_LEARNING_RATE[config.stage]
+        self.base_lr = _base_learning_rate(config)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=self.base_lr, betas=ADAM_BETAS)
         self.optimizer_d = (
             torch.optim.Adam(self.discriminator.parameters(), lr=self.base_lr, betas=ADAM_BETAS)
@@ -214,10 +227,14 @@ class _Run:
             return
         if not path.exists():
             return
-        state = _read_checkpoint(path)
+        state = read_checkpoint(path)
         if state.get("format") != CHECKPOINT_FORMAT:
             raise SettingsError(f"{path} is not a vidsr training checkpoint; use another --out, or --restart")
-        changes = _describe_changes(state["identity"], _plain(self.identity))
+        changes = [
+            change
+            for change in describe_changes(state["identity"], plain(self.identity))
+            if not change.startswith("from:")  # the same model may be named by another path: its hash decides
+        ]
         if changes:
             raise SettingsError(
                 f"{path} belongs to a different training run ({'; '.join(changes[:4])}); "
@@ -236,7 +253,7 @@ class _Run:
     def save(self, out: Path) -> None:
         state = {
             "format": CHECKPOINT_FORMAT,
-            "identity": _plain(self.identity),
+            "identity": plain(self.identity),
             "step": self.step,
             "generator": self.generator.state_dict(),
             "ema": self.ema.state_dict(),
@@ -248,11 +265,11 @@ class _Run:
         }
         # Weights first: a checkpoint at step N never comes with older exported weights.
         export_weights(self.ema, out / WEIGHTS_NAME, metadata=self._metadata())
-        _atomic_write(out / CHECKPOINT_NAME, lambda handle: torch.save(state, handle))
+        atomic_write(out / CHECKPOINT_NAME, lambda handle: torch.save(state, handle))
 
     def _metadata(self) -> dict[str, str]:
         latest = self.history[-1] if self.history else None
-        summary = {"step": self.step, **_plain(self.identity)}
+        summary = {"step": self.step, **plain(self.identity)}
         if latest is not None:
             summary["validation"] = asdict(latest)
         return {"vidsr_training": json.dumps(summary, sort_keys=True)}
@@ -366,6 +383,10 @@ class _Run:
 # ---------------------------------------------------------------------------- schedule and EMA
 
 
+def _base_learning_rate(config: TrainConfig) -> float:
+    return BASE_LEARNING_RATE[config.stage] if config.learning_rate is None else config.learning_rate
+
+
 def learning_rate_at(step: int, steps: int, base: float, stage: Stage) -> float:
     """The paper's step schedule scaled to ``steps``: ``base`` halved at each point passed."""
     passed = sum(step > round(point * steps) for point in HALVING_POINTS[stage])
@@ -384,44 +405,6 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         average.lerp_(current, 1.0 - decay)
     for average, current in zip(ema.buffers(), model.buffers()):
         average.copy_(current)
-
-
-# ---------------------------------------------------------------------------- metrics
-
-
-def psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB per image of N x C x H x W in 0..1."""
-    mse = (output - target).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return -10.0 * torch.log10(mse)
-
-
-def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """SSIM per image of N x C x H x W in 0..1 (Wang et al. 2004: 11x11 Gaussian window, σ 1.5,
-    valid area only, averaged over channels)."""
-    coords = torch.arange(11, dtype=torch.float64) - 5
-    gauss = torch.exp(-(coords**2) / (2 * 1.5**2))
-    window = torch.outer(gauss, gauss)
-    window = (window / window.sum()).to(output.dtype)
-    channels = output.shape[1]
-    kernel = window.expand(channels, 1, 11, 11)
-
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, kernel, groups=channels)
-
-    c1, c2 = 0.01**2, 0.03**2
-    mu_x, mu_y = blur(output), blur(target)
-    var_x = blur(output * output) - mu_x**2
-    var_y = blur(target * target) - mu_y**2
-    cov = blur(output * target) - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim_map.flatten(1).mean(1)
-
-
-def upscale_bicubic(images: torch.Tensor, scale: int) -> torch.Tensor:
-    """The reference every upscaler must beat: plain bicubic enlargement, clamped to 0..1."""
-    if scale == 1:
-        return images.clone()
-    return F.interpolate(images, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def _validation_patches(config: TrainConfig, pictures: TrainingPictures, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -485,7 +468,7 @@ def _build_generator(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
         "degradation": config.degradation,
         "augment": config.augment,
         "seed": config.seed,
-        "learning_rate": config.learning_rate or BASE_LEARNING_RATE[config.stage],
+        "learning_rate": _base_learning_rate(config),
         "perceptual": config.stage == "gan" and config.perceptual,
         "perceptual_layers": dict(config.perceptual_layers) if config.stage == "gan" and config.perceptual else {},
         "discriminator": config.discriminator if config.stage == "gan" else None,
@@ -558,118 +541,4 @@ def _device(name: str) -> torch.device:
         raise SettingsError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
     return torch.device(name)
 
-
-# ---------------------------------------------------------------------------- files
-
-
-def export_weights(module: nn.Module, path: Path, *, metadata: Mapping[str, str] | None = None) -> Path:
-    """Write a network's state dict as safetensors, atomically: an ordinary vidsr model file."""
-    from safetensors.torch import save_file
-
-    tensors = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(temporary), metadata=dict(metadata or {}))
-    _fsync(temporary)
-    os.replace(temporary, path)
-    return path
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    _fsync_folder(path.parent)
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        # weights_only: tensors and plain containers only; nothing in the file can run code.
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load fails in many ways on damaged files
-        raise SettingsError(f"cannot read the checkpoint {path} ({error}); pass --restart to start over") from None
-
-
-def _prepare_out(out: Path) -> Path:
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; give a folder for the checkpoint and the model")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create {out}: {error.strerror or error}") from None
-    return out
-
-
-class _OutLock:
-    """One training process per ``out`` folder (an OS lock, released however the process ends)."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out / ".lock"
-        self.handle: IO[str] | None = None
-
-    def __enter__(self) -> _OutLock:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no lock
-            return self
-        self.handle = self.path.open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.handle.close()
-            raise OutputError(f"another vidsr is training into {self.path.parent}; wait for it or stop it") from None
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.handle is not None:
-            self.handle.close()
-
-
-# ---------------------------------------------------------------------------- identity
-
-
-def _plain(value: Any) -> Any:
-    """JSON-like copy (str, int, float, bool, None, lists, dicts): what a weights-only checkpoint holds."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise VidsrError(f"cannot record {type(value).__name__} in a checkpoint")
-
-
-def _describe_changes(recorded: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list[str]:
-    changes: list[str] = []
-    for key in sorted(set(recorded) | set(current)):
-        old, new = recorded.get(key), current.get(key)
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
-            changes += _describe_changes(old, new, prefix=f"{prefix}{key}.")
-        elif old != new:
-            shown = "changed" if key in ("data", "from_hash") else f"{old} → {new}"
-            changes.append(f"{prefix}{key}: {shown}")
-    return changes
 

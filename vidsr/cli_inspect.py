@@ -1,0 +1,250 @@
+"""The looking commands: `vidsr frames`, `vidsr image`, `vidsr info`.
+
+Thin commands over :mod:`vidsr.frames`, :mod:`vidsr.images` and :mod:`vidsr.info`;
+``vidsr.cli`` registers them inside its error handling (imported lazily here, because
+``vidsr.cli`` imports this module).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from vidsr.zoo import DEFAULT_MODEL
+
+# The upscale options, as `vidsr upscale` has them.
+ModelOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help=f"An embedded model (default {DEFAULT_MODEL}), a models-folder file or a path; twice to interpolate.",
+        show_default=False,
+    ),
+]
+AlphaOption = Annotated[float | None, typer.Option(help="With two --model: 0 gives the first, 1 the second.")]
+ScaleOption = Annotated[float | None, typer.Option(help="Output scale from 1 to 16; default: the model's own.")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+PrecisionOption = Annotated[
+    str, typer.Option(help="auto, fp32, bf16 (CPUs with bf16) or fp16 (GPUs); auto picks the fastest faithful one.")
+]
+TileOption = Annotated[int, typer.Option(help="Upscale in tiles of this many pixels (less memory); 0: whole.", min=0)]
+
+
+def _models(model: list[str] | None) -> str | tuple[str, ...]:
+    return tuple(model) if model else DEFAULT_MODEL
+
+
+def frames(
+    input: Annotated[Path, typer.Argument(help="Any video, an upscaled one included.", show_default=False)],
+    outdir: Annotated[Path, typer.Argument(help="Folder for the PNGs (created if needed).", show_default=False)],
+    at: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--at",
+            help="A time from the first frame: seconds (75.5), mm:ss (1:15.5) or hh:mm:ss.ms; repeatable. "
+            "The frame written is the one on screen then: the last that starts at or before it.",
+            show_default=False,
+        ),
+    ] = None,
+    index: Annotated[
+        list[int] | None,
+        typer.Option("--index", help="A frame number, 0 first; repeatable.", min=0, show_default=False),
+    ] = None,
+    every: Annotated[str | None, typer.Option(help="A frame every this many seconds (within --start/--end).")] = None,
+    count: Annotated[
+        int | None, typer.Option(help="This many frames, evenly spread (within --start/--end).", min=1)
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="Range start; alone with --end: every frame in the range.")] = None,
+    end: Annotated[str | None, typer.Option(help="Range end (exclusive); default: the end of the video.")] = None,
+    upscaled: Annotated[bool, typer.Option("--upscaled", help="Also write the model's output.")] = False,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Also write source (bicubic) and model output side by side, labelled.")
+    ] = False,
+    model: ModelOption = None,
+    alpha: AlphaOption = None,
+    scale: ScaleOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    tile: TileOption = 0,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite frames written before.")] = False,
+) -> None:
+    """Write chosen frames of a video as PNGs, exactly as decoded (16-bit for 10-bit video);
+    with no selection, a handful spread over the video. Found by seeking: fast anywhere in a long file."""
+    from vidsr.cli import stderr, user_errors
+    from vidsr.frames import FramesJob, Selection, extract_frames, parse_time, show_time
+
+    def optional_time(text: str | None):
+        return parse_time(text) if text is not None else None
+
+    def report(done) -> None:
+        extras = [path.name for path in (done.upscaled, done.compare) if path is not None]
+        stderr.print(
+            escape(
+                f"frame {done.index} at {show_time(done.seconds)}: {done.source}" + "".join(f", {e}" for e in extras)
+            ),
+            soft_wrap=True,
+        )
+
+    with user_errors():
+        selection = Selection(
+            at=tuple(parse_time(text) for text in at or ()),
+            index=tuple(index or ()),
+            every=optional_time(every),
+            count=count,
+            start=optional_time(start),
+            end=optional_time(end),
+        )
+        job = FramesJob(
+            input=input,
+            output_dir=outdir,
+            selection=selection,
+            upscaled=upscaled,
+            compare=compare,
+            model=_models(model),
+            alpha=alpha,
+            scale=scale,
+            device=device,
+            precision=precision,
+            tile=tile,
+            force=force,
+        )
+        written = extract_frames(job, on_frame=report)
+    stderr.print(escape(f"wrote {len(written)} frame(s) to {outdir}"), soft_wrap=True)
+
+
+def image(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="INPUT... OUTPUT: images or folders (PNG, JPEG, WebP), then the output.", show_default=False
+        ),
+    ],
+    model: ModelOption = None,
+    alpha: AlphaOption = None,
+    scale: ScaleOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    tile: TileOption = 0,
+    format: Annotated[
+        str | None, typer.Option("--format", help="png, jpg or webp for an output folder; default png.")
+    ] = None,
+    transparency: Annotated[
+        str, typer.Option(help="Enlarge an alpha channel with the model (edges match the colour) or bicubic (faster).")
+    ] = "model",
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+) -> None:
+    """Upscale images: one file to one file (format from its name), or files and folders into a
+    folder, keeping sub-folders. Alpha, 16-bit PNG and EXIF orientation are kept."""
+    from vidsr.cli import stderr, user_errors
+    from vidsr.errors import SettingsError
+    from vidsr.images import ImageJob, upscale_images
+
+    def report(result) -> None:
+        if result.error:
+            stderr.print(f"[yellow]failed:[/] {escape(f'{result.source}: {result.error}')}", soft_wrap=True)
+        else:
+            stderr.print(escape(f"{result.source} -> {result.output} ({result.width}x{result.height})"), soft_wrap=True)
+
+    with user_errors():
+        if len(paths) < 2:
+            raise SettingsError("give at least one input and an output: vidsr image INPUT... OUTPUT")
+        if transparency not in ("model", "bicubic"):
+            raise SettingsError(f"--transparency {transparency}: choose model or bicubic")
+        job = ImageJob(
+            inputs=tuple(paths[:-1]),
+            output=paths[-1],
+            model=_models(model),
+            alpha=alpha,
+            scale=scale,
+            device=device,
+            precision=precision,
+            tile=tile,
+            force=force,
+            format=format,
+            transparency=transparency,
+        )
+        results = upscale_images(job, on_image=report)
+    stderr.print(f"wrote {len(results)} image(s)", soft_wrap=True)
+
+
+def info(
+    input: Annotated[Path, typer.Argument(help="The video to describe.", show_default=False)],
+    model: ModelOption = None,
+    alpha: AlphaOption = None,
+    scale: ScaleOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    tile: TileOption = 0,
+    estimate: Annotated[bool, typer.Option(help="Time a few frames through the model for an ETA.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show the streams (codec, size, frame rate, exact frame count, colour, audio, subtitles)
+    and estimate the upscale's time and output size by timing a few real frames."""
+    from vidsr.cli import stdout, user_errors
+    from vidsr.info import describe
+
+    with user_errors():
+        report = describe(
+            input,
+            model=_models(model),
+            alpha=alpha,
+            scale=scale,
+            device=device,
+            precision=precision,
+            tile=tile,
+            estimate=estimate,
+        )
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return
+    stdout.print(_info_table(report))
+
+
+def _info_table(report):
+    from rich.table import Table
+
+    from vidsr.frames import show_time
+
+    video = report.video
+    table = Table(title=escape(report.path), show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_row("container", f"{report.container}, {report.size_bytes / 1e6:.1f} MB, {show_time(report.duration)}")
+    rate = "variable" if video.variable else "constant"
+    fps = f"{video.frame_rate:.3f} fps ({rate})" if video.frame_rate else rate
+    table.add_row(
+        f"video #{video.index}",
+        f"{video.codec} {video.width}x{video.height} {video.pix_fmt} ({video.bit_depth}-bit), {fps}, "
+        f"{video.frames} frames, {show_time(video.duration)}",
+    )
+    guess = "" if video.colour_tagged else " (untagged: guessed)"
+    table.add_row(
+        "colour",
+        f"{video.matrix}, {video.range} range{guess}; primaries {video.primaries}, transfer {video.transfer}"
+        + (f"; rotation {video.rotation}" if video.rotation else ""),
+    )
+    for audio in report.audio:
+        table.add_row(
+            f"audio #{audio.index}",
+            f"{audio.codec}, {audio.channels} ch, {audio.sample_rate} Hz"
+            + (f", {audio.language}" if audio.language else ""),
+        )
+    for other in report.others:
+        table.add_row(f"{other.kind} #{other.index}", other.codec + (f", {other.language}" if other.language else ""))
+    if report.chapters:
+        table.add_row("chapters", str(report.chapters))
+    if report.estimate:
+        estimate = report.estimate
+        table.add_row("output", f"{estimate.output_width}x{estimate.output_height} with {estimate.model}")
+        table.add_row(
+            "estimate",
+            f"about {show_time(estimate.seconds)} on {estimate.device} in {estimate.precision} "
+            f"({estimate.seconds_per_frame:.3f} s a frame, "
+            f"timed on {estimate.frames_timed} {estimate.timed_on}; an estimate, not a promise)",
+        )
+    return table
