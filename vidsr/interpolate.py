@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from vidsr.durable import atomic_write
 from vidsr.errors import ModelError
 from vidsr.loader import LoadedModel, detect_and_build
 from vidsr.zoo import resolve_model
@@ -75,9 +76,8 @@ def write_interpolated(first: str, second: str, alpha: float, output: Path, *, f
     if output.suffix != ".safetensors":
         raise ModelError(f"{output}: interpolated models are written as .safetensors")
     model = interpolate_models(first, second, alpha)
-    temporary = output.with_name(f".{output.name}.partial")
-    save_file(_weights(model), str(temporary), metadata={"vidsr_source": model.source})
-    temporary.replace(output)
+    data = save(_weights(model), metadata={"vidsr_source": model.source})
+    atomic_write(output, lambda handle: handle.write(data))
     return model
 
 

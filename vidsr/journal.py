@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidsr.durable import atomic_write
 from vidsr.errors import VidsrError
 from vidsr.probe import VideoInfo
 
@@ -133,29 +133,4 @@ def read_journal(path: Path) -> Journal | None:
 
 def write_journal(path: Path, journal: Journal) -> None:
     """Replace the journal atomically and durably."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(journal.to_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    sync_folder(path.parent)
-
-
-def sync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def sync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
+    atomic_write(path, lambda handle: handle.write(journal.to_json().encode("utf-8")))

@@ -24,10 +24,11 @@ import av.error
 from vidsr import __version__
 from vidsr.colour import PlaneLayout
 from vidsr.decode import Segmentation, decode_batches
+from vidsr.durable import sync_folder
 from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_layout
 from vidsr.errors import OutputError, SettingsError, VidsrError
 from vidsr.interpolate import choose_model
-from vidsr.journal import JobChangedError, Journal, SegmentRecord, describe_changes, input_fingerprint, sync_folder
+from vidsr.journal import JobChangedError, Journal, SegmentRecord, describe_changes, input_fingerprint
 from vidsr.loader import LoadedModel
 from vidsr.probe import VideoInfo, probe
 from vidsr.remux import count_video_packets, finalize, format_accepts

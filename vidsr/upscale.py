@@ -182,7 +182,7 @@ class Upscaler:
     def upscale(self, batch: FrameBatch) -> OutputBatch:
         """Upscale every frame of ``batch``; planes come back on the CPU."""
         with torch.inference_mode():
-            planes = tuple(_to_tensor(p, batch.layout).to(self.device, non_blocking=True) for p in batch.planes)
+            planes = tuple(_to_device(_to_tensor(p, batch.layout), self.device) for p in batch.planes)
             rgb = planes_to_rgb(planes, batch.layout, self.source_colour)
             upscaled = self.upscale_rgb(rgb, self.size)
             out_planes = rgb_to_planes(upscaled, self.output_layout, self.output_colour)
@@ -299,6 +299,13 @@ def _to_tensor(plane: np.ndarray, layout: PlaneLayout) -> torch.Tensor:
     if layout.bit_depth <= 15:
         return torch.from_numpy(plane.view(np.int16))
     return torch.from_numpy(plane.astype(np.int32))
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host to device; on CUDA through pinned memory, so the copy overlaps the GPU's work."""
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 def _to_numpy(plane: torch.Tensor, layout: PlaneLayout) -> np.ndarray:

@@ -12,8 +12,9 @@ import shutil
 from pathlib import Path
 from typing import IO
 
+from vidsr.durable import sync_file, sync_folder
 from vidsr.errors import OutputError
-from vidsr.journal import Journal, read_journal, sync_file, sync_folder, write_journal
+from vidsr.journal import Journal, read_journal, write_journal
 
 try:
     import fcntl

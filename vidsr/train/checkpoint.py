@@ -7,14 +7,14 @@ can run code. The exported model is safetensors.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 from torch import nn
 
+from vidsr.durable import atomic_write
 from vidsr.errors import OutputError, SettingsError, VidsrError
 
 
@@ -26,29 +26,6 @@ def export_weights(module: nn.Module, path: Path, *, metadata: Mapping[str, str]
     data = save(tensors, metadata=dict(metadata or {}))
     atomic_write(path, lambda handle: handle.write(data))
     return path
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
