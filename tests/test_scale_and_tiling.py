@@ -15,7 +15,7 @@ from torch import nn
 from vidsr.arch import RRDBNet, SRVGGNetCompact
 from vidsr.loader import detect_and_build
 from vidsr.tiling import run_tiled, spans
-from vidsr.upscale import Upscaler, create_upscaler, resize
+from vidsr.upscale import UpscaleOptions, Upscaler, create_upscaler, resize
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
 
@@ -61,8 +61,8 @@ def test_tiles_of_the_default_model_leave_no_seam(photo):
     """The real 23-block model, tile edges cutting through the face: within 50 dB of untiled."""
     crop = photo[..., 8:72, 16:112]  # 96x64: four tiles of 48
     with torch.inference_mode():
-        reference = create_upscaler("realesrgan-x4plus").upscale_rgb(crop)
-        result = create_upscaler("realesrgan-x4plus", tile=48).upscale_rgb(crop)
+        reference = create_upscaler(UpscaleOptions(models=("realesrgan-x4plus",))).upscale_rgb(crop)
+        result = create_upscaler(UpscaleOptions(models=("realesrgan-x4plus",), tile=48)).upscale_rgb(crop)
     assert result.shape == reference.shape == (1, 3, 256, 384)
     assert tensor_psnr(result, reference) >= 50.0
 
@@ -70,13 +70,13 @@ def test_tiles_of_the_default_model_leave_no_seam(photo):
 @pytest.fixture(scope="module")
 def fast_model_untiled(photo) -> torch.Tensor:
     with torch.inference_mode():
-        return create_upscaler("realesr-animevideov3").upscale_rgb(photo)
+        return create_upscaler(UpscaleOptions(models=("realesr-animevideov3",))).upscale_rgb(photo)
 
 
 @pytest.mark.parametrize("tile", [32, 48, 64, 100])
 def test_tiles_of_the_fast_model_leave_no_seam_at_any_tile_size(photo, fast_model_untiled, tile):
     with torch.inference_mode():
-        result = create_upscaler("realesr-animevideov3", tile=tile).upscale_rgb(photo)
+        result = create_upscaler(UpscaleOptions(models=("realesr-animevideov3",), tile=tile)).upscale_rgb(photo)
     assert tensor_psnr(result, fast_model_untiled) >= 50.0
 
 

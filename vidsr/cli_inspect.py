@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from vidsr.upscale import UpscaleOptions
 from vidsr.zoo import DEFAULT_MODEL
 
 # The upscale options, as `vidsr upscale` has them.
@@ -35,8 +36,17 @@ PrecisionOption = Annotated[
 TileOption = Annotated[int, typer.Option(help="Upscale in tiles of this many pixels (less memory); 0: whole.", min=0)]
 
 
-def _models(model: list[str] | None) -> str | tuple[str, ...]:
-    return tuple(model) if model else DEFAULT_MODEL
+def _options(
+    model: list[str] | None, alpha: float | None, scale: float | None, tile: int, device: str, precision: str
+) -> UpscaleOptions:
+    return UpscaleOptions(
+        models=tuple(model) if model else (DEFAULT_MODEL,),
+        alpha=alpha,
+        scale=scale,
+        tile=tile,
+        device=device,
+        precision=precision,
+    )
 
 
 def frames(
@@ -105,12 +115,7 @@ def frames(
             selection=selection,
             upscaled=upscaled,
             compare=compare,
-            model=_models(model),
-            alpha=alpha,
-            scale=scale,
-            device=device,
-            precision=precision,
-            tile=tile,
+            upscale=_options(model, alpha, scale, tile, device, precision),
             force=force,
         )
         written = extract_frames(job, on_frame=report)
@@ -158,12 +163,7 @@ def image(
         job = ImageJob(
             inputs=tuple(paths[:-1]),
             output=paths[-1],
-            model=_models(model),
-            alpha=alpha,
-            scale=scale,
-            device=device,
-            precision=precision,
-            tile=tile,
+            upscale=_options(model, alpha, scale, tile, device, precision),
             force=force,
             format=format,
             transparency=transparency,
@@ -191,12 +191,7 @@ def info(
     with user_errors():
         report = describe(
             input,
-            model=_models(model),
-            alpha=alpha,
-            scale=scale,
-            device=device,
-            precision=precision,
-            tile=tile,
+            upscale=_options(model, alpha, scale, tile, device, precision),
             estimate=estimate,
         )
     if as_json:

@@ -33,7 +33,7 @@ from vidsr.decode import frame_layout, frames_from, plane_array, repack
 from vidsr.errors import InputError, OutputError, SettingsError
 from vidsr.images import Picture, refuse_existing, save_image
 from vidsr.probe import VideoInfo, open_input, probe
-from vidsr.zoo import DEFAULT_MODEL
+from vidsr.upscale import UpscaleOptions, create_upscaler
 
 DEFAULT_COUNT = 5  # frames written when nothing is selected, spread over the video
 SEEK_AHEAD_SECONDS = 3  # the next wanted frame is further ahead than this: seek, don't decode forward
@@ -273,12 +273,7 @@ class FramesJob:
     selection: Selection = Selection()
     upscaled: bool = False
     compare: bool = False
-    model: str | tuple[str, ...] = DEFAULT_MODEL
-    alpha: float | None = None  # with two models: the interpolation weight
-    scale: float | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    tile: int = 0
+    upscale: UpscaleOptions = UpscaleOptions()
     force: bool = False
 
 
@@ -312,17 +307,7 @@ def extract_frames(job: FramesJob, *, on_frame: FrameCallback | None = None) -> 
     _prepare_folder(job.output_dir)
     upscaler = None
     if job.upscaled or job.compare:
-        from vidsr.upscale import create_upscaler
-
-        upscaler = create_upscaler(
-            job.model,
-            device=job.device,
-            scale=job.scale,
-            tile=job.tile,
-            alpha=job.alpha,
-            precision=job.precision,
-            bit_depth=info.bit_depth,
-        )
+        upscaler = create_upscaler(job.upscale, bit_depth=info.bit_depth)
     with open_input(info.path) as container:
         stream = container.streams[info.video_index]
         stream.thread_type = "AUTO"

@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from vidsr.errors import InputError, OutputError, VidsrError
-from vidsr.upscale import Upscaler, create_upscaler
-from vidsr.zoo import DEFAULT_MODEL
+from vidsr.upscale import UpscaleOptions, Upscaler, create_upscaler
 
 # What vidsr reads and writes, by file name ending; the output format follows the output name.
 FORMAT_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -74,12 +73,7 @@ class ImageJob:
 
     inputs: tuple[Path, ...]
     output: Path
-    model: str | tuple[str, ...] = DEFAULT_MODEL
-    alpha: float | None = None  # with two models: the interpolation weight
-    scale: float | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    tile: int = 0
+    upscale: UpscaleOptions = UpscaleOptions()
     force: bool = False
     format: str | None = None
     transparency: TransparencyUpscaler = "model"
@@ -133,15 +127,7 @@ def upscale_images(job: ImageJob, *, on_image: Callable[[ImageResult], None] | N
 
 def _create_upscaler(job: ImageJob, *, bits: int) -> Upscaler:
     """The automatic precision depends on the source's depth (16-bit images are not computed in bf16)."""
-    return create_upscaler(
-        job.model,
-        device=job.device,
-        scale=job.scale,
-        tile=job.tile,
-        alpha=job.alpha,
-        precision=job.precision,
-        bit_depth=bits,
-    )
+    return create_upscaler(job.upscale, bit_depth=bits)
 
 
 def _describe(exc: Exception) -> str:

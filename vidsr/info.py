@@ -19,7 +19,7 @@ import torch
 from vidsr.decode import frames_from
 from vidsr.frames import Timeline, frame_to_rgb
 from vidsr.probe import VideoInfo, open_input, probe
-from vidsr.zoo import DEFAULT_MODEL
+from vidsr.upscale import UpscaleOptions, create_upscaler
 
 FRAMES_TIMED = 3  # frames timed at least for the estimate, after one untimed warm-up frame
 MAX_FRAMES_TIMED = 12  # fast models: keep timing up to this many frames ...
@@ -136,31 +136,14 @@ class MediaReport:
 def describe(
     path: Path,
     *,
-    model: str | tuple[str, ...] = DEFAULT_MODEL,
-    alpha: float | None = None,
-    scale: float | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int = 0,
+    upscale: UpscaleOptions = UpscaleOptions(),
     estimate: bool = True,
     frames_timed: int = FRAMES_TIMED,
 ) -> MediaReport:
     """Everything ``vidsr info`` shows. Raises InputError for bad input, ModelError and
     SettingsError from the model options (only when ``estimate``)."""
     info = probe(path)
-    upscaler = None
-    if estimate:
-        from vidsr.upscale import create_upscaler
-
-        upscaler = create_upscaler(
-            model,
-            device=device,
-            scale=scale,
-            tile=tile,
-            alpha=alpha,
-            precision=precision,
-            bit_depth=info.bit_depth,
-        )
+    upscaler = create_upscaler(upscale, bit_depth=info.bit_depth) if estimate else None
     with open_input(path) as container:
         stream = container.streams[info.video_index]
         timeline = Timeline.proven_constant(stream, info) or Timeline.read(container, stream, info)

@@ -21,6 +21,7 @@ from vidsr.decode import FrameBatch
 from vidsr.errors import SettingsError, VidsrError
 from vidsr.loader import LoadedModel
 from vidsr.tiling import DEFAULT_OVERLAP, run_tiled
+from vidsr.zoo import DEFAULT_MODEL
 
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32", "fp16", "bf16"]
@@ -52,28 +53,31 @@ def check_scale(scale: float) -> float:
     return float(scale)
 
 
-def create_upscaler(
-    model: str | tuple[str, ...],
-    *,
-    device: str = "auto",
-    scale: float | None = None,
-    tile: int = 0,
-    alpha: float | None = None,
-    precision: str = "auto",
-    bit_depth: int = 8,
-) -> Upscaler:
-    """An Upscaler for RGB work (images, inspection frames) from the user's words: one model,
-    or two to interpolate with ``alpha``."""
+@dataclass(frozen=True)
+class UpscaleOptions:
+    """The user's choice of network and how to run it, shared by every command that upscales."""
+
+    models: tuple[str, ...] = (DEFAULT_MODEL,)  # one, or two to interpolate between with ``alpha``
+    alpha: float | None = None
+    scale: float | None = None  # None: the model's own
+    tile: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+
+
+def create_upscaler(options: UpscaleOptions = UpscaleOptions(), *, bit_depth: int = 8) -> Upscaler:
+    """An Upscaler for RGB work (images, inspection frames, estimates); ``bit_depth`` is the
+    source's, which the automatic precision depends on."""
     from vidsr.interpolate import choose_model
 
-    loaded = choose_model((model,) if isinstance(model, str) else tuple(model), alpha)
-    torch_device = select_device(device)
+    loaded = choose_model(options.models, options.alpha)
+    torch_device = select_device(options.device)
     return Upscaler(
         loaded,
         device=torch_device,
-        precision=choose_precision(precision, torch_device, loaded, bit_depth=bit_depth),
-        scale=scale,
-        tile=tile,
+        precision=choose_precision(options.precision, torch_device, loaded, bit_depth=bit_depth),
+        scale=options.scale,
+        tile=options.tile,
     )
 
 
