@@ -22,7 +22,7 @@ from vidsr.colour import planes_to_rgb
 from vidsr.decode import decode_batches
 from vidsr.pipeline import UpscaleJob, default_batch, upscale_video
 from vidsr.probe import probe
-from vidsr.upscale import Upscaler, default_precision, select_device
+from vidsr.upscale import UpscaleOptions, Upscaler, default_precision, select_device
 from vidsr.zoo import resolve_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
@@ -52,7 +52,7 @@ def model_only_fps(clip: Path, model_name: str, device_name: str) -> float:
     upscaler = Upscaler(
         model,
         device=device,
-        precision=default_precision(device, model),
+        precision=default_precision(device, model, bit_depth=info.bit_depth),
         source_colour=info.colour,
         output_colour=info.colour,
         output_layout=None,  # unused: only upscale_rgb runs here
@@ -74,7 +74,8 @@ def model_only_fps(clip: Path, model_name: str, device_name: str) -> float:
 
 
 def end_to_end_fps(clip: Path, model_name: str, device_name: str, output: Path) -> float:
-    job = UpscaleJob(input=clip, output=output, model=model_name, device=device_name, force=True)
+    options = UpscaleOptions(models=(model_name,), device=device_name)
+    job = UpscaleJob(input=clip, output=output, upscale=options, force=True)
     started = time.perf_counter()
     result = upscale_video(job)
     return result.frames / (time.perf_counter() - started)

@@ -24,6 +24,7 @@ from pathlib import Path
 import av
 
 from vidsr.pipeline import DEFAULT_SEGMENT_SECONDS, UpscaleJob, upscale_video
+from vidsr.upscale import UpscaleOptions
 from vidsr.workfolder import WorkFolder
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
@@ -48,7 +49,9 @@ def make_input(path: Path, seconds: float) -> Path:
 
 
 def render(source: Path, output: Path, model: str, segment_seconds: float) -> tuple[float, int]:
-    job = UpscaleJob(input=source, output=output, model=model, force=True, segment_seconds=segment_seconds)
+    job = UpscaleJob(
+        input=source, output=output, upscale=UpscaleOptions(models=(model,)), force=True, segment_seconds=segment_seconds
+    )
     started = time.perf_counter()
     upscale_video(job)
     return time.perf_counter() - started, output.stat().st_size

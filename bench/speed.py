@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from vidsr.pipeline import UpscaleJob, upscale_video
-from vidsr.upscale import cpu_has_native_bf16, keep_large_buffers_in_heap
+from vidsr.upscale import UpscaleOptions, cpu_has_native_bf16, keep_large_buffers_in_heap
 from vidsr.zoo import resolve_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
@@ -96,7 +96,7 @@ def naive_loop_fps(clip: Path, output: Path, model_name: str) -> float:
 
 
 def vidsr_fps(clip: Path, output: Path, model_name: str, **settings) -> float:
-    job = UpscaleJob(input=clip, output=output, models=(model_name,), force=True, **settings)
+    job = UpscaleJob(input=clip, output=output, upscale=UpscaleOptions(models=(model_name,)), force=True, **settings)
     started = time.perf_counter()
     result = upscale_video(job)
     return result.frames / (time.perf_counter() - started)

@@ -24,6 +24,7 @@ from vidsr.errors import VidsrError
 from vidsr.interpolate import write_interpolated
 from vidsr.pipeline import DEFAULT_SEGMENT_SECONDS, RenderInterrupted, UpscaleJob, upscale_video
 from vidsr.pipeline import Progress as RenderProgress
+from vidsr.upscale import UpscaleOptions
 from vidsr.zoo import DEFAULT_MODEL, REAL_ESRGAN_CREDIT, ModelInfo, list_models, models_dir
 
 app = typer.Typer(
@@ -115,14 +116,16 @@ def upscale(
     job = UpscaleJob(
         input=input,
         output=output,
-        models=tuple(model or [DEFAULT_MODEL]),
-        alpha=alpha,
-        scale=scale,
+        upscale=UpscaleOptions(
+            models=tuple(model or [DEFAULT_MODEL]),
+            alpha=alpha,
+            scale=scale,
+            tile=tile,
+            device=device,
+            precision=precision,
+        ),
         width=width,
         height=height,
-        tile=tile,
-        device=device,
-        precision=precision,
         batch=batch,
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
         force=force,

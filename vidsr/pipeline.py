@@ -33,9 +33,17 @@ from vidsr.loader import LoadedModel
 from vidsr.probe import VideoInfo, probe
 from vidsr.remux import count_video_packets, finalize, format_accepts
 from vidsr.stages import Prefetcher, Sink
-from vidsr.upscale import MAX_SCALE, MIN_SCALE, OutputBatch, Upscaler, check_scale, choose_precision, select_device
+from vidsr.upscale import (
+    MAX_SCALE,
+    MIN_SCALE,
+    OutputBatch,
+    UpscaleOptions,
+    Upscaler,
+    check_scale,
+    choose_precision,
+    select_device,
+)
 from vidsr.workfolder import WorkFolder
-from vidsr.zoo import DEFAULT_MODEL
 
 DECODE_QUEUE_BATCHES = 4  # decoded batches waiting for the network
 ENCODE_QUEUE_BATCHES = 4  # upscaled batches waiting for the encoder
@@ -48,14 +56,9 @@ class UpscaleJob:
 
     input: Path
     output: Path
-    models: tuple[str, ...] = (DEFAULT_MODEL,)  # one, or two to interpolate between with ``alpha``
-    alpha: float | None = None
-    scale: float | None = None  # None: the model's native scale (unless width/height say otherwise)
+    upscale: UpscaleOptions = field(default_factory=UpscaleOptions)  # model(s), scale, tile, device, precision
     width: int | None = None  # a target size instead of a scale; one of the two keeps the aspect
     height: int | None = None
-    tile: int = 0  # process frames in tiles of this many input pixels; 0: whole frames
-    device: str = "auto"
-    precision: str = "auto"  # auto: the fastest that stays faithful (see upscale.default_precision)
     batch: int = 0  # 0: chosen for the device
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     force: bool = False
@@ -118,11 +121,11 @@ def upscale_video(
     if job.segment_seconds <= 0:
         raise SettingsError("--segment-seconds must be more than 0")
     info = probe(job.input)
-    model = choose_model(job.models, job.alpha)
+    model = choose_model(job.upscale.models, job.upscale.alpha)
     pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
     size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
-    device = select_device(job.device)
-    precision = choose_precision(job.precision, device, model, bit_depth=info.bit_depth)
+    device = select_device(job.upscale.device)
+    precision = choose_precision(job.upscale.precision, device, model, bit_depth=info.bit_depth)
     description = describe_job(job, info, model, precision, pix_fmt, size)
 
     work = WorkFolder(job.output)
@@ -140,7 +143,7 @@ def upscale_video(
                 device=device,
                 precision=precision,
                 size=size,
-                tile=job.tile,
+                tile=job.upscale.tile,
                 source_colour=info.colour,
                 output_colour=info.colour,
                 output_layout=pix_fmt_layout(pix_fmt),
@@ -184,7 +187,7 @@ def describe_job(
         "model": {"name": model.name, "sha256": model.content_hash},
         "settings": {
             "size": f"{size[0]}x{size[1]}",
-            "tile": job.tile,
+            "tile": job.upscale.tile,
             "codec": job.encode.codec,
             "crf": job.encode.crf,
             "preset": job.encode.preset,
@@ -384,14 +387,14 @@ def default_batch(device_type: str) -> int:
 def plan_output_size(info: VideoInfo, model: LoadedModel, job: UpscaleJob, layout: PlaneLayout) -> tuple[int, int]:
     """The output frame size from --scale or --width/--height, rounded to what the pixel
     format can hold (even sizes for 4:2:0)."""
-    if job.scale is not None and (job.width or job.height):
+    if job.upscale.scale is not None and (job.width or job.height):
         raise SettingsError("--scale and --width/--height both set the size: choose one")
     if job.width or job.height:
         aspect = info.width / info.height
         width = job.width or round(job.height * aspect)
         height = job.height or round(job.width / aspect)
     else:
-        scale = check_scale(job.scale) if job.scale is not None else float(model.scale)
+        scale = check_scale(job.upscale.scale) if job.upscale.scale is not None else float(model.scale)
         width, height = round(info.width * scale), round(info.height * scale)
     shift_x, shift_y = layout.chroma_shift
     width, height = _round_up(width, 1 << shift_x), _round_up(height, 1 << shift_y)
