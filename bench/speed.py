@@ -1,11 +1,14 @@
-"""How fast vidsr is on this machine, and what each lever is worth, measured side by side.
+"""How fast vidsr is on this machine, what each lever is worth, and where the CPU time goes.
 
-Prints one table from one run:
-- model-only fps for the fp32 NCHW baseline and each optimisation (channels_last, bf16, batch);
+Prints, from one run:
+- model-only fps for the fp32 NCHW baseline and each optimisation (channels_last, bf16, batch
+  size, torch.compile), and the network as vidsr runs it (its default precision and batch);
 - a naive per-frame loop written the way Real-ESRGAN's video script works (decode → numpy →
   fp32 tensor → model → numpy → encode, one frame at a time, nothing overlapped);
-- vidsr end to end with its defaults, its speed-up over the naive loop, and its efficiency
-  (end-to-end fps over the best model-only fps);
+- vidsr end to end with its defaults and with x264's medium preset, the speed-up over the naive
+  loop, and the efficiency (end-to-end fps over model-only fps at vidsr's settings);
+- the CPU budget of one frame: core-milliseconds of the network, the colour conversion and the
+  encoder at each preset, and the efficiency they allow when they share the cores;
 - peak RSS of a short render and of one ten times as long.
 Times drift on a shared machine; the ratios, measured in one run, are the result.
 
@@ -16,10 +19,12 @@ Times drift on a shared machine; the ratios, measured in one run, are the result
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,11 +32,23 @@ import av
 import numpy as np
 import torch
 
-from vidsr.pipeline import UpscaleJob, upscale_video
-from vidsr.upscale import UpscaleOptions, cpu_has_native_bf16, keep_large_buffers_in_heap
+from vidsr.colour import planes_to_rgb, rgb_to_planes
+from vidsr.decode import decode_batches
+from vidsr.encode import EncodeSettings, pix_fmt_layout
+from vidsr.pipeline import UpscaleJob, default_batch, upscale_video
+from vidsr.probe import probe
+from vidsr.upscale import (
+    UpscaleOptions,
+    Upscaler,
+    arithmetic_per_output_pixel,
+    cpu_has_native_bf16,
+    default_precision,
+    keep_large_buffers_in_heap,
+)
 from vidsr.zoo import resolve_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
+CPU = torch.device("cpu")
 
 
 def make_input(path: Path, *, width: int, height: int, frames: int) -> Path:
@@ -51,23 +68,94 @@ def make_input(path: Path, *, width: int, height: int, frames: int) -> Path:
     return path
 
 
-def decoded_rgb(clip: Path) -> list[np.ndarray]:
+class Timed:
+    """Wall time and CPU time (all threads) of a block: fps, and core-ms a frame."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+
+    def __enter__(self) -> Timed:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fps = self.frames / (time.perf_counter() - self._wall)
+        self.core_ms = 1000 * (time.process_time() - self._cpu) / self.frames
+
+
+def rgb_batches(clip: Path, frames: int, batch: int) -> list[torch.Tensor]:
     with av.open(str(clip)) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        images = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))]
+    tensors = [torch.from_numpy(image).permute(2, 0, 1).float().div(255) for image in images]
+    return [torch.stack(tensors[i : i + batch]) for i in range(0, len(tensors), batch)]
 
 
-def model_only_fps(model_name: str, frames: list[np.ndarray], *, channels_last: bool, dtype: torch.dtype, batch: int) -> float:
-    network = resolve_model(model_name).module.to(dtype=dtype)
+def model_only(
+    model_name: str, clip: Path, frames: int, *, channels_last: bool, dtype: torch.dtype, batch: int, compiled: bool = False
+) -> tuple[Timed, float]:
+    """The bare network on RGB tensors in memory; returns the timing and the seconds spent compiling."""
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    network = network.to(memory_format=layout)
-    tensors = [torch.from_numpy(f).permute(2, 0, 1).float().div(255) for f in frames]
-    batches = [torch.stack(tensors[i : i + batch]).to(dtype).contiguous(memory_format=layout) for i in range(0, len(tensors), batch)]
+    network = resolve_model(model_name).module.to(dtype=dtype, memory_format=layout)
+    batches = [b.to(dtype).contiguous(memory_format=layout) for b in rgb_batches(clip, frames, batch)]
+    run: Callable[[torch.Tensor], torch.Tensor] = network
     with torch.inference_mode():
-        network(batches[0])  # warm-up
         started = time.perf_counter()
-        for images in batches:
-            network(images)
-    return len(tensors) / (time.perf_counter() - started)
+        if compiled:
+            run = torch.compile(network, options={"freezing": True})
+        run(batches[0])  # warm-up (and compilation)
+        compile_seconds = time.perf_counter() - started if compiled else 0.0
+        with Timed(sum(len(b) for b in batches)) as timed:
+            for images in batches:
+                run(images)
+    return timed, compile_seconds
+
+
+def upscaler_for(model_name: str, clip: Path) -> Upscaler:
+    """The network as vidsr runs it on this machine: default precision, channels_last."""
+    info = probe(clip)
+    model = resolve_model(model_name)
+    return Upscaler(
+        model,
+        device=CPU,
+        precision=default_precision(CPU, model, bit_depth=info.bit_depth),
+        source_colour=info.colour,
+        output_colour=info.colour,
+        output_layout=pix_fmt_layout("yuv420p"),
+    )
+
+
+def vidsr_settings_model_only(model_name: str, clip: Path, frames: int) -> tuple[Timed, Timed, Timed]:
+    """The network with vidsr's precision and batch, and the colour conversion on either side."""
+    info = probe(clip)
+    upscaler = upscaler_for(model_name, clip)
+    batches = [b for _, b in zip(range(frames), decode_batches(info, batch_size=default_batch("cpu")))]
+    frames = sum(len(b) for b in batches)
+    with torch.inference_mode():
+        planes = [tuple(torch.from_numpy(p) for p in b.planes) for b in batches]
+        with Timed(frames) as colour_in:
+            rgbs = [planes_to_rgb(p, batches[0].layout, info.colour) for p in planes]
+        upscaler.upscale_rgb(rgbs[0])  # warm-up
+        with Timed(frames) as network:
+            outputs = [upscaler.upscale_rgb(rgb) for rgb in rgbs]
+        with Timed(frames) as colour_out:
+            for rgb in outputs:
+                rgb_to_planes(rgb, upscaler.output_layout, info.colour)
+    return network, colour_in, colour_out
+
+
+def encoder_core_ms(video: Path, preset: str) -> float:
+    """CPU time x264 spends on one frame of ``video`` (already upscaled) at ``preset``."""
+    with av.open(str(video)) as container:
+        frames = [f.reformat(format="yuv420p") for f in container.decode(video=0)]
+    for frame in frames:
+        frame.pict_type = av.video.frame.PictureType.NONE
+    with av.open("/dev/null", "w", format="nut") as sink, Timed(len(frames)) as timed:
+        stream = sink.add_stream("libx264", rate=24, options={"crf": "18", "preset": preset})
+        stream.width, stream.height, stream.pix_fmt = frames[0].width, frames[0].height, "yuv420p"
+        for frame in frames:
+            sink.mux(stream.encode(frame))
+        sink.mux(stream.encode())
+    return timed.core_ms
 
 
 def naive_loop_fps(clip: Path, output: Path, model_name: str) -> float:
@@ -95,11 +183,14 @@ def naive_loop_fps(clip: Path, output: Path, model_name: str) -> float:
     return frames / (time.perf_counter() - started)
 
 
-def vidsr_fps(clip: Path, output: Path, model_name: str, **settings) -> float:
-    job = UpscaleJob(input=clip, output=output, upscale=UpscaleOptions(models=(model_name,)), force=True, **settings)
+def vidsr_run(clip: Path, output: Path, model_name: str, preset: str = "auto") -> tuple[float, str]:
+    """End-to-end fps of a real render, and the encoder it used."""
+    job = UpscaleJob(
+        input=clip, output=output, upscale=UpscaleOptions(models=(model_name,)), encode=EncodeSettings(preset=preset), force=True
+    )
     started = time.perf_counter()
     result = upscale_video(job)
-    return result.frames / (time.perf_counter() - started)
+    return result.frames / (time.perf_counter() - started), result.encoder
 
 
 def peak_rss_mb(clip: Path, output: Path, model_name: str) -> float:
@@ -116,23 +207,18 @@ def peak_rss_mb(clip: Path, output: Path, model_name: str) -> float:
     return int(completed.stdout.strip().splitlines()[-1]) / 1024
 
 
-def network_flops(model_name: str, width: int, height: int) -> float:
-    """Floating-point operations of one frame through the network (2 per multiply-add of every
-    convolution), counted by running it once on an input of the benchmark size."""
-    network = resolve_model(model_name).module
-    total = 0
-
-    def count(module: torch.nn.Conv2d, inputs, output) -> None:
-        nonlocal total
-        kernel = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-        total += 2 * kernel * output.numel()
-
-    hooks = [m.register_forward_hook(count) for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
-    with torch.inference_mode():
-        network(torch.zeros(1, 3, height, width))
-    for hook in hooks:
-        hook.remove()
-    return float(total)
+def model_variants() -> list[tuple[str, dict]]:
+    variants = [
+        ("fp32 NCHW batch 1 (baseline)", dict(channels_last=False, dtype=torch.float32, batch=1)),
+        ("fp32 channels_last batch 1", dict(channels_last=True, dtype=torch.float32, batch=1)),
+    ]
+    if cpu_has_native_bf16():
+        variants += [
+            (f"bf16 channels_last batch {batch}", dict(channels_last=True, dtype=torch.bfloat16, batch=batch)) for batch in (1, 2, 4)
+        ]
+    fastest = variants[-3][1] if cpu_has_native_bf16() else variants[1][1]
+    variants.append(("  + torch.compile (freezing)", dict(fastest, compiled=True)))
+    return variants
 
 
 def main() -> None:
@@ -145,38 +231,49 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     keep_large_buffers_in_heap()  # as vidsr does; the baselines get the same allocator
+    sample_frames = max(4, args.frames // 4)
 
-    rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
         clip = make_input(folder / "input.mp4", width=width, height=height, frames=args.frames)
-        frames = decoded_rgb(clip)[: max(8, args.frames // 4)]
-        variants = [
-            ("model: fp32 NCHW batch 1 (baseline)", dict(channels_last=False, dtype=torch.float32, batch=1)),
-            ("model: fp32 channels_last batch 1", dict(channels_last=True, dtype=torch.float32, batch=1)),
-        ]
-        if cpu_has_native_bf16():
-            variants += [
-                ("model: bf16 channels_last batch 1", dict(channels_last=True, dtype=torch.bfloat16, batch=1)),
-                ("model: bf16 channels_last batch 4", dict(channels_last=True, dtype=torch.bfloat16, batch=4)),
-            ]
-        model_rows = [(name, model_only_fps(args.model, frames, **kw)) for name, kw in variants]
-        rows += model_rows
+        rows: list[tuple[str, float, str]] = []
+        for name, settings in model_variants():
+            try:
+                timed, compile_seconds = model_only(args.model, clip, sample_frames, **settings)
+            except Exception as exc:  # torch.compile needs a C++ compiler; report, do not stop
+                rows.append((f"model: {name}", float("nan"), f"unavailable: {type(exc).__name__}"))
+                continue
+            rows.append((f"model: {name}", timed.fps, f"compiled in {compile_seconds:.1f} s" if compile_seconds else ""))
+        network, colour_in, colour_out = vidsr_settings_model_only(args.model, clip, sample_frames)
+        rows.append(("model: as vidsr runs it (its defaults)", network.fps, ""))
         naive = naive_loop_fps(clip, folder / "naive.mp4", args.model)
-        rows.append(("naive per-frame loop (the reference's way)", naive))
-        end_to_end = max(vidsr_fps(clip, folder / "vidsr.mp4", args.model) for _ in range(2))
-        rows.append(("vidsr end to end, defaults", end_to_end))
-        baseline = model_rows[0][1]
-        best_model = max(fps for _, fps in model_rows)
+        rows.append(("naive per-frame loop (the reference's way)", naive, ""))
+        end_to_end, encoder = max(vidsr_run(clip, folder / "vidsr.mp4", args.model) for _ in range(2))
+        rows.append((f"vidsr end to end, defaults ({encoder})", end_to_end, ""))
+        medium, _ = vidsr_run(clip, folder / "medium.mp4", args.model, preset="medium")
+        rows.append(("vidsr end to end, --preset medium", medium, ""))
 
+        baseline = rows[0][1]
         print(f"{args.model}, {width}x{height} -> x4, {torch.get_num_threads()} torch threads, native bf16: {cpu_has_native_bf16()}")
-        print(f"{'':<46}{'fps':>8}{'x baseline':>12}")
-        for name, fps in rows:
-            print(f"{name:<46}{fps:8.2f}{fps / baseline:12.2f}")
+        print(f"{'':<52}{'fps':>8}{'x baseline':>12}")
+        for name, fps, remark in rows:
+            print(f"{name:<52}{fps:8.2f}{fps / baseline:12.2f}  {remark}")
         print(f"vidsr over the naive loop: {end_to_end / naive:.2f}x")
-        flops = network_flops(args.model, width, height)
-        print(f"model arithmetic: {flops / 1e9:.0f} GFLOP a frame; best model-only {best_model * flops / 1e9:.0f} GFLOP/s")
-        print(f"efficiency (end to end / best model-only): {end_to_end / best_model:.2f}")
+        flops = arithmetic_per_output_pixel(resolve_model(args.model)) * width * height * 16
+        best = max(fps for name, fps, _ in rows if name.startswith("model:") and not math.isnan(fps))
+        print(f"model arithmetic: {flops / 1e9:.0f} GFLOP a frame; {network.fps * flops / 1e9:.0f} GFLOP/s as vidsr runs it, best {best * flops / 1e9:.0f}")
+        print(
+            f"efficiency (end to end / model only, both at vidsr's settings): defaults {end_to_end / network.fps:.2f}, "
+            f"--preset medium {medium / network.fps:.2f}"
+        )
+
+        print("CPU budget of one frame (core-ms) and the efficiency it allows when every stage shares the cores:")
+        others = colour_in.core_ms + colour_out.core_ms
+        print(f"  network {network.core_ms:.1f}; colour conversion {others:.1f} (of it, to the output's YUV {colour_out.core_ms:.1f})")
+        for preset in ("medium", "faster", "veryfast", "ultrafast"):
+            encoder_ms = encoder_core_ms(folder / "vidsr.mp4", preset)
+            ceiling = network.core_ms / (network.core_ms + others + encoder_ms)
+            print(f"  x264 {preset:<9} {encoder_ms:5.1f}  -> at most {ceiling:.2f}")
 
         rss_width, rss_height = (int(v) for v in args.rss_size.split("x"))
         short = make_input(folder / "short.mp4", width=rss_width, height=rss_height, frames=48)

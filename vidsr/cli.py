@@ -101,9 +101,24 @@ def upscale(
         str, typer.Option(help="auto, fp32, bf16 (CPUs with bf16) or fp16 (GPUs); auto picks the fastest faithful one.")
     ] = "auto",
     batch: Annotated[int, typer.Option(help="Frames per network call; 0 chooses for the device.", min=0)] = 0,
+    compile: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="Run the network through torch.compile (needs a C++ compiler); default: for long renders "
+            "with heavy models on the CPU, where it is about 9 % faster.",
+            show_default=False,
+        ),
+    ] = None,
     codec: Annotated[str, typer.Option(help="Video encoder (libx264, libx265, libsvtav1, h264_nvenc...).")] = "libx264",
     crf: Annotated[int, typer.Option(help="Constant quality; lower is better and bigger.", min=0, max=63)] = 18,
-    preset: Annotated[str, typer.Option(help="Encoder speed preset.")] = "medium",
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="Encoder speed preset (ultrafast ... veryslow for x264/x265, 0-13 for SVT-AV1); auto: medium, "
+            "or faster presets for light models, whose speed the encoder would otherwise hold back."
+        ),
+    ] = "auto",
     pix_fmt: Annotated[str | None, typer.Option(help="Output pixel format; default yuv420p (10-bit for 10-bit input).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite OUTPUT if it exists.")] = False,
     segment_seconds: Annotated[
@@ -127,6 +142,7 @@ def upscale(
         width=width,
         height=height,
         batch=batch,
+        compile=compile,
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
         force=force,
         segment_seconds=segment_seconds,
@@ -139,7 +155,7 @@ def upscale(
     rendered = result.frames - result.frames_resumed
     inform(
         f"wrote {result.output}: {result.frames} frames at {result.width}x{result.height} "
-        f"with {result.model} on {result.device}; {rendered} frames in {result.seconds:.1f} s "
+        f"with {result.model} on {result.device}, {result.encoder}; {rendered} frames in {result.seconds:.1f} s "
         f"({rendered / max(result.seconds, 1e-9):.2f} fps)"
         + (f", {result.frames_resumed} from the interrupted run" if result.frames_resumed else "")
     )

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from vidsr import __version__
 from vidsr.colour import PlaneLayout
 from vidsr.decode import Segmentation, decode_batches
 from vidsr.durable import sync_folder
-from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_layout
+from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_layout, with_automatic_preset
 from vidsr.errors import OutputError, SettingsError, VidsrError
 from vidsr.interpolate import choose_model
 from vidsr.journal import JobChangedError, Journal, SegmentRecord, describe_changes, input_fingerprint
@@ -39,9 +39,11 @@ from vidsr.upscale import (
     OutputBatch,
     UpscaleOptions,
     Upscaler,
+    arithmetic_per_output_pixel,
     check_scale,
     choose_precision,
     select_device,
+    should_compile,
 )
 from vidsr.workfolder import WorkFolder
 
@@ -60,6 +62,7 @@ class UpscaleJob:
     width: int | None = None  # a target size instead of a scale; one of the two keeps the aspect
     height: int | None = None
     batch: int = 0  # 0: chosen for the device
+    compile: bool | None = None  # torch.compile the network; None: when it repays (see should_compile)
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     force: bool = False
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
@@ -90,6 +93,7 @@ class RenderResult:
     seconds: float
     model: str
     device: str
+    encoder: str  # codec and preset, e.g. "libx264 veryfast"
 
 
 class RenderInterrupted(VidsrError):
@@ -126,6 +130,14 @@ def upscale_video(
     size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
     device = select_device(job.upscale.device)
     precision = choose_precision(job.upscale.precision, device, model, bit_depth=info.bit_depth)
+    arithmetic = arithmetic_per_output_pixel(model)
+    job = replace(
+        job,
+        encode=with_automatic_preset(job.encode, arithmetic),
+        compile=should_compile(
+            job.compile, device, arithmetic=arithmetic, output_pixels=size[0] * size[1], frames=info.frames, tile=job.upscale.tile
+        ),
+    )
     description = describe_job(job, info, model, precision, pix_fmt, size)
 
     work = WorkFolder(job.output)
@@ -147,7 +159,11 @@ def upscale_video(
                 source_colour=info.colour,
                 output_colour=info.colour,
                 output_layout=pix_fmt_layout(pix_fmt),
+                compile=job.compile,
+                warn=warn,
             )
+            if job.compile:
+                inform("compiling the network for this machine (half a minute the first time, then cached)")
             _warn_about_extra_passes(upscaler, info, size, warn)
             _render(info, upscaler, job, pix_fmt, work, journal, on_progress, started)
         finalize([work.path / s.file for s in journal.segments], info, partial, warn=warn)
@@ -174,6 +190,7 @@ def upscale_video(
         seconds=time.perf_counter() - started,
         model=model.name,
         device=device.type,
+        encoder=f"{job.encode.codec} {job.encode.preset}",
     )
 
 
@@ -193,6 +210,7 @@ def describe_job(
             "preset": job.encode.preset,
             "pix_fmt": pix_fmt,
             "precision": precision,
+            "compiled": job.compile,
             "colour": f"{colour.matrix} {'full' if colour.full_range else 'limited'}",
             "segment_seconds": str(Fraction(job.segment_seconds).limit_denominator(1000)),
             "vidsr": __version__,
