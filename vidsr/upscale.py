@@ -87,9 +87,9 @@ def default_precision(device: torch.device, model: LoadedModel, *, bit_depth: in
     """The fastest precision that keeps the output faithful.
 
     fp16 on CUDA. bf16 on CPUs with native bf16 dot products: measured within 52-56 dB of fp32
-    with the three embedded models on real frames, and 1.9x as fast as fp32 (bench/speed.py). Not for sources above
-    8 bits, though: bf16 holds 8 significant bits, which would be the 8-bit detour 10-bit video
-    must not take. fp32 everywhere else.
+    with the three embedded models on real frames, and 1.9x as fast (bench/speed.py). Not for
+    sources above 8 bits, though: bf16 holds 8 significant bits, which would be the 8-bit detour
+    10-bit video must not take. fp32 everywhere else.
     """
     if device.type == "cuda" and model.supports_half:
         return "fp16"
