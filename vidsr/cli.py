@@ -106,7 +106,7 @@ def upscale(
         typer.Option(
             "--compile/--no-compile",
             help="Run the network through torch.compile (needs a C++ compiler); default: for long renders "
-            "with heavy models on the CPU, where it is about 9 % faster.",
+            "with heavy models on the CPU, where it is 5-9 % faster.",
             show_default=False,
         ),
     ] = None,

@@ -57,8 +57,8 @@ def automatic_preset(network_flops_per_pixel: float) -> str:
     """The best-compressing x264 preset whose CPU time stays within a tenth of the network's.
 
     The encoder shares the CPU with the network, so what a preset costs depends on the model:
-    medium is 0.8 % of realesrgan-x4plus's work but 22 % of realesr-animevideov3's, where
-    veryfast (8 %) renders 15 % faster for files about 15 % larger at equal quality. With a
+    medium is 0.8 % of realesrgan-x4plus's work but about 20 % of realesr-animevideov3's, where
+    veryfast (8 %) renders 10-15 % faster for files about 15 % larger at equal quality. With a
     GPU the network leaves the CPU, and a light network's frames come faster still.
     """
     for preset, cost in _X264_PRESET_COST.items():

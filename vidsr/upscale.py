@@ -273,9 +273,10 @@ class Upscaler:
 
 _SMALLEST_AUTOMATIC_TILE = 32
 
-# torch.compile is worth it when it saves more than it costs: measured +9 % (1.72 -> 1.88 fps) for
-# realesrgan-x4plus in bf16 on the CPU, for 30 s of compiling the first time and 10 s once cached,
-# and only 0-3 % (within noise) for realesr-animevideov3, whose convolutions already run in oneDNN.
+# torch.compile is worth it when it saves more than it costs. Measured for realesrgan-x4plus in bf16
+# on the CPU: +5 to +9 % (1.71 -> 1.79 and 1.72 -> 1.88 fps), for 30 s of compiling the first time
+# and 10 s once cached. For realesr-animevideov3, +0 to 3 % (within noise): its convolutions already
+# run in oneDNN and there is little else to fuse.
 COMPILE_MIN_ARITHMETIC = 500e3  # FLOP per output pixel: the RRDB models, not the compact ones
 COMPILE_MIN_WORK = 5e14  # FLOP in the whole render: about ten minutes of this CPU's bf16 network time
 
