@@ -14,13 +14,14 @@ import av
 import numpy as np
 import pytest
 import torch
-from media import ACCURATE_SWSCALE, area_downscale, decode_video, pattern, psnr
+from media import ACCURATE_SWSCALE, ClipSpec, area_downscale, decode_video, pattern, psnr, write_clip
 from PIL import Image
 from typer.testing import CliRunner
 
 from vidsr.cli import app
 from vidsr.colour import planes_to_rgb
 from vidsr.decode import decode_batches, frames_from
+from vidsr.frames import frame_to_rgb
 from vidsr.probe import probe
 
 runner = CliRunner()
@@ -265,6 +266,43 @@ def test_an_upscaled_video_can_be_compared_with_its_source_at_the_same_times(cli
     assert written(tmp_path / "before") == written(tmp_path / "after")
     for before, after in zip(sorted((tmp_path / "before").iterdir()), sorted((tmp_path / "after").iterdir())):
         assert psnr(area_downscale(read_png(after), 4), read_png(before)) > 33
+
+
+# FFmpeg's own turn for each display rotation (fftools' autorotate: the matrix angle is
+# counterclockwise, so 90 is a quarter turn counterclockwise, "transpose=cclock").
+FFMPEG_TURNS = {90: ["transpose=cclock"], -90: ["transpose=clock"], 180: ["hflip", "vflip"]}
+
+
+def turned_by_ffmpeg(video: Path, filters: list[str]) -> np.ndarray:
+    """The first frame as FFmpeg's filters turn it, converted by vidsr's own colour code."""
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        graph = av.filter.Graph()
+        chain = [graph.add_buffer(template=stream)]
+        chain += [graph.add(*f.split("=")) for f in filters] + [graph.add("buffersink")]
+        for before, after in zip(chain, chain[1:]):
+            before.link_to(after)
+        graph.configure()
+        graph.push(next(container.decode(stream)))
+        turned = graph.pull()
+    rgb, _ = frame_to_rgb(turned, probe(video).colour)
+    return np.rint(rgb[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("rotation", sorted(FFMPEG_TURNS))
+def test_frames_of_a_rotated_video_come_out_upright_as_players_show_them(rotation, nearest_model, tmp_path):
+    """A phone's portrait video is stored sideways with a display rotation; its PNGs, upscaled
+    and compared ones too, are turned the way FFmpeg turns it for display."""
+    video = write_clip(tmp_path / "phone.mp4", ClipSpec(rotation=rotation, pix_fmt="yuv444p"))
+    run("frames", video, tmp_path / "out", "--index", "0", "--upscaled", "--compare", "--model", nearest_model)
+    source = np.asarray(Image.open(only_png(tmp_path / "out")))
+    expected = turned_by_ffmpeg(video, FFMPEG_TURNS[rotation])
+    assert source.shape == expected.shape == ((64, 48, 3) if rotation != 180 else (48, 64, 3))
+    assert np.abs(source.astype(int) - expected).max() <= 1
+    upscaled = np.asarray(Image.open(only_png(tmp_path / "out", "_upscaled")))
+    assert psnr(area_downscale(upscaled.astype(np.float64) / 255, 4), source.astype(np.float64) / 255) > 40
+    compare = np.asarray(Image.open(only_png(tmp_path / "out", "_compare")).convert("RGB"))
+    assert np.array_equal(compare[-upscaled.shape[0] :, -upscaled.shape[1] :], upscaled)
 
 
 def test_frames_written_before_are_refused_without_force(clip, tmp_path):

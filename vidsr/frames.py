@@ -351,7 +351,7 @@ def _extract(job: FramesJob, video: _Video, refs: list[FrameRef], upscaler, on_f
     written: list[WrittenFrame] = []
     try:
         for ref, frame in decode_at(video.container, video.stream, video.info, refs):
-            written.append(_write_frame(job, ref, frame, video.info.colour, upscaler))
+            written.append(_write_frame(job, ref, frame, video.info, upscaler))
             if on_frame is not None:
                 on_frame(written[-1])
     except _PredictionMissed:
@@ -368,13 +368,14 @@ def _targets(job: FramesJob, ref: FrameRef) -> tuple[Path, Path | None, Path | N
     return source, upscaled if job.upscaled else None, compare if job.compare else None
 
 
-def _write_frame(job: FramesJob, ref: FrameRef, frame: av.VideoFrame, colour: ColourSpec, upscaler) -> WrittenFrame:
+def _write_frame(job: FramesJob, ref: FrameRef, frame: av.VideoFrame, info: VideoInfo, upscaler) -> WrittenFrame:
     source_path, upscaled_path, compare_path = _targets(job, ref)
-    rgb, bits = frame_to_rgb(frame, colour)
+    stored, bits = frame_to_rgb(frame, info.colour)
+    rgb = upright(stored, info.rotation)
     save_image(source_path, _picture(rgb, bits))
     if upscaler is not None:
-        with torch.inference_mode():
-            upscaled = upscaler.upscale_rgb(rgb.to(upscaler.device)).cpu()
+        with torch.inference_mode():  # upscaled as stored, as the video render does, then turned
+            upscaled = upright(upscaler.upscale_rgb(stored.to(upscaler.device)).cpu(), info.rotation)
         if upscaled_path is not None:
             save_image(upscaled_path, _picture(upscaled, bits))
         if compare_path is not None:
@@ -383,6 +384,13 @@ def _write_frame(job: FramesJob, ref: FrameRef, frame: av.VideoFrame, colour: Co
             image = comparison(rgb, upscaled, left=["source, bicubic"], right=[model], caption=caption)
             save_image(compare_path, _picture(image, 8))
     return WrittenFrame(ref.index, float(ref.seconds), source_path, upscaled_path, compare_path)
+
+
+def upright(rgb: torch.Tensor, rotation: int) -> torch.Tensor:
+    """A picture (... x H x W) turned as the video's display matrix says, as players show it:
+    ``rotation`` is FFmpeg's angle, in degrees counterclockwise."""
+    quarter_turns = round(rotation / 90) % 4
+    return torch.rot90(rgb, quarter_turns, dims=(-2, -1)) if quarter_turns else rgb
 
 
 def _model_label(upscaler, source: torch.Tensor, upscaled: torch.Tensor) -> str:
