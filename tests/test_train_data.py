@@ -1,15 +1,14 @@
-"""Training data: pictures from folders and videos, held-out splits, patches, degradations, bad data."""
+"""Training data: pictures from folders and videos, held-out splits, patches, bad data."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from media import ClipSpec, pattern, psnr, write_clip
 from PIL import Image
 
 from vidsr.errors import InputError
-from vidsr.train import PatchSampler, bicubic_downscale, collect_pictures, degrade
+from vidsr.train import PatchSampler, bicubic_downscale, collect_pictures
 
 
 def write_png(path, width=48, height=40, index=0):
@@ -113,26 +112,3 @@ def test_augmentation_gives_all_eight_flips_and_rotations(tmp_path):
     generator = torch.Generator().manual_seed(0)
     variants = {sampler.hr_patch(generator).numpy().tobytes() for _ in range(80)}
     assert len(variants) == 8
-
-
-@pytest.mark.parametrize("kind", ["classic", "second-order"])
-def test_degradations_make_a_different_lr_of_the_right_size(kind):
-    hr = torch.from_numpy(pattern(0, 64, 64)).permute(2, 0, 1)[None].float() / 255
-    results = [degrade(hr, 4, kind, torch.Generator().manual_seed(seed)) for seed in range(6)]
-    plain = bicubic_downscale(hr, 4)
-    for lr in results:
-        assert lr.shape == (1, 3, 16, 16)
-        assert 0 <= lr.min() and lr.max() <= 1
-    assert any((lr - plain).abs().mean() > 0.005 for lr in results)
-    # Same generator state, same degradation: resumed runs draw what uninterrupted ones would.
-    assert torch.equal(results[2], degrade(hr, 4, kind, torch.Generator().manual_seed(2)))
-
-
-def test_second_order_is_harsher_than_classic_on_average():
-    hr = torch.from_numpy(pattern(3, 64, 64)).permute(2, 0, 1)[None].float() / 255
-    plain = bicubic_downscale(hr, 4)
-
-    def mean_error(kind):
-        return np.mean([(degrade(hr, 4, kind, torch.Generator().manual_seed(s)) - plain).abs().mean().item() for s in range(12)])
-
-    assert mean_error("second-order") > mean_error("classic")

@@ -1,23 +1,29 @@
 """Train and fine-tune upscalers with ESRGAN's recipe (PSNR stage, then RaGAN + perceptual stage).
 
 ``train(TrainConfig(...))`` runs or resumes a stage into a folder and exports the EMA weights as an
-ordinary model file. The pieces are usable on their own: patch sampling and degradations
-(``data``), the VGG19 feature extractor (``vgg``), the losses (``losses``), the discriminators.
+ordinary model file. The pieces are usable on their own: patch sampling (``data``), the
+degradations (``degradations``), the VGG19 feature extractor (``vgg``), the losses (``losses``),
+the discriminators.
 """
 
 from __future__ import annotations
 
 from vidsr.train.checkpoint import export_weights
 from vidsr.train.data import (
-    DEGRADATIONS,
-    Degradation,
     PatchSampler,
     Picture,
     TrainingPictures,
-    bicubic_downscale,
     collect_pictures,
-    degrade,
     read_video_frames,
+)
+from vidsr.train.degradations import (
+    DEGRADATIONS,
+    Degradation,
+    bicubic_downscale,
+    blur_kernel,
+    degrade,
+    filter2d,
+    sinc_kernel,
 )
 from vidsr.train.discriminator import (
     UNetDiscriminatorSN,
@@ -61,10 +67,12 @@ __all__ = [
     "VGGStyleDiscriminator",
     "Validation",
     "bicubic_downscale",
+    "blur_kernel",
     "build_discriminator",
     "collect_pictures",
     "degrade",
     "export_weights",
+    "filter2d",
     "l1_loss",
     "learning_rate_at",
     "load_vgg19",
@@ -72,6 +80,7 @@ __all__ = [
     "ragan_discriminator_loss",
     "ragan_generator_loss",
     "read_video_frames",
+    "sinc_kernel",
     "ssim",
     "train",
     "upscale_bicubic",

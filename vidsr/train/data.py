@@ -10,23 +10,19 @@ what an uninterrupted one would have.
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
-from torch.nn import functional as F
 
 from vidsr.errors import InputError, SettingsError
+from vidsr.train.degradations import DEGRADATIONS, Degradation, degrade
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".mpg", ".mpeg", ".wmv", ".flv")
-Degradation = Literal["bicubic", "classic", "second-order"]
-DEGRADATIONS: tuple[Degradation, ...] = ("bicubic", "classic", "second-order")
 
 # Decoded images kept in memory between patches; beyond this the least recently used is dropped
 # and read again from disk when next drawn (video frames are always in memory: they have no file).
@@ -263,19 +259,6 @@ def _fingerprint(files: Sequence[Path], frames_per_video: int, val_fraction: flo
 # ---------------------------------------------------------------------------- patches
 
 
-def bicubic_downscale(images: torch.Tensor, scale: int) -> torch.Tensor:
-    """Float images (N x 3 x H x W, 0..1) shrunk by ``scale`` with antialiased bicubic, clamped.
-
-    H and W must be multiples of ``scale``. Antialiasing makes this MATLAB ``imresize``-like,
-    the downscaling the ESRGAN paper trains and tests with.
-    """
-    if scale == 1:
-        return images.clone()
-    height, width = images.shape[-2:]
-    out = F.interpolate(images, size=(height // scale, width // scale), mode="bicubic", antialias=True, align_corners=False)
-    return out.clamp_(0.0, 1.0)
-
-
 def augment(patch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A random one of the 8 flips and 90-degree rotations of a C x H x W (square) patch."""
     choice = int(torch.randint(8, (1,), generator=generator))
@@ -296,7 +279,8 @@ class PatchSampler:
         patch: HR patch side in pixels (a multiple of ``scale``).
         scale: HR side / LR side.
         degradation: ``bicubic`` (the paper), ``classic`` (blur, noise and JPEG, each at random)
-            or ``second-order`` (Real-ESRGAN's: those twice, with random resizes between).
+            or ``second-order`` (Real-ESRGAN's: those twice, with random resizes between, then
+            a sinc filter); see ``vidsr.train.degradations``.
         augment: random flips and rotations of the HR patch.
     """
 
@@ -334,140 +318,3 @@ class PatchSampler:
         hr = torch.stack([self.hr_patch(generator) for _ in range(size)])
         lr = torch.cat([degrade(patch[None], self.scale, self.degradation, generator) for patch in hr])
         return lr, hr
-
-
-# ---------------------------------------------------------------------------- degradations
-
-
-def degrade(hr: torch.Tensor, scale: int, kind: Degradation, generator: torch.Generator) -> torch.Tensor:
-    """The LR partner of one HR patch (1 x 3 x H x W, 0..1), of size H/scale x W/scale."""
-    size = (hr.shape[-2] // scale, hr.shape[-1] // scale)
-    if kind == "bicubic":
-        return bicubic_downscale(hr, scale)
-    if kind == "classic":
-        image = hr
-        if _chance(generator, 0.5):
-            image = gaussian_blur(image, sigma_x=_uniform(generator, 0.2, 2.0))
-        image = bicubic_downscale(image, scale)
-        if _chance(generator, 0.5):
-            image = _gaussian_noise(image, _uniform(generator, 1.0, 10.0) / 255, generator)
-        if _chance(generator, 0.5):
-            image = jpeg(image, quality=int(_uniform(generator, 50, 95)))
-        return image
-    return _second_order(hr, size, generator)
-
-
-def _second_order(hr: torch.Tensor, size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
-    """Real-ESRGAN's high-order degradation (Wang et al. 2021), without the sinc filter:
-    blur, random resize, noise, JPEG; then once more, milder, ending at the LR size."""
-    image = _random_blur(hr, generator, sigma=(0.2, 3.0))
-    image = _random_resize(image, generator, scale_range=(0.15, 1.5))
-    image = _random_noise(image, generator, sigma=(1.0, 30.0), poisson=(0.05, 3.0))
-    image = jpeg(image, quality=int(_uniform(generator, 30, 95)))
-    if _chance(generator, 0.8):
-        image = _random_blur(image, generator, sigma=(0.2, 1.5))
-    image = _random_resize(image, generator, scale_range=(0.3, 1.2), base=size)
-    image = _random_noise(image, generator, sigma=(1.0, 25.0), poisson=(0.05, 2.5))
-    image = _resize(image, size, _random_mode(generator))
-    return jpeg(image.clamp(0.0, 1.0), quality=int(_uniform(generator, 30, 95)))
-
-
-def gaussian_blur(image: torch.Tensor, *, sigma_x: float, sigma_y: float | None = None, angle: float = 0.0) -> torch.Tensor:
-    """Blur N x C x H x W with an (optionally anisotropic, rotated) Gaussian; borders reflected."""
-    sigma_y = sigma_x if sigma_y is None else sigma_y
-    radius = min(max(1, math.ceil(3 * max(sigma_x, sigma_y))), 10)  # Real-ESRGAN's kernels reach 21x21
-    coords = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    y, x = torch.meshgrid(coords, coords, indexing="ij")
-    cos, sin = math.cos(angle), math.sin(angle)
-    u, v = cos * x + sin * y, -sin * x + cos * y
-    kernel = torch.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
-    kernel = (kernel / kernel.sum()).to(image.dtype)
-    channels = image.shape[1]
-    # Reflection needs more pixels than the radius; tiny images (deep in second order) replicate.
-    padded = F.pad(image, (radius,) * 4, mode="reflect" if min(image.shape[-2:]) > radius else "replicate")
-    return F.conv2d(padded, kernel.expand(channels, 1, -1, -1), groups=channels)
-
-
-def jpeg(image: torch.Tensor, *, quality: int) -> torch.Tensor:
-    """Round-trip each image of N x 3 x H x W through Pillow's JPEG encoder at ``quality``."""
-    from PIL import Image
-
-    out = []
-    for single in image:
-        codes = (single.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-        buffer = io.BytesIO()
-        Image.fromarray(codes).save(buffer, format="JPEG", quality=quality)
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            rgb = decoded.convert("RGB")
-            array = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).reshape(rgb.height, rgb.width, 3)
-        out.append(array.permute(2, 0, 1).float() / 255)
-    return torch.stack(out)
-
-
-def _random_blur(image: torch.Tensor, generator: torch.Generator, *, sigma: tuple[float, float]) -> torch.Tensor:
-    sigma_x = _uniform(generator, *sigma)
-    if _chance(generator, 0.5):  # anisotropic half the time, as Real-ESRGAN
-        return gaussian_blur(
-            image, sigma_x=sigma_x, sigma_y=_uniform(generator, *sigma), angle=_uniform(generator, 0, math.pi)
-        )
-    return gaussian_blur(image, sigma_x=sigma_x)
-
-
-_MODES = ("area", "bilinear", "bicubic")
-
-
-def _random_mode(generator: torch.Generator) -> str:
-    return _MODES[int(torch.randint(len(_MODES), (1,), generator=generator))]
-
-
-def _resize(image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    corners = {} if mode == "area" else {"align_corners": False}
-    return F.interpolate(image, size=size, mode=mode, **corners).clamp_(0.0, 1.0)
-
-
-def _random_resize(
-    image: torch.Tensor,
-    generator: torch.Generator,
-    *,
-    scale_range: tuple[float, float],
-    base: tuple[int, int] | None = None,
-) -> torch.Tensor:
-    """Up (20 %), down (70 %) or keep (10 %) the size, as Real-ESRGAN; ``base`` is the size scaled."""
-    roll = _uniform(generator, 0, 1)
-    if roll < 0.2:
-        factor = _uniform(generator, 1.0, scale_range[1])
-    elif roll < 0.9:
-        factor = _uniform(generator, scale_range[0], 1.0)
-    else:
-        factor = 1.0
-    height, width = base or image.shape[-2:]
-    size = (max(2, round(height * factor)), max(2, round(width * factor)))
-    return _resize(image, size, _random_mode(generator))
-
-
-def _random_noise(
-    image: torch.Tensor, generator: torch.Generator, *, sigma: tuple[float, float], poisson: tuple[float, float]
-) -> torch.Tensor:
-    if _chance(generator, 0.5):
-        return _gaussian_noise(image, _uniform(generator, *sigma) / 255, generator)
-    # Poisson (shot) noise: brighter pixels get more; ``scale`` sets the photon count.
-    scale = _uniform(generator, *poisson)
-    photons = 10 ** (2 * (1 - scale / 3) + 1)  # scale 0 -> 1000 levels, 3 -> 10
-    noisy = torch.poisson(image.clamp(0, 1) * photons, generator=generator) / photons
-    return noisy.clamp_(0.0, 1.0)
-
-
-def _gaussian_noise(image: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    grey = _chance(generator, 0.4)  # luminance-only noise 40 % of the time, as Real-ESRGAN
-    shape = (image.shape[0], 1, *image.shape[-2:]) if grey else image.shape
-    noise = torch.randn(shape, generator=generator) * sigma
-    return (image + noise).clamp_(0.0, 1.0)
-
-
-def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand(1, generator=generator))
-
-
-def _chance(generator: torch.Generator, probability: float) -> bool:
-    return float(torch.rand(1, generator=generator)) < probability
