@@ -67,6 +67,14 @@ def test_the_estimate_times_real_frames_and_gives_the_output_size(clip, nearest_
     assert estimate["seconds"] == pytest.approx(estimate["seconds_per_frame"] * 24)
 
 
+def test_the_estimate_counts_the_encoder_sharing_the_cpu_with_the_network(clip, nearest_model):
+    """The nearest-neighbour model costs almost nothing: the encoder's time is most of the work."""
+    estimate = info_json(clip, "--model", nearest_model, "--device", "cpu")["estimate"]
+    assert estimate["encoder"] == "libx264 veryfast"  # what a render with this model would use
+    assert estimate["encoder_share"] > 0.5
+    assert estimate["seconds_per_frame"] == pytest.approx(estimate["network_seconds_per_frame"] * (1 + estimate["encoder_share"]))
+
+
 def test_the_table_tells_a_person_the_same_facts(clip, nearest_model):
     result = runner.invoke(app, ["info", str(clip), "--model", str(nearest_model)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
@@ -77,6 +85,7 @@ def test_the_table_tells_a_person_the_same_facts(clip, nearest_model):
         "bt709, limited range",
         "aac, 2 ch, 48000 Hz",
         "256x192",
+        "encoding with libx264 veryfast",
         "an estimate",
     ):
         assert fact in result.output

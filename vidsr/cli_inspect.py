@@ -238,8 +238,13 @@ def _info_table(report):
         table.add_row("output", f"{estimate.output_width}x{estimate.output_height} with {estimate.model}")
         table.add_row(
             "estimate",
-            f"about {show_time(estimate.seconds)} on {estimate.device} in {estimate.precision} "
-            f"({estimate.seconds_per_frame:.3f} s a frame, "
-            f"timed on {estimate.frames_timed} {estimate.timed_on}; an estimate, not a promise)",
+            f"about {show_time(estimate.seconds)} on {estimate.device} in {estimate.precision}, encoding with "
+            f"{estimate.encoder}; an estimate, not a promise",
+        )
+        table.add_row(
+            "timed",
+            f"{estimate.seconds_per_frame:.3f} s a frame: the network {estimate.network_seconds_per_frame:.3f} s, "
+            f"the encoder's CPU time {100 * estimate.encoder_share:.0f} % of the network's; "
+            f"on {estimate.frames_timed} {estimate.timed_on}",
         )
     return table

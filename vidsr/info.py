@@ -3,11 +3,13 @@
 The frame count is exact: taken from the header when it proves a constant frame rate,
 otherwise counted from the packet headers (the file is read once, without decoding).
 The time estimate runs a few real frames from the middle of the video through the chosen
-model on the chosen device; it is an estimate, and says how it was made.
+model on the chosen device, and their output through the encoder a render would use, whose
+CPU time the network shares on a CPU; it is an estimate, and says how it was made.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -16,10 +18,12 @@ from pathlib import Path
 
 import torch
 
+from vidsr.colour import rgb_to_planes
 from vidsr.decode import frames_from
+from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_layout, with_automatic_preset
 from vidsr.frames import Timeline, frame_to_rgb
 from vidsr.probe import VideoInfo, open_input, probe
-from vidsr.upscale import UpscaleOptions, create_upscaler
+from vidsr.upscale import OutputBatch, UpscaleOptions, Upscaler, arithmetic_per_output_pixel, create_upscaler
 
 FRAMES_TIMED = 3  # frames timed at least for the estimate, after one untimed warm-up frame
 MAX_FRAMES_TIMED = 12  # fast models: keep timing up to this many frames ...
@@ -102,16 +106,24 @@ class OtherFacts:
 @dataclass(frozen=True)
 class Estimate:
     """How long the upscale would take here: ``seconds_per_frame`` measured on
-    ``frames_timed`` real frames (``timed_on`` says how), times ``frames``."""
+    ``frames_timed`` real frames (``timed_on`` says how), times ``frames``.
+
+    ``seconds_per_frame`` is the network's time, plus on a CPU the encoder's CPU time spread
+    over the cores the two share (``encoder_share`` of the network's); with a GPU, the slower
+    of the two.
+    """
 
     model: str
     device: str
     precision: str  # fp32, bf16 or fp16: what the network computes in
+    encoder: str  # what a render with the default settings encodes with, e.g. "libx264 veryfast"
     output_width: int
     output_height: int
     frames: int
     frames_timed: int
     timed_on: str
+    network_seconds_per_frame: float
+    encoder_share: float  # the encoder's CPU time over the network's
     seconds_per_frame: float
     seconds: float
 
@@ -197,38 +209,77 @@ def _video_facts(info: VideoInfo, timeline: Timeline) -> VideoFacts:
     )
 
 
-def _estimate(container, stream, info: VideoInfo, frames: int, upscaler, frames_timed: int) -> Estimate:
+def _estimate(container, stream, info: VideoInfo, frames: int, upscaler: Upscaler, frames_timed: int) -> Estimate:
     """Time frames from the middle (after one untimed warm-up) through ``upscaler``: at least
-    ``frames_timed``, and more while they add up to under TIMING_SECONDS (fast models)."""
+    ``frames_timed``, and more while they add up to under TIMING_SECONDS (fast models); then
+    the encoder on what came out."""
     middle = info.start_pts + int(Fraction(info.duration) / 2 / info.time_base)
     crop, area_factor, timed_on = _timing_crop(info.width, info.height)
     timings: list[float] = []
+    network_cpu = 0.0
+    outputs: list[torch.Tensor] = []
     last = None
     with torch.inference_mode():
         for frame in _repeat_last(frames_from(container, stream, info, middle)):
             rgb = crop(frame_to_rgb(frame, info.colour)[0]).to(upscaler.device)
-            started = time.perf_counter()
-            upscaler.upscale_rgb(rgb).cpu()
+            started, started_cpu = time.perf_counter(), time.process_time()
+            upscaled = upscaler.upscale_rgb(rgb).cpu()
             if last is not None:  # the first call allocates and warms caches: not timed
                 timings.append(time.perf_counter() - started)
+                network_cpu += time.process_time() - started_cpu
+                outputs.append(upscaled)
             last = frame
             enough = len(timings) >= frames_timed and sum(timings) >= TIMING_SECONDS
             if enough or len(timings) >= max(frames_timed, MAX_FRAMES_TIMED):
                 break
-    per_frame = statistics.median(timings) * area_factor
+    network = statistics.median(timings) * area_factor
+    settings = with_automatic_preset(EncodeSettings(), arithmetic_per_output_pixel(upscaler.model))
+    encoder_cpu = _encoder_cpu_seconds(outputs, info, settings) / len(outputs) * area_factor
+    encoder_share = encoder_cpu / max(network_cpu / len(outputs) * area_factor, 1e-9)
+    if upscaler.device.type == "cpu":
+        per_frame = network * (1.0 + encoder_share)
+    else:
+        per_frame = max(network, encoder_cpu / (os.cpu_count() or 1))
     width, height = upscaler.output_size(info.width, info.height)
     return Estimate(
         model=upscaler.model.name,
         device=upscaler.device.type,
         precision=_PRECISION_NAMES.get(upscaler.dtype, str(upscaler.dtype)),
+        encoder=f"{settings.codec} {settings.preset}",
         output_width=width,
         output_height=height,
         frames=frames,
         frames_timed=len(timings),
         timed_on=timed_on,
+        network_seconds_per_frame=network,
+        encoder_share=encoder_share,
         seconds_per_frame=per_frame,
         seconds=per_frame * frames,
     )
+
+
+def _encoder_cpu_seconds(outputs: list[torch.Tensor], info: VideoInfo, settings: EncodeSettings) -> float:
+    """CPU time (all threads) the encoder spends on ``outputs`` (RGB, 1 x 3 x H x W), flushed."""
+    pix_fmt = output_pix_fmt(settings, info.bit_depth)
+    layout = pix_fmt_layout(pix_fmt)
+    height, width = (side - side % 2 for side in outputs[0].shape[-2:])  # 4:2:0 wants even sizes
+    planes = [rgb_to_planes(rgb[..., :height, :width], layout, info.colour) for rgb in outputs]
+    started = time.process_time()
+    writer = VideoWriter(
+        Path(os.devnull),  # only the encoder's work is wanted
+        width=width,
+        height=height,
+        time_base=info.time_base,
+        frame_rate=info.frame_rate,
+        settings=settings,
+        pix_fmt=pix_fmt,
+        colour=info.colour,
+    )
+    for index, (luma, cb, cr) in enumerate(planes):
+        batch_planes = tuple(plane.numpy() if layout.bit_depth <= 8 else plane.numpy().view("uint16") for plane in (luma, cb, cr))
+        writer.write(OutputBatch(planes=batch_planes, pts=(index,), first_index=index))
+    writer.close()
+    return time.process_time() - started
 
 
 def _repeat_last(frames):

@@ -142,6 +142,9 @@ class OutputBatch:
 class Upscaler:
     """Runs one model on batches of frames, from source planes (or RGB) to output planes (or RGB).
 
+    It takes the model's module over: the module is moved to the device, dtype and layout it
+    runs in, in place.
+
     Args:
         model: the loaded network and what it supports.
         device: where the network and the colour conversion run.
@@ -320,8 +323,9 @@ def arithmetic_per_output_pixel(model: LoadedModel) -> float:
     convolutions = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
     hooks = [conv.register_forward_hook(count) for conv in convolutions]
     try:
+        weight = next(module.parameters())  # an Upscaler may have moved the network already
         with torch.inference_mode():
-            module(torch.zeros(1, model.in_channels, side, side))
+            module(torch.zeros(1, model.in_channels, side, side, dtype=weight.dtype, device=weight.device))
     finally:
         for hook in hooks:
             hook.remove()
