@@ -162,6 +162,7 @@ class VideoWriter:
         return stream
 
     def write(self, batch: OutputBatch) -> None:
+        batch.wait()
         for slot, pts in enumerate(batch.pts):
             frame = self._frame(tuple(plane[slot] for plane in batch.planes), pts)
             self._mux(self._stream.encode(frame))

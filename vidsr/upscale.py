@@ -126,14 +126,23 @@ def choose_precision(name: str, device: torch.device, model: LoadedModel, *, bit
     return name  # type: ignore[return-value]
 
 
+def _already_there() -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class OutputBatch:
-    """Upscaled frames as integer planes in the output layout, with the source timestamps."""
+    """Upscaled frames as integer planes in the output layout, with the source timestamps.
+
+    ``wait`` returns once the planes hold their samples: at once on the CPU; on CUDA when the
+    copy from the GPU has landed, so the GPU can take the next batch before this one is read.
+    """
 
     planes: tuple[np.ndarray, np.ndarray, np.ndarray]
     pts: tuple[int, ...]
     first_index: int
     segment: int = 0
+    wait: Callable[[], None] = _already_there
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -200,9 +209,9 @@ class Upscaler:
             planes = tuple(_to_device(_to_tensor(p, batch.layout), self.device) for p in batch.planes)
             rgb = planes_to_rgb(planes, batch.layout, self.source_colour)
             upscaled = self.upscale_rgb(rgb, self.size)
-            out_planes = rgb_to_planes(upscaled, self.output_layout, self.output_colour)
+            out_planes, wait = _to_host(rgb_to_planes(upscaled, self.output_layout, self.output_colour))
             arrays = tuple(_to_numpy(p, self.output_layout) for p in out_planes)
-        return OutputBatch(planes=arrays, pts=batch.pts, first_index=batch.first_index, segment=batch.segment)
+        return OutputBatch(planes=arrays, pts=batch.pts, first_index=batch.first_index, segment=batch.segment, wait=wait)
 
     def upscale_rgb(self, rgb: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """RGB 0..1 (B x 3 x H x W, on the device) to the output scale, or to ``size``
@@ -390,11 +399,26 @@ def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device, non_blocking=True)
 
 
+def _to_host(planes: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], Callable[[], None]]:
+    """Planes to the CPU, and what to call before reading them. From CUDA the copies are queued
+    (into pinned memory) behind the network's work instead of waited for here."""
+    if planes[0].device.type != "cuda":
+        return tuple(plane.cpu() for plane in planes), _already_there
+    host = tuple(plane.to("cpu", non_blocking=True) for plane in planes)
+    landed = torch.cuda.Event()
+    landed.record()
+    return host, landed.synchronize
+
+
 def _to_numpy(plane: torch.Tensor, layout: PlaneLayout) -> np.ndarray:
-    array = plane.cpu().numpy()
+    """A host plane as the unsigned array the encoder takes; a view, so it may be made before
+    the samples land. (Above 15 bits torch has no unsigned type to view: vidsr writes at most 10.)"""
+    array = plane.numpy()
     if layout.bit_depth <= 8:
         return array
-    return array.astype(np.uint16) if array.dtype == np.int32 else array.view(np.uint16)
+    if array.dtype == np.int32:
+        raise ValueError("output planes deeper than 15 bits are not supported")
+    return array.view(np.uint16)
 
 
 def _release_cached_memory(device: torch.device) -> None:
