@@ -5,7 +5,7 @@ reductions, as in training. The last fifth of the clip (a contiguous stretch) is
 it is never trained on, and is where PSNR is measured, on whole frames, before and after.
 
     python bench/finetune_demo.py [--clip samples/sample.mp4] [--model realesr-animevideov3]
-                                  [--minutes 20] [--out DIR]
+                                  [--minutes 20] [--steps N] [--precision auto|fp32|bf16] [--out DIR]
 
 Prints one table (PSNR on RGB and on luma, SSIM), the steps run and the wall time. Run it
 under ``nice -n 19`` on a shared machine. Rerunning with the same --out continues the run.
@@ -83,6 +83,7 @@ def main() -> None:
     # One thread by default: on a shared 2-core machine, two threads of these small convs spend
     # much of their CPU time waiting for each other (measured: about 2x the CPU time per step).
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (mixed precision)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -100,6 +101,7 @@ def main() -> None:
         val_fraction=VAL_FRACTION,
         val_every=1000,
         checkpoint_every=1000,
+        precision=args.precision,
     )
     seconds_per_step = calibrate(config)
     config.steps = args.steps or max(100, round(args.minutes * 60 / seconds_per_step))

@@ -53,6 +53,9 @@ def train(
     val_every: Annotated[int, typer.Option(help="Steps between validations on held-out patches.", min=1)] = _DEFAULTS.val_every,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints (also every 10 minutes).", min=1)] = _DEFAULTS.checkpoint_every,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = _DEFAULTS.device,
+    precision: Annotated[
+        str, typer.Option(help="auto, fp32 or bf16 (mixed precision); auto: bf16 where the hardware has it.")
+    ] = _DEFAULTS.precision,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights and of every random draw.")] = _DEFAULTS.seed,
     restart: Annotated[bool, typer.Option(help="Start over instead of continuing the run in --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no messages but errors.")] = False,
@@ -80,6 +83,7 @@ def train(
         val_every=val_every,
         checkpoint_every=checkpoint_every,
         device=device,
+        precision=precision,
         seed=seed,
         restart=restart,
     )
