@@ -276,9 +276,12 @@ class Upscaler:
         if self._compiled is not None:
             try:
                 return self._compiled(images)
-            except torch._dynamo.exc.BackendCompilerFailed as exc:
+            except torch.OutOfMemoryError:
+                raise  # the device's limit, not the compiler's: split and tile as uncompiled
+            except Exception as exc:  # a compiler fails in many ways; the network below re-raises its own errors
                 self._compiled = None
-                reason = str(exc.inner_exception or exc).strip().splitlines()[0]
+                cause = getattr(exc, "inner_exception", None) or exc
+                reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
                 self._warn(f"torch.compile failed ({reason[:160]}); running the network uncompiled")
         return self.network(images)
 
