@@ -56,7 +56,7 @@ from vidsr.train.losses import (
     ragan_generator_loss,
 )
 from vidsr.train.metrics import psnr, ssim, upscale_bicubic
-from vidsr.upscale import cpu_has_native_bf16
+from vidsr.upscale import cpu_has_native_bf16, select_device
 
 Stage = Literal["psnr", "gan"]
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -570,14 +570,9 @@ def training_precision(name: str, device: torch.device) -> str:
 
 
 def _device(name: str) -> torch.device:
+    """As for upscaling, except that "auto" does not pick MPS: training there is unmeasured."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("--device cuda, but torch sees no CUDA GPU; use --device cpu")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise SettingsError("--device mps, but this torch has no MPS support; use --device cpu")
-    if name not in ("cpu", "cuda", "mps"):
-        raise SettingsError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
-    return torch.device(name)
+    return select_device(name)
 
 
