@@ -29,7 +29,7 @@ from vidsr.train import (
     train,
     upscale_bicubic,
 )
-from vidsr.zoo import resolve_model
+from vidsr.models.zoo import resolve_model
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL_FRACTION = 0.2

@@ -2,7 +2,7 @@
 
 The network's output is rendered once, losslessly; every preset then encodes the same frames at
 the same CRF, and each result is compared with the lossless frames (luma PSNR). This is what the
-automatic preset (``vidsr.encode.automatic_preset``) trades: CPU time the network could use
+automatic preset (``vidsr.media.encode.automatic_preset``) trades: CPU time the network could use
 against bytes.
 
     python bench/presets.py [--model realesr-animevideov3] [--size 320x180] [--frames 48] [--crf 18]
@@ -19,8 +19,8 @@ import av
 import numpy as np
 from speed import make_input
 
-from vidsr.encode import EncodeSettings
-from vidsr.pipeline import UpscaleJob, upscale_video
+from vidsr.media.encode import EncodeSettings
+from vidsr.render.pipeline import UpscaleJob, upscale_video
 from vidsr.upscale import UpscaleOptions
 
 PRESETS = ("medium", "fast", "faster", "veryfast", "superfast", "ultrafast")

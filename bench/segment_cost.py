@@ -23,9 +23,9 @@ from pathlib import Path
 
 import av
 
-from vidsr.pipeline import DEFAULT_SEGMENT_SECONDS, UpscaleJob, upscale_video
+from vidsr.render.pipeline import DEFAULT_SEGMENT_SECONDS, UpscaleJob, upscale_video
 from vidsr.upscale import UpscaleOptions
-from vidsr.workfolder import WorkFolder
+from vidsr.render.workfolder import WorkFolder
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
 CONTINUOUS = 1e9  # one segment for the whole video: an ordinary continuous encode

@@ -32,20 +32,13 @@ import av
 import numpy as np
 import torch
 
-from vidsr.colour import planes_to_rgb, rgb_to_planes
-from vidsr.decode import decode_batches
-from vidsr.encode import EncodeSettings, pix_fmt_layout
-from vidsr.pipeline import UpscaleJob, default_batch, upscale_video
-from vidsr.probe import probe
-from vidsr.upscale import (
-    UpscaleOptions,
-    Upscaler,
-    arithmetic_per_output_pixel,
-    cpu_has_native_bf16,
-    default_precision,
-    keep_large_buffers_in_heap,
-)
-from vidsr.zoo import resolve_model
+from vidsr.media import EncodeSettings, decode_batches, pix_fmt_layout, probe
+from vidsr.models import resolve_model
+from vidsr.render.pipeline import UpscaleJob, default_batch, upscale_video
+from vidsr.upscale import UpscaleOptions, Upscaler, arithmetic_per_output_pixel, cpu_has_native_bf16
+from vidsr.upscale.colour import planes_to_rgb, planes_to_tensors, rgb_to_planes
+from vidsr.upscale.policy import default_precision
+from vidsr.upscale.process import keep_large_buffers_in_heap
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
 CPU = torch.device("cpu")
@@ -131,7 +124,7 @@ def vidsr_settings_model_only(model_name: str, clip: Path, frames: int) -> tuple
     batches = [b for _, b in zip(range(frames), decode_batches(info, batch_size=default_batch("cpu")))]
     frames = sum(len(b) for b in batches)
     with torch.inference_mode():
-        planes = [tuple(torch.from_numpy(p) for p in b.planes) for b in batches]
+        planes = [planes_to_tensors(b.planes, b.layout) for b in batches]
         with Timed(frames) as colour_in:
             rgbs = [planes_to_rgb(p, batches[0].layout, info.colour) for p in planes]
         upscaler.upscale_rgb(rgbs[0])  # warm-up
@@ -196,7 +189,7 @@ def vidsr_run(clip: Path, output: Path, model_name: str, preset: str = "auto") -
 def peak_rss_mb(clip: Path, output: Path, model_name: str) -> float:
     """A real `vidsr` process's peak resident memory (ru_maxrss of the child)."""
     code = (
-        "import resource, sys; from vidsr.cli import main\n"
+        "import resource, sys; from vidsr.cli.app import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )

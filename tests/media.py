@@ -12,7 +12,7 @@ import torch
 from av.video.reformatter import Interpolation
 from safetensors.torch import save_file
 
-from vidsr.arch import RRDBNet, SRVGGNetCompact
+from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 
 SAMPLE_RATE = 48000
 # swscale's defaults skip chroma interpolation and accurate rounding (about 33 dB on saturated

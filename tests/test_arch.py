@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidsr.arch import RRDBNet, SRVGGNetCompact
+from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 
 TINY_RRDB = {"num_feat": 8, "num_block": 2, "num_grow_ch": 4}
 TINY_COMPACT = {"num_feat": 8, "num_conv": 2}

@@ -15,12 +15,12 @@ import torch
 from media import ClipSpec, write_clip
 from typer.testing import CliRunner
 
-from vidsr.cli import app, with_default_command
-from vidsr.colour import ColourSpec
-from vidsr.encode import EncodeSettings, VideoWriter
+from vidsr.cli.app import app, with_default_command
+from vidsr.planes import ColourSpec
+from vidsr.media.encode import EncodeSettings, VideoWriter
 from vidsr.errors import OutputError
-from vidsr.probe import probe
-from vidsr.upscale import OutputBatch
+from vidsr.media.probe import probe
+from vidsr.planes import OutputBatch
 
 runner = CliRunner()
 

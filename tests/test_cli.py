@@ -8,7 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from vidsr.cli import app, with_default_command
+from vidsr.cli.app import app, with_default_command
 
 runner = CliRunner()
 

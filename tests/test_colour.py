@@ -13,7 +13,8 @@ import pytest
 import torch
 from media import ACCURATE_SWSCALE, pattern, psnr
 
-from vidsr.colour import ColourSpec, PlaneLayout, planes_to_rgb, rgb_to_planes
+from vidsr.planes import ColourSpec, PlaneLayout
+from vidsr.upscale.colour import planes_to_rgb, rgb_to_planes, sample_dtype
 
 MATRICES = ("bt601", "bt709", "bt2020")
 KR = {"bt601": 0.299, "bt709": 0.2126, "bt2020": 0.2627}  # from the standards, not from vidsr
@@ -51,7 +52,7 @@ def codes(planes) -> tuple[int, int, int]:
 
 
 def flat_planes(y: int, cb: int, cr: int, layout: PlaneLayout) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.full((1, 4, 4), value, dtype=torch.int32).to(layout.dtype) for value in (y, cb, cr))
+    return tuple(torch.full((1, 4, 4), value, dtype=torch.int32).to(sample_dtype(layout)) for value in (y, cb, cr))
 
 
 # ---- round trips ---------------------------------------------------------------------------------
@@ -69,7 +70,7 @@ def test_rgb_survives_a_round_trip_through_planes(matrix, full_range, bit_depth,
     shift_x, shift_y = layout.chroma_shift
     chroma = (2, 48 >> shift_y, 64 >> shift_x)
     assert [tuple(p.shape) for p in planes] == [(2, 48, 64), chroma, chroma]
-    assert all(p.dtype == layout.dtype for p in planes)
+    assert all(p.dtype == sample_dtype(layout) for p in planes)
     assert max(int(p.max()) for p in planes) <= layout.max_code
     back = planes_to_rgb(planes, layout, spec)
     assert back.shape == rgb.shape and back.dtype == torch.float32
@@ -236,9 +237,11 @@ def test_output_planes_must_be_yuv():
 
 
 @pytest.mark.parametrize(
-    ("bit_depth", "dtype", "max_code"), [(8, torch.uint8, 255), (10, torch.int16, 1023), (16, torch.int32, 65535)]
+    ("bit_depth", "array_dtype", "tensor_dtype", "max_code"),
+    [(8, np.uint8, torch.uint8, 255), (10, np.uint16, torch.int16, 1023), (16, np.uint16, torch.int32, 65535)],
 )
-def test_plane_layout_holds_every_code_of_its_depth(bit_depth, dtype, max_code):
+def test_plane_layout_holds_every_code_of_its_depth(bit_depth, array_dtype, tensor_dtype, max_code):
     layout = PlaneLayout(kind="yuv", bit_depth=bit_depth)
-    assert layout.dtype == dtype and layout.max_code == max_code
-    assert torch.tensor(max_code).to(layout.dtype).item() == max_code  # no wrap into negatives
+    assert layout.dtype == array_dtype and sample_dtype(layout) == tensor_dtype and layout.max_code == max_code
+    assert np.array(max_code).astype(layout.dtype).item() == max_code  # no wrap
+    assert torch.tensor(max_code).to(sample_dtype(layout)).item() == max_code  # no wrap into negatives

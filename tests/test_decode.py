@@ -17,9 +17,11 @@ import pytest
 import torch
 from media import ACCURATE_SWSCALE, ClipSpec, pattern, psnr, to_rgb, write_clip
 
-from vidsr.colour import ColourSpec, PlaneLayout, planes_to_rgb
-from vidsr.decode import FrameBatch, decode_batches, frame_layout
-from vidsr.probe import VideoInfo, probe
+from vidsr.planes import ColourSpec, PlaneLayout
+from vidsr.upscale.colour import planes_to_rgb
+from vidsr.media.decode import decode_batches, frame_layout
+from vidsr.planes import FrameBatch
+from vidsr.media.probe import VideoInfo, probe
 
 # ---- media made here -----------------------------------------------------------------------------
 

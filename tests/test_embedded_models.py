@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from media import ClipSpec, area_downscale, audio_packets, decode_video, psnr, write_clip
 from test_upscale_video import vidsr
 
-from vidsr.zoo import EMBEDDED
+from vidsr.models.zoo import EMBEDDED
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ from media import ACCURATE_SWSCALE, ClipSpec, area_downscale, decode_video, patt
 from PIL import Image
 from typer.testing import CliRunner
 
-from vidsr.cli import app
-from vidsr.colour import planes_to_rgb
-from vidsr.decode import decode_batches, frames_from
-from vidsr.frames import frame_to_rgb
-from vidsr.probe import probe
+from vidsr.cli.app import app
+from vidsr.upscale.colour import planes_to_rgb
+from vidsr.media.decode import decode_batches, frames_from
+from vidsr.inspect.frames import frame_to_rgb
+from vidsr.media.probe import probe
 
 runner = CliRunner()
 
@@ -152,7 +152,7 @@ def test_seeking_lands_on_the_frame_asked_for_not_on_the_keyframe_before_it(gop_
 
 def test_frames_are_found_by_seeking_near_ones_by_decoding_on(gop_clip, tmp_path, monkeypatch):
     """Never from the start: one seek to frame 41, on to 43, and a new seek for 130 (3.6 s further)."""
-    import vidsr.frames
+    import vidsr.inspect.timeline
 
     seeks = []
 
@@ -160,7 +160,7 @@ def test_frames_are_found_by_seeking_near_ones_by_decoding_on(gop_clip, tmp_path
         seeks.append(start_pts)
         return frames_from(container, stream, info, start_pts)
 
-    monkeypatch.setattr(vidsr.frames, "frames_from", recording)
+    monkeypatch.setattr(vidsr.inspect.timeline, "frames_from", recording)
     run("frames", gop_clip, tmp_path, "--index", "41", "--index", "43", "--index", "130")
     assert seeks == [41 * 3750, 130 * 3750]
 
@@ -253,7 +253,7 @@ def test_upscaled_is_the_models_output_and_compare_puts_it_beside_the_bicubic_so
 
 
 def test_an_upscaled_video_can_be_compared_with_its_source_at_the_same_times(clip, nearest_model, tmp_path):
-    from vidsr.cli import app as main_app
+    from vidsr.cli.app import app as main_app
 
     rendered = tmp_path / "upscaled.mp4"
     result = runner.invoke(

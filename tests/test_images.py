@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from vidsr.cli import app
+from vidsr.cli.app import app
 
 runner = CliRunner()
 

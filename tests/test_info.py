@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vidsr.cli import app
+from vidsr.cli.app import app
 
 runner = CliRunner()
 

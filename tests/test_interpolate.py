@@ -10,11 +10,11 @@ from test_loader import TINY_RRDB, in_params_ema, to_original_esrgan
 from test_upscale_video import render
 from typer.testing import CliRunner
 
-from vidsr.arch import RRDBNet, SRVGGNetCompact
-from vidsr.cli import app
+from vidsr.models.arch import RRDBNet, SRVGGNetCompact
+from vidsr.cli.app import app
 from vidsr.errors import ModelError
-from vidsr.interpolate import interpolate_models, interpolate_state_dicts
-from vidsr.loader import load_model_file
+from vidsr.models.interpolate import interpolate_models, interpolate_state_dicts
+from vidsr.models.loader import load_model_file
 
 runner = CliRunner()
 

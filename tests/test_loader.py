@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vidsr.arch import RRDBNet, SRVGGNetCompact
+from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 from vidsr.errors import ModelError
-from vidsr.loader import LoadedModel, canonicalize, detect_and_build, load_model_file, load_state_dict_file
+from vidsr.models.loader import LoadedModel, canonicalize, detect_and_build, load_model_file, load_state_dict_file
 
 TINY_RRDB = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 2, "num_grow_ch": 4}
 TINY_COMPACT = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 3, "act_type": "prelu"}

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from vidsr import ncnn as vidsr_ncnn
+from vidsr.models import ncnn as vidsr_ncnn
 from vidsr.errors import ModelError
-from vidsr.loader import LoadedModel, build_network, detect_and_build
+from vidsr.models.loader import LoadedModel, build_network, detect_and_build
 
 # (ncnn stem, architecture, hyper-parameters, test input H x W): the 23-block model gets a small input.
 EMBEDDED_CASES = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vidsr.remux import DtsSchedule
+from vidsr.media.remux import DtsSchedule
 
 
 def x264_like(first: int, frames: int, step: int = 10) -> list[int]:

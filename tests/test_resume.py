@@ -19,8 +19,8 @@ import pytest
 import torch
 from media import ClipSpec, audio_packets, write_clip
 
-from vidsr.arch import RRDBNet
-from vidsr.workfolder import WorkFolder
+from vidsr.models.arch import RRDBNet
+from vidsr.render.workfolder import WorkFolder
 
 SEGMENT = "0.5"  # seconds: the 6 s clip makes 12 segments
 

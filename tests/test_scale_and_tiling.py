@@ -12,9 +12,9 @@ from media import area_downscale, decode_video, psnr
 from test_upscale_video import render, vidsr
 from torch import nn
 
-from vidsr.arch import RRDBNet, SRVGGNetCompact
-from vidsr.loader import detect_and_build
-from vidsr.tiling import run_tiled, spans
+from vidsr.models.arch import RRDBNet, SRVGGNetCompact
+from vidsr.models.loader import detect_and_build
+from vidsr.upscale.tiling import run_tiled, spans
 from vidsr.upscale import UpscaleOptions, Upscaler, create_upscaler, resize
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"

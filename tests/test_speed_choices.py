@@ -12,9 +12,9 @@ import torch
 from media import decode_video
 from test_upscale_video import render, vidsr
 
-from vidsr.encode import EncodeSettings, automatic_preset, with_automatic_preset
+from vidsr.media.encode import EncodeSettings, automatic_preset, with_automatic_preset
 from vidsr.upscale import arithmetic_per_output_pixel, should_compile
-from vidsr.zoo import resolve_model
+from vidsr.models.zoo import resolve_model
 
 
 def test_arithmetic_of_the_compact_video_model_is_counted_from_its_layers():

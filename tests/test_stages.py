@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from vidsr.stages import Prefetcher, Sink, StageFailed
+from vidsr.render.stages import Prefetcher, Sink, StageFailed
 
 HANG = 10.0  # seconds; a generous bound that only a hung thread reaches
 

@@ -16,10 +16,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vidsr.errors import SettingsError
-from vidsr.loader import load_model_file
-from vidsr.probe import probe
+from vidsr.models.loader import load_model_file
+from vidsr.media.probe import probe
 from vidsr.train import CHECKPOINT_NAME, TrainConfig, learning_rate_at, train
-from vidsr.zoo import resolve_model
+from vidsr.models.zoo import resolve_model
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -92,7 +92,7 @@ def test_the_result_is_an_ordinary_model_file_vidsr_upscales_with(pictures, tmp_
         assert torch.equal(tensor, checkpoint["ema"][name]), name  # the EMA weights are what is exported
     assert resolve_model(str(result.weights)).content_hash == loaded.content_hash
 
-    from vidsr.cli import app
+    from vidsr.cli.app import app
 
     clip = write_clip(tmp_path / "clip.mp4")
     output = tmp_path / "clip_x4.mp4"
@@ -199,7 +199,7 @@ def test_the_schedule_halves_at_the_papers_points_scaled_to_the_run():
 
 
 def test_the_command_trains_and_reports(pictures, tmp_path):
-    from vidsr.cli_train import train as train_command
+    from vidsr.cli.train import train as train_command
 
     app = typer.Typer()
     app.command("train")(train_command)
@@ -255,7 +255,7 @@ def test_a_process_killed_mid_run_continues_from_its_last_checkpoint(pictures, t
 
 
 def test_psnr_then_gan_then_interpolation_as_the_paper(pictures, tmp_path):
-    from vidsr.interpolate import write_interpolated
+    from vidsr.models.interpolate import write_interpolated
 
     psnr_run = train(tiny(pictures, tmp_path / "psnr", steps=2))
     gan_run = train(tiny(pictures, tmp_path / "gan", from_model=str(psnr_run.weights), stage="gan",
@@ -274,7 +274,9 @@ def test_bf16_mixed_precision_follows_the_fp32_run_closely_and_exports_fp32_weig
     assert all(tensor.dtype == torch.float32 for tensor in weights["bf16"].values())
     flat = {name: torch.cat([tensor.flatten() for tensor in state.values()]) for name, state in weights.items()}
     difference = ((flat["bf16"] - flat["fp32"]).norm() / flat["fp32"].norm()).item()
-    assert 0 < difference < 0.05  # bf16 really computed something else (measured: 2 %)
+    # bf16 really computed something else, but not far off: measured 2 % on a CPU with native bf16
+    # (AVX512-BF16) and 5.3 % on one that emulates it (AMD EPYC, Zen 3); where training goes is below.
+    assert 0 < difference < 0.1
     before, fp32_after, bf16_after = runs["fp32"].history[0].psnr, runs["fp32"].history[-1].psnr, runs["bf16"].history[-1].psnr
     assert bf16_after > before + 1
     assert bf16_after == pytest.approx(fp32_after, abs=0.1)

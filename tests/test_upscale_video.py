@@ -15,7 +15,7 @@ import pytest
 from media import area_downscale, audio_packets, decode_video, psnr, to_rgb
 from typer.testing import CliRunner
 
-from vidsr.cli import app, with_default_command
+from vidsr.cli.app import app, with_default_command
 
 runner = CliRunner()
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vidsr.arch import SRVGGNetCompact
+from vidsr.models.arch import SRVGGNetCompact
 from vidsr.errors import ModelError
-from vidsr.zoo import DEFAULT_MODEL, EMBEDDED, list_models, models_dir, resolve_model
+from vidsr.models.zoo import DEFAULT_MODEL, EMBEDDED, list_models, models_dir, resolve_model
 
 
 @pytest.fixture(autouse=True)

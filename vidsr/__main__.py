@@ -1,5 +1,5 @@
 """`python -m vidsr` is the `vidsr` command."""
 
-from vidsr.cli import main
+from vidsr.cli.app import main
 
 main()

@@ -19,7 +19,9 @@ from pathlib import Path
 import torch
 
 from vidsr.errors import InputError, SettingsError
+from vidsr.media import decode_batches, probe
 from vidsr.train.degradations import DEGRADATIONS, Degradation, degrade
+from vidsr.upscale.colour import planes_to_rgb, planes_to_tensors
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -181,8 +183,6 @@ def _image_picture(path: Path, min_size: int) -> Picture:
 
 
 def _video_pictures(path: Path, min_size: int, frames_per_video: int) -> list[Picture]:
-    from vidsr.probe import probe
-
     info = probe(path)
     if min(info.width, info.height) < min_size:
         raise _too_small(str(path), info.width, info.height, min_size)
@@ -200,10 +200,6 @@ def read_video_frames(path: Path, *, count: int) -> list[tuple[int, torch.Tensor
     The whole stream is decoded once (sequentially: exact, and no seeking to trust).
     Raises InputError if the file is not a readable video.
     """
-    from vidsr.colour import planes_to_rgb
-    from vidsr.decode import decode_batches
-    from vidsr.probe import probe
-
     info = probe(path)
     total = max(info.frames, 1)
     wanted = _evenly_spaced(total, count)
@@ -212,8 +208,8 @@ def read_video_frames(path: Path, *, count: int) -> list[tuple[int, torch.Tensor
         picks = [i for i in range(len(batch)) if batch.first_index + i in wanted]
         if not picks:
             continue
-        planes = tuple(torch.from_numpy(plane[picks].astype("int32")) for plane in batch.planes)
-        rgb = planes_to_rgb(planes, batch.layout, info.colour)
+        first, second, third = (plane[picks] for plane in batch.planes)
+        rgb = planes_to_rgb(planes_to_tensors((first, second, third), batch.layout), batch.layout, info.colour)
         codes = (rgb * 255).round_().to(torch.uint8)
         kept += [(batch.first_index + i, codes[n]) for n, i in enumerate(picks)]
     if not kept:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from vidsr.errors import SettingsError
-from vidsr.loader import LoadedModel
+from vidsr.models import LoadedModel
 from vidsr.train.checkpoint import (
     OutLock,
     atomic_write,
@@ -442,8 +442,8 @@ def _validation_patches(config: TrainConfig, pictures: TrainingPictures, scale: 
 
 def _build_generator(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
     """The network to train, and what identifies it for resume and export."""
-    from vidsr.arch import RRDBNet
-    from vidsr.zoo import resolve_model
+    from vidsr.models.arch import RRDBNet
+    from vidsr.models import resolve_model
 
     if config.from_model is not None:
         loaded: LoadedModel = resolve_model(config.from_model)
@@ -501,7 +501,7 @@ def _build_generator(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
 def _init_like_basicsr(network: nn.Module) -> None:
     """Kaiming init scaled by 0.1 inside the dense blocks, as BasicSR: each residual starts
     small, so the 23-block trunk begins close to identity and trains stably."""
-    from vidsr.arch.rrdbnet import ResidualDenseBlock
+    from vidsr.models.arch.rrdbnet import ResidualDenseBlock
 
     for block in network.modules():
         if isinstance(block, ResidualDenseBlock):

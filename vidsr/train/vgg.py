@@ -91,7 +91,7 @@ def load_vgg19(path: Path, *, layers: Iterable[str] = ("conv5_4",)) -> VGG19Feat
     DataParallel ``module.`` prefix is stripped. Raises ModelError if the file is missing or
     is not a VGG19 (naming the first missing or misshapen key).
     """
-    from vidsr.loader import load_state_dict_file
+    from vidsr.models import load_state_dict_file
 
     network = VGG19Features(layers=layers)
     state = load_state_dict_file(Path(path))

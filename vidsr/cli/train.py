@@ -1,8 +1,4 @@
-"""``vidsr train``: a thin command over :func:`vidsr.train.train`, with a Rich bar showing the losses.
-
-Registered in ``vidsr/cli.py`` as ``app.command("train")(train)``. ``vidsr.cli`` is imported
-inside the function, so either module may be imported first.
-"""
+"""``vidsr train``: a thin command over :func:`vidsr.train.train`, with a Rich bar showing the losses."""
 
 from __future__ import annotations
 
@@ -12,7 +8,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from vidsr.cli import console
 from vidsr.train import TrainConfig, TrainProgress, TrainResult
 from vidsr.train import train as run_training
 
@@ -61,8 +61,6 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no messages but errors.")] = False,
 ) -> None:
     """Train or fine-tune an ESRGAN-family model; run the same command again to continue."""
-    from vidsr.cli import stderr, stop_on_sigterm, user_errors
-
     config = TrainConfig(
         data=tuple(data),
         out=out,
@@ -87,12 +85,14 @@ def train(
         seed=seed,
         restart=restart,
     )
-    with user_errors(), stop_on_sigterm(), _progress_bar(stderr, enabled=not quiet and stderr.is_terminal) as on_progress:
+    with (
+        console.user_errors(),
+        console.stop_on_sigterm(),
+        _progress_bar(console.stderr, enabled=not quiet and console.stderr.is_terminal) as on_progress,
+    ):
         result = run_training(config, on_progress=on_progress)
     if not quiet:
-        from rich.markup import escape
-
-        stderr.print(escape(_summary(result)), soft_wrap=True)
+        console.stderr.print(escape(_summary(result)), soft_wrap=True)
 
 
 def _summary(result: TrainResult) -> str:
@@ -109,20 +109,11 @@ def _summary(result: TrainResult) -> str:
 
 
 @contextmanager
-def _progress_bar(console, *, enabled: bool) -> Iterator[Callable[[TrainProgress], None]]:
+def _progress_bar(terminal: Console, *, enabled: bool) -> Iterator[Callable[[TrainProgress], None]]:
     """A Rich bar with steps, losses and the latest validation on a terminal; nothing otherwise."""
     if not enabled:
         yield lambda progress: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     columns = (
         TextColumn("[bold]training"),
         BarColumn(),
@@ -132,7 +123,7 @@ def _progress_bar(console, *, enabled: bool) -> Iterator[Callable[[TrainProgress
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
+    with Progress(*columns, console=terminal, transient=False) as bar:
         task = bar.add_task("train", total=None, losses="")
 
         def update(progress: TrainProgress) -> None:

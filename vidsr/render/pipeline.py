@@ -22,21 +22,30 @@ import av
 import av.error
 
 from vidsr import __version__
-from vidsr.colour import PlaneLayout
-from vidsr.decode import Segmentation, decode_batches
 from vidsr.durable import sync_folder
-from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_layout, with_automatic_preset
 from vidsr.errors import OutputError, SettingsError, VidsrError
-from vidsr.interpolate import choose_model
-from vidsr.journal import JobChangedError, Journal, SegmentRecord, describe_changes, input_fingerprint
-from vidsr.loader import LoadedModel
-from vidsr.probe import VideoInfo, probe
-from vidsr.remux import count_video_packets, finalize, format_accepts
-from vidsr.stages import Prefetcher, Sink
+from vidsr.media import (
+    EncodeSettings,
+    Segmentation,
+    VideoInfo,
+    VideoWriter,
+    count_video_packets,
+    decode_batches,
+    finalize,
+    format_accepts,
+    output_pix_fmt,
+    pix_fmt_layout,
+    probe,
+    with_automatic_preset,
+)
+from vidsr.models import LoadedModel, choose_model
+from vidsr.planes import OutputBatch, PlaneLayout
+from vidsr.render.journal import JobChangedError, Journal, SegmentRecord, describe_changes, input_fingerprint
+from vidsr.render.stages import Prefetcher, Sink
+from vidsr.render.workfolder import WorkFolder
 from vidsr.upscale import (
     MAX_SCALE,
     MIN_SCALE,
-    OutputBatch,
     UpscaleOptions,
     Upscaler,
     arithmetic_per_output_pixel,
@@ -45,7 +54,6 @@ from vidsr.upscale import (
     select_device,
     should_compile,
 )
-from vidsr.workfolder import WorkFolder
 
 DECODE_QUEUE_BATCHES = 4  # decoded batches waiting for the network
 ENCODE_QUEUE_BATCHES = 4  # upscaled batches waiting for the encoder

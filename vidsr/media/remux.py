@@ -7,7 +7,6 @@ the two sources are merged by time, so the muxer never has to buffer a whole str
 from __future__ import annotations
 
 import heapq
-import io
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -16,9 +15,9 @@ import av
 import av.container
 import av.error
 
-from vidsr.encode import close_output, open_output
 from vidsr.errors import InputError, OutputError
-from vidsr.probe import VideoInfo, open_input
+from vidsr.media.container import close_output, failure_reason, format_accepts, open_input, open_output
+from vidsr.media.probe import VideoInfo
 
 Warn = Callable[[str], None]
 _TRANSCODE_AUDIO_TO = ("aac", "libopus", "flac")  # in order of preference; the first the container takes
@@ -40,7 +39,7 @@ def finalize(
         try:
             _mux_all(container, source, video_parts, info, warn)
         except (OSError, av.error.FFmpegError) as exc:
-            raise OutputError(f"cannot write {output}: {getattr(exc, 'strerror', None) or exc}") from None
+            raise OutputError(f"cannot write {output}: {failure_reason(exc)}") from None
         finally:
             close_output(container, output)
 
@@ -98,26 +97,6 @@ class _Transcoder:
             produced.extend(self.stream.encode(resampled))
         produced.extend(self.stream.encode(None))
         return produced
-
-
-def format_accepts(format_name: str, add_stream: Callable[[av.container.OutputContainer], object]) -> bool:
-    """Whether FFmpeg's muxer for ``format_name`` takes a stream, asked by writing a header in memory.
-
-    ``supported_codecs`` cannot answer this for formats without a codec table (MPEG-TS says
-    it holds only MPEG-2), so the muxer itself is asked.
-    """
-    container = av.open(io.BytesIO(), mode="w", format=format_name)
-    try:
-        add_stream(container)
-        container.start_encoding()
-        return True
-    except (ValueError, av.error.FFmpegError):
-        return False
-    finally:
-        try:
-            container.close()
-        except (ValueError, av.error.FFmpegError):
-            pass
 
 
 def _plan_other_streams(container, source, warn: Warn) -> dict[int, object]:

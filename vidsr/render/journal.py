@@ -15,7 +15,7 @@ from typing import Any
 
 from vidsr.durable import atomic_write
 from vidsr.errors import VidsrError
-from vidsr.probe import VideoInfo
+from vidsr.media import VideoInfo
 
 JOURNAL_VERSION = 1
 _FINGERPRINT_BYTES = 1 << 20  # how much of the input's head and tail is hashed

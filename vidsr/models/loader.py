@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vidsr.arch import RRDBNet, SRVGGNetCompact
+from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 from vidsr.errors import ModelError
 
 TORCH_SUFFIXES = (".pth", ".pt", ".ckpt")

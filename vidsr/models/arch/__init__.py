@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vidsr.arch.compact import SRVGGNetCompact
-from vidsr.arch.rrdbnet import RRDBNet
+from vidsr.models.arch.compact import SRVGGNetCompact
+from vidsr.models.arch.rrdbnet import RRDBNet
 
 __all__ = ["RRDBNet", "SRVGGNetCompact"]

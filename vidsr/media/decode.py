@@ -12,28 +12,11 @@ import av
 import av.error
 import numpy as np
 
-from vidsr.colour import PlaneLayout
 from vidsr.errors import InputError
-from vidsr.probe import VideoInfo, clock, open_input, truncation_tolerance
-
-
-@dataclass(frozen=True)
-class FrameBatch:
-    """Consecutive frames in presentation order.
-
-    ``planes`` are three arrays of shape (frames, plane height, plane width), uint8 for
-    8-bit video and uint16 above; ``pts`` are the source timestamps in the stream's time base.
-    A batch never spans two segments.
-    """
-
-    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
-    pts: tuple[int, ...]
-    layout: PlaneLayout
-    first_index: int
-    segment: int = 0
-
-    def __len__(self) -> int:
-        return len(self.pts)
+from vidsr.media.container import failure_reason, open_input
+from vidsr.media.probe import VideoInfo, truncation_tolerance
+from vidsr.media.timecode import show_time
+from vidsr.planes import FrameBatch, PlaneLayout, Planes
 
 
 def frame_layout(frame_format: av.VideoFormat) -> tuple[PlaneLayout, str | None]:
@@ -76,11 +59,23 @@ def _planar_depth(bits: int) -> tuple[int, str]:
     return 16, "16le"
 
 
-def plane_array(plane, height: int, width: int, dtype: np.dtype) -> np.ndarray:
+def plane_array(plane: av.video.plane.VideoPlane, height: int, width: int, dtype: np.dtype) -> np.ndarray:
     """A (height, width) view of one plane, dropping the line padding FFmpeg adds."""
-    itemsize = np.dtype(dtype).itemsize
-    rows = np.frombuffer(plane, dtype=dtype).reshape(-1, plane.line_size // itemsize)
+    rows = np.frombuffer(plane, dtype=dtype).reshape(-1, plane.line_size // dtype.itemsize)
     return rows[:height, :width]
+
+
+def frame_planes(frame: av.VideoFrame) -> tuple[Planes, PlaneLayout]:
+    """One decoded frame as three (rows, columns) plane arrays, read as the decoder reads them
+    (repacked first where the format is not planar); views into the frame, copy to keep them."""
+    layout, convert_to = frame_layout(frame.format)
+    if convert_to is not None:
+        frame = repack(frame, convert_to)
+    sizes = layout.plane_sizes(frame.width, frame.height)
+    first, second, third = (
+        plane_array(plane, rows, columns, layout.dtype) for plane, (rows, columns) in zip(frame.planes, sizes)
+    )
+    return (first, second, third), layout
 
 
 @dataclass(frozen=True)
@@ -112,17 +107,13 @@ class _BatchBuilder:
         self.layout = layout
         self.first_index = first_index
         self.segment = segment
-        self.dtype = np.uint8 if layout.bit_depth <= 8 else np.dtype("<u2")
-        shift_x, shift_y = layout.chroma_shift
-        chroma_size = (-(-height >> shift_y), -(-width >> shift_x)) if layout.kind == "yuv" else (height, width)
-        self.sizes = ((height, width), chroma_size, chroma_size)
-        self.planes = tuple(np.empty((capacity, *size), dtype=self.dtype) for size in self.sizes)
+        self.planes = tuple(np.empty((capacity, *size), dtype=layout.dtype) for size in layout.plane_sizes(width, height))
         self.pts: list[int] = []
 
-    def add(self, frame: av.VideoFrame, pts: int) -> None:
+    def add(self, planes: Planes, pts: int) -> None:
         slot = len(self.pts)
-        for target, plane, (height, width) in zip(self.planes, frame.planes, self.sizes):
-            target[slot] = plane_array(plane, height, width, self.dtype)
+        for target, plane in zip(self.planes, planes):
+            target[slot] = plane
         self.pts.append(pts)
 
     def full(self) -> bool:
@@ -130,9 +121,9 @@ class _BatchBuilder:
 
     def build(self) -> FrameBatch:
         count = len(self.pts)
-        planes = tuple(p[:count] for p in self.planes)
+        first, second, third = (plane[:count] for plane in self.planes)
         return FrameBatch(
-            planes=planes, pts=tuple(self.pts), layout=self.layout, first_index=self.first_index, segment=self.segment
+            planes=(first, second, third), pts=tuple(self.pts), layout=self.layout, first_index=self.first_index, segment=self.segment
         )
 
 
@@ -167,12 +158,10 @@ def decode_batches(
             if builder is not None and (builder.full() or builder.segment != segment):
                 yield builder.build()
                 builder = None
+            planes, layout = frame_planes(frame)
             if builder is None:
-                layout, convert_to = frame_layout(frame.format)
                 builder = _BatchBuilder(layout, info.width, info.height, batch_size, frames_seen, segment)
-            if convert_to is not None:
-                frame = repack(frame, convert_to)
-            builder.add(frame, pts)
+            builder.add(planes, pts)
             frames_seen += 1
         if builder is not None and builder.pts:
             yield builder.build()
@@ -190,7 +179,7 @@ def _check_size(frame: av.VideoFrame, info: VideoInfo) -> None:
     if (frame.width, frame.height) != (info.width, info.height):
         raise InputError(
             f"{info.path}: the resolution changes from {info.width}x{info.height} to "
-            f"{frame.width}x{frame.height} at {clock(frame.time)}; vidsr cannot upscale that yet"
+            f"{frame.width}x{frame.height} at {show_time(frame.time)}; vidsr cannot upscale that yet"
         )
 
 
@@ -234,13 +223,12 @@ def _decoded_frames(container, stream, info: VideoInfo) -> Iterator[av.VideoFram
                 last_time = frame.time
             yield frame
     except av.error.FFmpegError as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise InputError(f"{info.path} is corrupt near {clock(last_time - start)}: {reason}") from None
+        raise InputError(f"{info.path} is corrupt near {show_time(last_time - start)}: {failure_reason(exc)}") from None
     frame_rate = float(info.frame_rate) if info.frame_rate else None
     if last_time - start < info.duration - truncation_tolerance(frame_rate) - (1 / frame_rate if frame_rate else 0):
         raise InputError(
-            f"{info.path} is corrupt or truncated: decoding stopped at {clock(last_time - start)} "
-            f"of {clock(info.duration)}"
+            f"{info.path} is corrupt or truncated: decoding stopped at {show_time(last_time - start)} "
+            f"of {show_time(info.duration)}"
         )
 
 

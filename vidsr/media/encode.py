@@ -15,9 +15,9 @@ import av
 import av.error
 import numpy as np
 
-from vidsr.colour import ColourSpec, PlaneLayout
 from vidsr.errors import OutputError, SettingsError
-from vidsr.upscale import OutputBatch
+from vidsr.media.container import close_output, failure_reason, open_output
+from vidsr.planes import ColourSpec, OutputBatch, PlaneLayout
 
 WORK_FORMAT = "nut"
 
@@ -180,7 +180,7 @@ class VideoWriter:
         try:
             self._container.mux(packets)
         except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot write {self.path}: {failure_reason(exc)}") from None
 
     def close(self) -> None:
         """Flush the encoder and close the file; the file is complete only after this."""
@@ -201,20 +201,3 @@ def _copy_into_plane(plane, source: np.ndarray) -> None:
     itemsize = source.dtype.itemsize
     rows = np.frombuffer(plane, dtype=source.dtype).reshape(-1, plane.line_size // itemsize)
     rows[: source.shape[0], : source.shape[1]] = source
-
-
-def close_output(container, path: Path) -> None:
-    """Close a container being written; a failed final write (a full disk) is an OutputError."""
-    try:
-        container.close()
-    except (OSError, av.error.FFmpegError) as exc:
-        raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
-
-
-def open_output(path: Path, format_name: str | None, options: dict[str, str] | None = None):
-    try:
-        return av.open(str(path), mode="w", format=format_name, options=options or {})
-    except PermissionError:
-        raise OutputError(f"cannot write {path}: permission denied") from None
-    except (av.error.FFmpegError, OSError) as exc:
-        raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None

@@ -7,13 +7,15 @@ planes of any bit depth: a 10-bit source reaches the network without an 8-bit de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-Matrix = Literal["bt601", "bt709", "bt2020"]
+from vidsr.planes import ColourSpec, PlaneLayout, Planes
+
+__all__ = ["TensorPlanes", "planes_to_rgb", "planes_to_tensors", "rgb_to_planes", "sample_dtype", "tensors_to_planes"]
+
+TensorPlanes = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 # Luma weights (Kr, Kb) of each matrix; Kg = 1 - Kr - Kb.
 _LUMA_WEIGHTS: dict[str, tuple[float, float]] = {
@@ -21,44 +23,6 @@ _LUMA_WEIGHTS: dict[str, tuple[float, float]] = {
     "bt709": (0.2126, 0.0722),
     "bt2020": (0.2627, 0.0593),
 }
-
-
-@dataclass(frozen=True)
-class ColourSpec:
-    """How a video's samples map to RGB: the matrix, the range, and the tags carried along.
-
-    ``primaries`` and ``transfer`` are FFmpeg enum values; vidsr does not convert between
-    them (the network sees gamma-encoded RGB, as it was trained), it only keeps them.
-    """
-
-    matrix: Matrix
-    full_range: bool
-    primaries: int = 2  # 2 = unspecified
-    transfer: int = 2
-
-
-@dataclass(frozen=True)
-class PlaneLayout:
-    """The shape of a decoded frame's planes: what they hold and how chroma is subsampled.
-
-    ``kind`` is "yuv" for Y, Cb, Cr planes and "gbr" for FFmpeg's planar G, B, R.
-    ``chroma_shift`` is (log2 horizontal, log2 vertical) subsampling: (1, 1) is 4:2:0.
-    """
-
-    kind: Literal["yuv", "gbr"]
-    bit_depth: int
-    chroma_shift: tuple[int, int] = (1, 1)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The torch dtype that holds one sample (torch has no full uint16, so int16/int32)."""
-        if self.bit_depth <= 8:
-            return torch.uint8
-        return torch.int16 if self.bit_depth <= 15 else torch.int32
-
-    @property
-    def max_code(self) -> int:
-        return (1 << self.bit_depth) - 1
 
 
 def _levels(spec: ColourSpec, bit_depth: int) -> tuple[float, float, float]:
@@ -75,7 +39,7 @@ def _chroma_centre(bit_depth: int) -> float:
 
 
 def planes_to_rgb(
-    planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    planes: TensorPlanes,
     layout: PlaneLayout,
     spec: ColourSpec,
     dtype: torch.dtype = torch.float32,
@@ -112,9 +76,7 @@ def _upsample_chroma(chroma: torch.Tensor, shift: tuple[int, int], height: int, 
     return upsampled[..., :height, :width]
 
 
-def rgb_to_planes(
-    rgb: torch.Tensor, layout: PlaneLayout, spec: ColourSpec
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rgb_to_planes(rgb: torch.Tensor, layout: PlaneLayout, spec: ColourSpec) -> TensorPlanes:
     """RGB in 0..1 (B x 3 x H x W) to integer Y, Cb, Cr planes in ``layout``.
 
     Chroma is subsampled by averaging each 2x2 (or 2x1) block, which filters it instead of
@@ -177,4 +139,42 @@ def _average_blocks(rgb: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
 
 
 def _quantise(values: torch.Tensor, layout: PlaneLayout) -> torch.Tensor:
-    return values.round_().clamp_(0, layout.max_code).to(layout.dtype)
+    return values.round_().clamp_(0, layout.max_code).to(sample_dtype(layout))
+
+
+def sample_dtype(layout: PlaneLayout) -> torch.dtype:
+    """The torch dtype that holds one sample (torch has no full uint16: int16 up to 15 bits, then int32)."""
+    if layout.bit_depth <= 8:
+        return torch.uint8
+    return torch.int16 if layout.bit_depth <= 15 else torch.int32
+
+
+
+def planes_to_tensors(planes: Planes, layout: PlaneLayout) -> TensorPlanes:
+    """Plane arrays as tensors torch can compute with, sharing their memory where it can."""
+    first, second, third = (_to_tensor(plane, layout) for plane in planes)
+    return first, second, third
+
+
+def _to_tensor(plane: np.ndarray, layout: PlaneLayout) -> torch.Tensor:
+    if plane.dtype == np.uint8:
+        return torch.from_numpy(plane)
+    if layout.bit_depth <= 15:
+        return torch.from_numpy(plane.view(np.int16))
+    return torch.from_numpy(plane.astype(np.int32))
+
+
+def tensors_to_planes(planes: TensorPlanes, layout: PlaneLayout) -> Planes:
+    """Host sample tensors as the unsigned arrays the encoder takes; views, so they may be made
+    before the samples land. (Above 15 bits torch has no unsigned type to view: vidsr writes at most 10.)"""
+    first, second, third = (_to_array(plane, layout) for plane in planes)
+    return first, second, third
+
+
+def _to_array(plane: torch.Tensor, layout: PlaneLayout) -> np.ndarray:
+    array = plane.numpy()
+    if layout.bit_depth <= 8:
+        return array
+    if array.dtype == np.int32:
+        raise ValueError("output planes deeper than 15 bits are not supported")
+    return array.view(np.uint16)

@@ -1,0 +1,56 @@
+"""The `vidsr` command: one Typer app that gathers the command modules.
+
+``vidsr INPUT OUTPUT`` works without a sub-command word: :func:`main` routes anything that is
+not a known command to ``upscale``. Each command lives in a module of its own group and imports
+only :mod:`vidsr.cli.console`, never this module, so nothing imports back up.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from vidsr.cli import inspect, models, render, train
+from vidsr.models import cache_dir
+from vidsr.upscale import tune_process_for_rendering
+
+__all__ = ["COMMANDS", "app", "main", "with_default_command"]
+
+app = typer.Typer(
+    name="vidsr",
+    help="Upscale videos with ESRGAN-family networks: streaming, audio kept. `vidsr INPUT OUTPUT` upscales a video.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command()(render.upscale)
+app.command()(models.models)
+app.command()(models.interpolate)
+app.command()(inspect.frames)
+app.command()(inspect.image)
+app.command()(inspect.info)
+app.command()(train.train)
+
+COMMANDS = ("upscale", "models", "interpolate", "frames", "image", "info", "train")
+
+
+@app.callback()
+def _set_up_process() -> None:
+    """Before any command: the process-wide settings the networks run best with."""
+    tune_process_for_rendering(cache_dir() / "torch-compile")
+
+
+def with_default_command(args: Sequence[str]) -> list[str]:
+    """``vidsr IN OUT ...`` → ``vidsr upscale IN OUT ...``; known commands and --help pass through."""
+    args = list(args)
+    if not args or args[0] in COMMANDS or args[0] in ("-h", "--help"):
+        return args
+    return ["upscale", *args]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = with_default_command(sys.argv[1:] if argv is None else argv)
+    app(args=args, prog_name="vidsr")

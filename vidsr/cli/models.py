@@ -1,0 +1,61 @@
+"""`vidsr models` and `vidsr interpolate`: the models there are, and blending two of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from vidsr.cli import console
+from vidsr.models import REAL_ESRGAN_CREDIT, ModelInfo, list_models, models_dir, write_interpolated
+
+__all__ = ["interpolate", "models"]
+
+
+def models() -> None:
+    """List the embedded models and the files in the models folder."""
+    with console.user_errors():
+        entries = list_models()
+    table = Table(
+        title="vidsr models",
+        caption=f"Embedded: {REAL_ESRGAN_CREDIT}. Your models folder: {models_dir()}",
+        caption_justify="left",
+    )
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("architecture")
+    table.add_column("scale", justify="right")
+    table.add_column("params", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("good for / source")
+    for entry in entries:
+        table.add_row(*_model_row(entry))
+    console.stdout.print(table)
+
+
+def _model_row(entry: ModelInfo) -> tuple[str, ...]:
+    if entry.error:
+        return (entry.name, "", "", "", "", f"[red]unusable:[/] {entry.error}")
+    embedded = entry.source.startswith("embedded")
+    return (
+        entry.name,
+        entry.architecture or "",
+        f"x{entry.scale}" if entry.scale else "",
+        f"{entry.params / 1e6:.2f} M" if entry.params else "",
+        f"{entry.size_mb:.1f} MB" if entry.size_mb is not None else "",
+        entry.summary if embedded else entry.source,
+    )
+
+
+def interpolate(
+    first: Annotated[str, typer.Argument(help="Model A (alpha 0): a name or a path.", show_default=False)],
+    second: Annotated[str, typer.Argument(help="Model B (alpha 1): a name or a path.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .safetensors file to write.", show_default=False)],
+    alpha: Annotated[float, typer.Option(help="0 gives A, 1 gives B; ESRGAN's paper uses 0.8 towards the GAN model.")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite OUTPUT if it exists.")] = False,
+) -> None:
+    """Blend two models' weights (ESRGAN network interpolation) into a new model file."""
+    with console.user_errors():
+        model = write_interpolated(first, second, alpha, output, force=force)
+    console.stderr.print(f"wrote {output}: {model.source}", soft_wrap=True)

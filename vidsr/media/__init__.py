@@ -1,0 +1,47 @@
+"""The media layer: what a file holds, decoding it to planes, encoding planes, the final mux.
+
+PyAV (FFmpeg in-process) only: nothing here imports torch or another vidsr layer, so reading
+and writing video stays cheap and usable on its own. It may import ``vidsr.errors`` and
+``vidsr.planes``, the data every layer shares.
+"""
+
+from __future__ import annotations
+
+from vidsr.media.container import close_output, format_accepts, open_input, open_output
+from vidsr.media.decode import Segmentation, decode_batches, frame_planes, frames_from
+from vidsr.media.encode import (
+    EncodeSettings,
+    VideoWriter,
+    automatic_preset,
+    output_pix_fmt,
+    pix_fmt_layout,
+    with_automatic_preset,
+)
+from vidsr.media.probe import StreamSummary, VideoInfo, probe
+from vidsr.media.remux import count_video_packets, finalize
+from vidsr.media.timecode import name_time, parse_time, show_time
+
+__all__ = [
+    "EncodeSettings",
+    "Segmentation",
+    "StreamSummary",
+    "VideoInfo",
+    "VideoWriter",
+    "automatic_preset",
+    "close_output",
+    "count_video_packets",
+    "decode_batches",
+    "finalize",
+    "format_accepts",
+    "frame_planes",
+    "frames_from",
+    "name_time",
+    "open_input",
+    "open_output",
+    "output_pix_fmt",
+    "parse_time",
+    "pix_fmt_layout",
+    "probe",
+    "show_time",
+    "with_automatic_preset",
+]

@@ -1,0 +1,80 @@
+"""Opening and closing media files, with every way that can fail turned into a VidsrError."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import av
+import av.container
+import av.error
+
+from vidsr.errors import InputError, OutputError
+
+__all__ = ["close_output", "failure_reason", "format_accepts", "open_input", "open_output"]
+
+
+@contextmanager
+def open_input(path: Path) -> Iterator[av.container.InputContainer]:
+    """Open a media file for reading, turning every way that can fail into an InputError."""
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir():
+        raise InputError(f"input is a folder, not a video: {path}")
+    try:
+        container = av.open(str(path), mode="r")
+    except PermissionError:
+        raise InputError(f"cannot read {path}: permission denied") from None
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{path} is not a media file vidsr can read, or it is truncated ({failure_reason(exc)})") from None
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def open_output(
+    path: Path, format_name: str | None, options: dict[str, str] | None = None
+) -> av.container.OutputContainer:
+    """Open a media file for writing; OutputError if it cannot be created."""
+    try:
+        return av.open(str(path), mode="w", format=format_name, options=options or {})
+    except PermissionError:
+        raise OutputError(f"cannot write {path}: permission denied") from None
+    except (av.error.FFmpegError, OSError) as exc:
+        raise OutputError(f"cannot write {path}: {failure_reason(exc)}") from None
+
+
+def close_output(container: av.container.OutputContainer, path: Path) -> None:
+    """Close a container being written; a failed final write (a full disk) is an OutputError."""
+    try:
+        container.close()
+    except (OSError, av.error.FFmpegError) as exc:
+        raise OutputError(f"cannot write {path}: {failure_reason(exc)}") from None
+
+
+def format_accepts(format_name: str, add_stream: Callable[[av.container.OutputContainer], object]) -> bool:
+    """Whether FFmpeg's muxer for ``format_name`` takes a stream, asked by writing a header in memory.
+
+    ``supported_codecs`` cannot answer this for formats without a codec table (MPEG-TS says
+    it holds only MPEG-2), so the muxer itself is asked.
+    """
+    container = av.open(io.BytesIO(), mode="w", format=format_name)
+    try:
+        add_stream(container)
+        container.start_encoding()
+        return True
+    except (ValueError, av.error.FFmpegError):
+        return False
+    finally:
+        try:
+            container.close()
+        except (ValueError, av.error.FFmpegError):
+            pass
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The operating system's or FFmpeg's own words for a failure ("No space left on device")."""
+    return getattr(exc, "strerror", None) or str(exc)

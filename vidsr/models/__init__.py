@@ -1,0 +1,31 @@
+"""The models layer: network architectures, weight files of any known layout, the embedded models.
+
+``resolve_model`` turns a name or a path into a :class:`LoadedModel` (a network and what it
+needs); ``choose_model`` adds ESRGAN's network interpolation. Torch only: nothing here
+imports the media layer or the layers above.
+"""
+
+from __future__ import annotations
+
+from vidsr.models.interpolate import choose_model, interpolate_models, write_interpolated
+from vidsr.models.loader import LoadedModel, detect_and_build, load_model_file, load_state_dict_file
+from vidsr.models.paths import cache_dir, models_dir
+from vidsr.models.zoo import DEFAULT_MODEL, EMBEDDED, REAL_ESRGAN_CREDIT, ModelInfo, list_models, resolve_model
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "EMBEDDED",
+    "REAL_ESRGAN_CREDIT",
+    "LoadedModel",
+    "ModelInfo",
+    "cache_dir",
+    "choose_model",
+    "detect_and_build",
+    "interpolate_models",
+    "list_models",
+    "load_model_file",
+    "load_state_dict_file",
+    "models_dir",
+    "resolve_model",
+    "write_interpolated",
+]

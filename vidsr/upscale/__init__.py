@@ -1,0 +1,34 @@
+"""The network stage: colour conversion, tiling, the runner, and the choices of how to run.
+
+``Upscaler`` takes integer planes (or RGB) to upscaled planes (or RGB); ``policy`` chooses the
+device, precision and compilation; ``process`` holds the process-wide settings a program may
+opt into. Imports the models layer and the shared plane types, never the media layer.
+"""
+
+from __future__ import annotations
+
+from vidsr.upscale.policy import (
+    arithmetic_per_output_pixel,
+    choose_precision,
+    cpu_has_native_bf16,
+    select_device,
+    should_compile,
+)
+from vidsr.upscale.process import tune_process_for_rendering
+from vidsr.upscale.runner import MAX_SCALE, MIN_SCALE, UpscaleOptions, Upscaler, check_scale, create_upscaler, resize
+
+__all__ = [
+    "MAX_SCALE",
+    "MIN_SCALE",
+    "UpscaleOptions",
+    "Upscaler",
+    "arithmetic_per_output_pixel",
+    "check_scale",
+    "choose_precision",
+    "cpu_has_native_bf16",
+    "create_upscaler",
+    "resize",
+    "select_device",
+    "should_compile",
+    "tune_process_for_rendering",
+]

@@ -1,0 +1,136 @@
+"""Choices about how to run a network: which device, which precision, whether to compile.
+
+Pure decisions from the hardware, the model and the job; nothing here changes the process.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import torch
+
+from vidsr.errors import SettingsError
+from vidsr.models import LoadedModel
+
+__all__ = [
+    "COMPILE_MIN_ARITHMETIC",
+    "COMPILE_MIN_WORK",
+    "PRECISIONS",
+    "DeviceName",
+    "Precision",
+    "arithmetic_per_output_pixel",
+    "choose_precision",
+    "cpu_has_native_bf16",
+    "default_precision",
+    "select_device",
+    "should_compile",
+]
+
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+
+
+def select_device(name: str) -> torch.device:
+    """The torch device for ``name``; "auto" prefers CUDA, then Apple's MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("--device cuda: no CUDA GPU is available to this torch build (try --device cpu)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise SettingsError("--device mps: Apple's Metal backend is not available here (try --device cpu)")
+    if name not in ("cpu", "cuda", "mps"):
+        raise SettingsError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def default_precision(device: torch.device, model: LoadedModel, *, bit_depth: int = 8) -> Precision:
+    """The fastest precision that keeps the output faithful.
+
+    fp16 on CUDA. bf16 on CPUs with native bf16 dot products: measured within 52-56 dB of fp32
+    with the three embedded models on real frames, and 1.9x as fast (bench/speed.py). Not for
+    sources above 8 bits, though: bf16 holds 8 significant bits, which would be the 8-bit detour
+    10-bit video must not take. fp32 everywhere else.
+    """
+    if device.type == "cuda" and model.supports_half:
+        return "fp16"
+    if device.type == "cpu" and bit_depth <= 8 and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), not by emulation,
+    which would make bf16 slower than fp32."""
+    if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_precision(name: str, device: torch.device, model: LoadedModel, *, bit_depth: int = 8) -> Precision:
+    """The user's --precision, or the default for this device, model and source depth."""
+    if name == "auto":
+        return default_precision(device, model, bit_depth=bit_depth)
+    if name not in PRECISIONS:
+        raise SettingsError(f"--precision {name}: choose one of {', '.join(PRECISIONS)}")
+    if name == "fp16" and device.type == "cpu":
+        raise SettingsError("--precision fp16 is for GPUs; on the CPU use bf16 or fp32")
+    return name  # type: ignore[return-value]
+
+
+# torch.compile is worth it when it saves more than it costs. Measured for realesrgan-x4plus in bf16
+# on the CPU: +5 to +9 % (1.71 -> 1.79 and 1.72 -> 1.88 fps), for 30 s of compiling the first time
+# and 10 s once cached. For realesr-animevideov3, +0 to 3 % (within noise): its convolutions already
+# run in oneDNN and there is little else to fuse.
+COMPILE_MIN_ARITHMETIC = 500e3  # FLOP per output pixel: the RRDB models, not the compact ones
+COMPILE_MIN_WORK = 5e14  # FLOP in the whole render: about ten minutes of this CPU's bf16 network time
+
+
+def should_compile(
+    choice: bool | None, device: torch.device, *, arithmetic: float, output_pixels: int, frames: int, tile: int
+) -> bool:
+    """The user's ``--compile/--no-compile``, or on the CPU, for a heavy network, untiled (tiles
+    come in several shapes, each compiled anew), in a render long enough to repay the compiling."""
+    if choice is not None:
+        return choice
+    work = arithmetic * output_pixels * frames
+    return device.type == "cpu" and not tile and arithmetic >= COMPILE_MIN_ARITHMETIC and work >= COMPILE_MIN_WORK
+
+
+def arithmetic_per_output_pixel(model: LoadedModel) -> float:
+    """Floating-point operations the network spends on each output pixel (two per multiply-add
+    of every convolution), counted by running it on a tiny input (milliseconds; the meta device
+    would need no arithmetic but takes most of a second to start).
+
+    It is what tells a light network (realesr-animevideov3: 77 kFLOP a pixel) from a heavy one
+    (realesrgan-x4plus: 2.2 MFLOP), and so how much the encoder's share of the CPU matters.
+    """
+    side = 8 * model.size_multiple
+    total = 0
+
+    def count(conv: torch.nn.Conv2d, inputs: object, output: torch.Tensor) -> None:
+        nonlocal total
+        total += 2 * conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1] * output.numel()
+
+    module = model.module
+    convolutions = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    hooks = [conv.register_forward_hook(count) for conv in convolutions]
+    try:
+        weight = next(module.parameters())  # an Upscaler may have moved the network already
+        with torch.inference_mode():
+            module(torch.zeros(1, model.in_channels, side, side, dtype=weight.dtype, device=weight.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total / (side * model.scale) ** 2
