@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from vidsr.models.zoo import resolve_model
 from vidsr.train import (
     TrainConfig,
     bicubic_downscale,
@@ -29,7 +30,6 @@ from vidsr.train import (
     train,
     upscale_bicubic,
 )
-from vidsr.models.zoo import resolve_model
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL_FRACTION = 0.2
@@ -51,7 +51,11 @@ def held_out_frames(clip: Path, patch: int) -> tuple[torch.Tensor, int, int]:
 def scores(output: torch.Tensor, target: torch.Tensor) -> tuple[float, float, float]:
     output = (output.clamp(0, 1) * 255).round() / 255
     luma_out, luma_target = (output * LUMA).sum(1, keepdim=True), (target * LUMA).sum(1, keepdim=True)
-    return psnr(output, target).mean().item(), psnr(luma_out, luma_target).mean().item(), ssim(output, target).mean().item()
+    return (
+        psnr(output, target).mean().item(),
+        psnr(luma_out, luma_target).mean().item(),
+        ssim(output, target).mean().item(),
+    )
 
 
 @torch.no_grad()
@@ -107,7 +111,8 @@ def main() -> None:
     config.steps = args.steps or max(100, round(args.minutes * 60 / seconds_per_step))
     print(
         f"{args.clip.name}: {train_frames} training frames, {val_frames} held-out frames "
-        f"({hr.shape[-1]}x{hr.shape[-2]} HR, {lr.shape[-1]}x{lr.shape[-2]} LR); {seconds_per_step * 1000:.0f} CPU ms/step "
+        f"({hr.shape[-1]}x{hr.shape[-2]} HR, {lr.shape[-1]}x{lr.shape[-2]} LR); "
+        f"{seconds_per_step * 1000:.0f} CPU ms/step "
         f"-> {config.steps} steps of {args.batch} x {args.patch}px patches, into {out}",
         flush=True,
     )
@@ -130,7 +135,8 @@ def main() -> None:
     steps_run = max(result.steps - result.resumed_from, 1)
     print(
         f"\ntrained {result.steps - result.resumed_from} steps in {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU min "
-        f"({wall / steps_run * 1000:.0f} ms/step wall, torch threads: {torch.get_num_threads()}); weights: {result.weights}"
+        f"({wall / steps_run * 1000:.0f} ms/step wall, torch threads: {torch.get_num_threads()}); "
+        f"weights: {result.weights}"
     )
     last = result.history[-1]
     print(f"trainer's own validation (held-out patches): {last.psnr:.2f} dB vs bicubic {last.bicubic_psnr:.2f} dB")

@@ -70,7 +70,9 @@ def main() -> None:
         for frame in frames:
             frame.pict_type = av.video.frame.PictureType.NONE
 
-        print(f"{args.model}, {width}x{height} -> x4, {len(frames)} frames, crf {args.crf}, against the lossless render")
+        print(
+            f"{args.model}, {width}x{height} -> x4, {len(frames)} frames, crf {args.crf}, against the lossless render"
+        )
         print(f"{'preset':<11}{'kB':>8}{'x medium':>10}{'luma PSNR':>11}{'core-ms/frame':>15}")
         medium_size = None
         for preset in PRESETS:
@@ -80,7 +82,10 @@ def main() -> None:
             medium_size = medium_size or size
             errors = [np.mean((a - b) ** 2) for a, b in zip(reference, luma_planes(output))]
             psnr = 10 * np.log10(255**2 / np.mean(errors))
-            print(f"{preset:<11}{size / 1024:8.0f}{size / medium_size:10.2f}{psnr:11.2f}{1000 * cpu_seconds / len(frames):15.1f}")
+            print(
+                f"{preset:<11}{size / 1024:8.0f}{size / medium_size:10.2f}{psnr:11.2f}"
+                f"{1000 * cpu_seconds / len(frames):15.1f}"
+            )
 
 
 if __name__ == "__main__":

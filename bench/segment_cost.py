@@ -24,8 +24,8 @@ from pathlib import Path
 import av
 
 from vidsr.render.pipeline import DEFAULT_SEGMENT_SECONDS, UpscaleJob, upscale_video
-from vidsr.upscale import UpscaleOptions
 from vidsr.render.workfolder import WorkFolder
+from vidsr.upscale import UpscaleOptions
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
 CONTINUOUS = 1e9  # one segment for the whole video: an ordinary continuous encode
@@ -50,7 +50,11 @@ def make_input(path: Path, seconds: float) -> Path:
 
 def render(source: Path, output: Path, model: str, segment_seconds: float) -> tuple[float, int]:
     job = UpscaleJob(
-        input=source, output=output, upscale=UpscaleOptions(models=(model,)), force=True, segment_seconds=segment_seconds
+        input=source,
+        output=output,
+        upscale=UpscaleOptions(models=(model,)),
+        force=True,
+        segment_seconds=segment_seconds,
     )
     started = time.perf_counter()
     upscale_video(job)
@@ -109,8 +113,14 @@ def main() -> None:
             timing = f"{min(times[length]):8.2f} s" if length in times else " " * 10
             ratio = sizes[length] / sizes[CONTINUOUS]
             print(f"{f'segments of {length:g} s':<22}{timing} {sizes[length] / 1e6:8.3f} MB   size x{ratio:.3f}")
-        print(f"wall-time ratio (segments of {DEFAULT_SEGMENT_SECONDS:g} s / continuous): {segmented / continuous:.3f}   target <= 1.05")
-        print(f"file-size ratio (segments of {DEFAULT_SEGMENT_SECONDS:g} s / continuous): {sizes[DEFAULT_SEGMENT_SECONDS] / sizes[CONTINUOUS]:.3f}   target <= 1.03")
+        print(
+            f"wall-time ratio (segments of {DEFAULT_SEGMENT_SECONDS:g} s / continuous): "
+            f"{segmented / continuous:.3f}   target <= 1.05"
+        )
+        print(
+            f"file-size ratio (segments of {DEFAULT_SEGMENT_SECONDS:g} s / continuous): "
+            f"{sizes[DEFAULT_SEGMENT_SECONDS] / sizes[CONTINUOUS]:.3f}   target <= 1.03"
+        )
 
         output = folder / "killed.mp4"
         redo, landed = redo_after_kills(source, output, args.model, args.kills, segmented)

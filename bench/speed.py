@@ -35,7 +35,7 @@ import torch
 from vidsr.media import EncodeSettings, decode_batches, pix_fmt_layout, probe
 from vidsr.models import resolve_model
 from vidsr.render.pipeline import UpscaleJob, default_batch, upscale_video
-from vidsr.upscale import UpscaleOptions, Upscaler, arithmetic_per_output_pixel, cpu_has_native_bf16
+from vidsr.upscale import UpscaleOptions, Upscaler, VideoPlanes, arithmetic_per_output_pixel, cpu_has_native_bf16
 from vidsr.upscale.colour import planes_to_rgb, planes_to_tensors, rgb_to_planes
 from vidsr.upscale.policy import default_precision
 from vidsr.upscale.process import keep_large_buffers_in_heap
@@ -47,7 +47,10 @@ CPU = torch.device("cpu")
 def make_input(path: Path, *, width: int, height: int, frames: int) -> Path:
     """The sample clip, resized (bicubic) to the benchmark size and played forwards and back."""
     with av.open(str(SAMPLE)) as source:
-        pictures = [f.reformat(width=width, height=height, format="yuv420p", interpolation="BICUBIC") for f in source.decode(video=0)]
+        pictures = [
+            f.reformat(width=width, height=height, format="yuv420p", interpolation="BICUBIC")
+            for f in source.decode(video=0)
+        ]
     cycle = [p.to_ndarray() for p in pictures]
     cycle += cycle[-2:0:-1]
     with av.open(str(path), "w") as output:
@@ -84,7 +87,14 @@ def rgb_batches(clip: Path, frames: int, batch: int) -> list[torch.Tensor]:
 
 
 def model_only(
-    model_name: str, clip: Path, frames: int, *, channels_last: bool, dtype: torch.dtype, batch: int, compiled: bool = False
+    model_name: str,
+    clip: Path,
+    frames: int,
+    *,
+    channels_last: bool,
+    dtype: torch.dtype,
+    batch: int,
+    compiled: bool = False,
 ) -> tuple[Timed, float]:
     """The bare network on RGB tensors in memory; returns the timing and the seconds spent compiling."""
     layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -111,9 +121,12 @@ def upscaler_for(model_name: str, clip: Path) -> Upscaler:
         model,
         device=CPU,
         precision=default_precision(CPU, model, bit_depth=info.bit_depth),
-        source_colour=info.colour,
-        output_colour=info.colour,
-        output_layout=pix_fmt_layout("yuv420p"),
+        video=VideoPlanes(
+            source_colour=info.colour,
+            output_size=(info.width * model.scale, info.height * model.scale),
+            output_colour=info.colour,
+            output_layout=pix_fmt_layout("yuv420p"),
+        ),
     )
 
 
@@ -132,7 +145,7 @@ def vidsr_settings_model_only(model_name: str, clip: Path, frames: int) -> tuple
             outputs = [upscaler.upscale_rgb(rgb) for rgb in rgbs]
         with Timed(frames) as colour_out:
             for rgb in outputs:
-                rgb_to_planes(rgb, upscaler.output_layout, info.colour)
+                rgb_to_planes(rgb, pix_fmt_layout("yuv420p"), info.colour)
     return network, colour_in, colour_out
 
 
@@ -179,7 +192,11 @@ def naive_loop_fps(clip: Path, output: Path, model_name: str) -> float:
 def vidsr_run(clip: Path, output: Path, model_name: str, preset: str = "auto") -> tuple[float, str]:
     """End-to-end fps of a real render, and the encoder it used."""
     job = UpscaleJob(
-        input=clip, output=output, upscale=UpscaleOptions(models=(model_name,)), encode=EncodeSettings(preset=preset), force=True
+        input=clip,
+        output=output,
+        upscale=UpscaleOptions(models=(model_name,)),
+        encode=EncodeSettings(preset=preset),
+        force=True,
     )
     started = time.perf_counter()
     result = upscale_video(job)
@@ -207,7 +224,8 @@ def model_variants() -> list[tuple[str, dict]]:
     ]
     if cpu_has_native_bf16():
         variants += [
-            (f"bf16 channels_last batch {batch}", dict(channels_last=True, dtype=torch.bfloat16, batch=batch)) for batch in (1, 2, 4)
+            (f"bf16 channels_last batch {batch}", dict(channels_last=True, dtype=torch.bfloat16, batch=batch))
+            for batch in (1, 2, 4)
         ]
     fastest = variants[-3][1] if cpu_has_native_bf16() else variants[1][1]
     variants.append(("  + torch.compile (freezing)", dict(fastest, compiled=True)))
@@ -236,7 +254,9 @@ def main() -> None:
             except Exception as exc:  # torch.compile needs a C++ compiler; report, do not stop
                 rows.append((f"model: {name}", float("nan"), f"unavailable: {type(exc).__name__}"))
                 continue
-            rows.append((f"model: {name}", timed.fps, f"compiled in {compile_seconds:.1f} s" if compile_seconds else ""))
+            rows.append(
+                (f"model: {name}", timed.fps, f"compiled in {compile_seconds:.1f} s" if compile_seconds else "")
+            )
         network, colour_in, colour_out = vidsr_settings_model_only(args.model, clip, sample_frames)
         rows.append(("model: as vidsr runs it (its defaults)", network.fps, ""))
         naive = naive_loop_fps(clip, folder / "naive.mp4", args.model)
@@ -247,14 +267,20 @@ def main() -> None:
         rows.append(("vidsr end to end, --preset medium", medium, ""))
 
         baseline = rows[0][1]
-        print(f"{args.model}, {width}x{height} -> x4, {torch.get_num_threads()} torch threads, native bf16: {cpu_has_native_bf16()}")
+        print(
+            f"{args.model}, {width}x{height} -> x4, {torch.get_num_threads()} torch threads, "
+            f"native bf16: {cpu_has_native_bf16()}"
+        )
         print(f"{'':<52}{'fps':>8}{'x baseline':>12}")
         for name, fps, remark in rows:
             print(f"{name:<52}{fps:8.2f}{fps / baseline:12.2f}  {remark}")
         print(f"vidsr over the naive loop: {end_to_end / naive:.2f}x")
         flops = arithmetic_per_output_pixel(resolve_model(args.model)) * width * height * 16
         best = max(fps for name, fps, _ in rows if name.startswith("model:") and not math.isnan(fps))
-        print(f"model arithmetic: {flops / 1e9:.0f} GFLOP a frame; {network.fps * flops / 1e9:.0f} GFLOP/s as vidsr runs it, best {best * flops / 1e9:.0f}")
+        print(
+            f"model arithmetic: {flops / 1e9:.0f} GFLOP a frame; {network.fps * flops / 1e9:.0f} GFLOP/s "
+            f"as vidsr runs it, best {best * flops / 1e9:.0f}"
+        )
         print(
             f"efficiency (end to end / model only, both at vidsr's settings): defaults {end_to_end / network.fps:.2f}, "
             f"--preset medium {medium / network.fps:.2f}"
@@ -262,7 +288,10 @@ def main() -> None:
 
         print("CPU budget of one frame (core-ms) and the efficiency it allows when every stage shares the cores:")
         others = colour_in.core_ms + colour_out.core_ms
-        print(f"  network {network.core_ms:.1f}; colour conversion {others:.1f} (of it, to the output's YUV {colour_out.core_ms:.1f})")
+        print(
+            f"  network {network.core_ms:.1f}; colour conversion {others:.1f} "
+            f"(of it, to the output's YUV {colour_out.core_ms:.1f})"
+        )
         for preset in ("medium", "faster", "veryfast", "ultrafast"):
             encoder_ms = encoder_core_ms(folder / "vidsr.mp4", preset)
             ceiling = network.core_ms / (network.core_ms + others + encoder_ms)
@@ -274,7 +303,8 @@ def main() -> None:
         short_rss = peak_rss_mb(short, folder / "short out.mp4", args.rss_model)
         long_rss = peak_rss_mb(long, folder / "long out.mp4", args.rss_model)
         print(
-            f"peak RSS, {args.rss_model} at {args.rss_size}: 48 frames {short_rss:.0f} MB, 480 frames {long_rss:.0f} MB "
+            f"peak RSS, {args.rss_model} at {args.rss_size}: "
+            f"48 frames {short_rss:.0f} MB, 480 frames {long_rss:.0f} MB "
             f"({long_rss / short_rss:.3f}x; target within 5 %)"
         )
 

@@ -71,4 +71,3 @@ def nearest_model(media) -> Path:
 @pytest.fixture(scope="session")
 def rrdb_x2_model(media) -> Path:
     return random_rrdb_model(media / "tiny-rrdb-x2.pth", scale=2)
-

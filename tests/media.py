@@ -17,7 +17,9 @@ from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 SAMPLE_RATE = 48000
 # swscale's defaults skip chroma interpolation and accurate rounding (about 33 dB on saturated
 # colours); with these flags it is an independent reference good to about 48 dB.
-ACCURATE_SWSCALE = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP
+ACCURATE_SWSCALE = (
+    Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP
+)
 _MATRIX_TAGS = {"bt601": 6, "bt709": 1}
 
 

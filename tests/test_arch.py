@@ -20,9 +20,7 @@ def test_rrdbnet_output_is_scale_times_the_input(scale: int) -> None:
 
 
 @pytest.mark.parametrize(("scale", "first_conv_in_channels"), [(4, 3), (2, 12), (1, 48)])
-def test_rrdbnet_pixel_unshuffles_the_input_for_scales_2_and_1(
-    scale: int, first_conv_in_channels: int
-) -> None:
+def test_rrdbnet_pixel_unshuffles_the_input_for_scales_2_and_1(scale: int, first_conv_in_channels: int) -> None:
     network = RRDBNet(scale=scale, **TINY_RRDB)
     assert network.conv_first.in_channels == first_conv_in_channels
 
@@ -65,9 +63,7 @@ def test_rrdbnet_parameter_names_match_real_esrgan_params_ema() -> None:
 def test_compact_parameter_names_match_real_esrgan() -> None:
     state = SRVGGNetCompact(**TINY_COMPACT).state_dict()
     # conv, prelu, (conv, prelu) x num_conv, last conv
-    assert [name for name in state if name.endswith("weight")] == [
-        f"body.{index}.weight" for index in range(7)
-    ]
+    assert [name for name in state if name.endswith("weight")] == [f"body.{index}.weight" for index in range(7)]
     assert state["body.1.weight"].shape == (8,)
     assert state["body.6.weight"].shape == (3 * 4 * 4, 8, 3, 3)
 

@@ -16,11 +16,10 @@ from media import ClipSpec, write_clip
 from typer.testing import CliRunner
 
 from vidsr.cli.app import app, with_default_command
-from vidsr.planes import ColourSpec
-from vidsr.media.encode import EncodeSettings, VideoWriter
 from vidsr.errors import OutputError
+from vidsr.media.encode import EncodeSettings, VideoWriter
 from vidsr.media.probe import probe
-from vidsr.planes import OutputBatch
+from vidsr.planes import ColourSpec, OutputBatch
 
 runner = CliRunner()
 
@@ -164,9 +163,7 @@ def test_a_size_vidsr_cannot_make(clip, nearest_model, tmp_path, options, messag
 
 def test_alpha_needs_two_models_and_two_models_need_alpha(clip, nearest_model, tmp_path):
     assert_refused(vidsr(clip, tmp_path / "a.mp4", "--model", nearest_model, "--alpha", "0.5"), "give --model twice")
-    assert_refused(
-        vidsr(clip, tmp_path / "b.mp4", "--model", nearest_model, "--model", nearest_model), "add --alpha"
-    )
+    assert_refused(vidsr(clip, tmp_path / "b.mp4", "--model", nearest_model, "--model", nearest_model), "add --alpha")
 
 
 def test_an_unavailable_device(clip, nearest_model, tmp_path):

@@ -17,11 +17,11 @@ import pytest
 import torch
 from media import ACCURATE_SWSCALE, ClipSpec, pattern, psnr, to_rgb, write_clip
 
-from vidsr.planes import ColourSpec, PlaneLayout
-from vidsr.upscale.colour import planes_to_rgb
-from vidsr.media.decode import decode_batches, frame_layout
-from vidsr.planes import FrameBatch
+from vidsr.media.decode import decode_batches
+from vidsr.media.frame_arrays import frame_layout
 from vidsr.media.probe import VideoInfo, probe
+from vidsr.planes import ColourSpec, FrameBatch, PlaneLayout
+from vidsr.upscale.colour import planes_to_rgb
 
 # ---- media made here -----------------------------------------------------------------------------
 
@@ -65,10 +65,7 @@ def pyav_decode(path: Path) -> list[av.VideoFrame]:
 def pyav_planes(frame: av.VideoFrame) -> list[np.ndarray]:
     """The frame's planes as numpy arrays without line padding (read independently of vidsr)."""
     dtype = np.dtype(np.uint8) if max(c.bits for c in frame.format.components) <= 8 else np.dtype("<u2")
-    return [
-        np.frombuffer(plane, dtype=dtype).reshape(plane.height, -1)[:, : plane.width]
-        for plane in frame.planes[:3]
-    ]
+    return [np.frombuffer(plane, dtype=dtype).reshape(plane.height, -1)[:, : plane.width] for plane in frame.planes[:3]]
 
 
 def decode_all(info: VideoInfo, batch_size: int = 5) -> list[FrameBatch]:
@@ -199,9 +196,7 @@ FORMATS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "codec", "pix_fmt", "options", "layout"), FORMATS, ids=[f[0] for f in FORMATS]
-)
+@pytest.mark.parametrize(("name", "codec", "pix_fmt", "options", "layout"), FORMATS, ids=[f[0] for f in FORMATS])
 def test_each_pixel_format_decodes_to_the_layout_that_describes_it(made, name, codec, pix_fmt, options, layout):
     path = made(name, codec, pix_fmt, options=options)
     info = probe(path)

@@ -7,9 +7,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from vidsr.planes import ColourSpec
 from vidsr.media.encode import EncodeSettings, VideoWriter
-from vidsr.planes import OutputBatch
+from vidsr.planes import ColourSpec, OutputBatch
 
 
 def test_a_batch_is_read_only_once_its_planes_have_landed(tmp_path):

@@ -19,10 +19,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vidsr.cli.app import app
-from vidsr.upscale.colour import planes_to_rgb
-from vidsr.media.decode import decode_batches, frames_from
 from vidsr.inspect.frames import frame_to_rgb
+from vidsr.media.decode import decode_batches, frames_from
 from vidsr.media.probe import probe
+from vidsr.upscale.colour import planes_to_rgb
 
 runner = CliRunner()
 

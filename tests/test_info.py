@@ -72,7 +72,9 @@ def test_the_estimate_counts_the_encoder_sharing_the_cpu_with_the_network(clip, 
     estimate = info_json(clip, "--model", nearest_model, "--device", "cpu")["estimate"]
     assert estimate["encoder"] == "libx264 veryfast"  # what a render with this model would use
     assert estimate["encoder_share"] > 0.5
-    assert estimate["seconds_per_frame"] == pytest.approx(estimate["network_seconds_per_frame"] * (1 + estimate["encoder_share"]))
+    assert estimate["seconds_per_frame"] == pytest.approx(
+        estimate["network_seconds_per_frame"] * (1 + estimate["encoder_share"])
+    )
 
 
 def test_the_table_tells_a_person_the_same_facts(clip, nearest_model):

@@ -10,9 +10,9 @@ from test_loader import TINY_RRDB, in_params_ema, to_original_esrgan
 from test_upscale_video import render
 from typer.testing import CliRunner
 
-from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 from vidsr.cli.app import app
 from vidsr.errors import ModelError
+from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 from vidsr.models.interpolate import interpolate_models, interpolate_state_dicts
 from vidsr.models.loader import load_model_file
 
@@ -57,7 +57,9 @@ def test_the_blend_is_linear_in_alpha():
 
 
 def test_different_shapes_are_refused_naming_the_tensors():
-    with pytest.raises(ModelError, match=r"body\.0\.rdb1\.conv1\.weight \(4, 8, 3, 3\) vs \(4, 16, 3, 3\);.* and \d+ more"):
+    with pytest.raises(
+        ModelError, match=r"body\.0\.rdb1\.conv1\.weight \(4, 8, 3, 3\) vs \(4, 16, 3, 3\);.* and \d+ more"
+    ):
         interpolate_state_dicts(rrdb(1).state_dict(), rrdb(2, num_feat=16).state_dict(), 0.5)
 
 
@@ -87,7 +89,11 @@ def test_the_interpolate_command_writes_a_model_that_upscales(psnr_and_gan, clip
     )
     assert result.exit_code == 0, result.output
     saved = load_file(str(blended_path))
-    assert torch.allclose(saved["conv_first.weight"], 0.2 * psnr_state["conv_first.weight"] + 0.8 * gan_state["conv_first.weight"], atol=1e-7)
+    assert torch.allclose(
+        saved["conv_first.weight"],
+        0.2 * psnr_state["conv_first.weight"] + 0.8 * gan_state["conv_first.weight"],
+        atol=1e-7,
+    )
     assert load_model_file(blended_path).architecture == "RRDBNet"
     output = render(clip, tmp_path / "out.mp4", blended_path)
     assert decode_video(output).width == 256

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 from vidsr.errors import ModelError
+from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 from vidsr.models.loader import LoadedModel, canonicalize, detect_and_build, load_model_file, load_state_dict_file
 
 TINY_RRDB = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 2, "num_grow_ch": 4}
@@ -133,9 +133,7 @@ def same_outputs(reference: torch.nn.Module, loaded: LoadedModel, size: tuple[in
 
 @pytest.mark.parametrize(("layout", "suffix"), file_variants(RRDB_LAYOUTS))
 @pytest.mark.parametrize("scale", [4, 2, 1])
-def test_rrdbnet_round_trips_through_every_layout(
-    tmp_path: Path, layout: str, suffix: str, scale: int
-) -> None:
+def test_rrdbnet_round_trips_through_every_layout(tmp_path: Path, layout: str, suffix: str, scale: int) -> None:
     reference = tiny_rrdbnet(scale)
     loaded = load_model_file(save(RRDB_LAYOUTS[layout](reference.state_dict()), tmp_path / f"tiny{suffix}"))
     assert loaded.architecture == "RRDBNet"
@@ -147,13 +145,9 @@ def test_rrdbnet_round_trips_through_every_layout(
 
 @pytest.mark.parametrize(("layout", "suffix"), file_variants(COMPACT_LAYOUTS))
 @pytest.mark.parametrize("upscale", [4, 2])
-def test_compact_round_trips_through_every_layout(
-    tmp_path: Path, layout: str, suffix: str, upscale: int
-) -> None:
+def test_compact_round_trips_through_every_layout(tmp_path: Path, layout: str, suffix: str, upscale: int) -> None:
     reference = tiny_compact(upscale)
-    loaded = load_model_file(
-        save(COMPACT_LAYOUTS[layout](reference.state_dict()), tmp_path / f"tiny{suffix}")
-    )
+    loaded = load_model_file(save(COMPACT_LAYOUTS[layout](reference.state_dict()), tmp_path / f"tiny{suffix}"))
     assert loaded.architecture == "SRVGGNetCompact"
     assert loaded.scale == upscale
     assert loaded.size_multiple == 1
@@ -187,9 +181,7 @@ def test_loaded_module_is_ready_for_inference(tmp_path: Path) -> None:
     parameters = list(loaded.module.parameters())
     assert not loaded.module.training
     assert all(not parameter.requires_grad for parameter in parameters)
-    assert all(
-        parameter.dtype == torch.float32 and parameter.device.type == "cpu" for parameter in parameters
-    )
+    assert all(parameter.dtype == torch.float32 and parameter.device.type == "cpu" for parameter in parameters)
     assert loaded.params == sum(parameter.numel() for parameter in reference.parameters())
     assert loaded.name == "ready"
     assert loaded.source == str(tmp_path / "ready.pth")
@@ -214,9 +206,7 @@ def test_canonicalize_gives_basicsr_names_for_old_layouts() -> None:
 
 
 def test_unknown_layout_names_the_keys_found_and_the_supported_layouts(tmp_path: Path) -> None:
-    path = save(
-        {"encoder.weight": torch.zeros(4, 3, 3, 3), "decoder.bias": torch.zeros(3)}, tmp_path / "odd.pth"
-    )
+    path = save({"encoder.weight": torch.zeros(4, 3, 3, 3), "decoder.bias": torch.zeros(3)}, tmp_path / "odd.pth")
     with pytest.raises(ModelError) as caught:
         load_model_file(path)
     message = str(caught.value)
@@ -250,9 +240,7 @@ class _WritesMarkerWithOpen:
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("payload_class", [_WritesMarkerWithOsSystem, _WritesMarkerWithOpen])
 @pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
-def test_malicious_pickle_is_refused_without_running(
-    tmp_path: Path, payload_class: type, writer: str
-) -> None:
+def test_malicious_pickle_is_refused_without_running(tmp_path: Path, payload_class: type, writer: str) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
     payload = {"conv_first.weight": torch.zeros(1), "exploit": payload_class(marker)}

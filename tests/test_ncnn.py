@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vidsr.models import ncnn as vidsr_ncnn
 from vidsr.errors import ModelError
+from vidsr.models import ncnn as vidsr_ncnn
 from vidsr.models.loader import LoadedModel, build_network, detect_and_build
 
 # (ncnn stem, architecture, hyper-parameters, test input H x W): the 23-block model gets a small input.
@@ -91,9 +91,7 @@ def test_hyperparameters_are_detected_from_the_converted_weights(stem: str) -> N
     assert expected.items() <= model.hyperparameters.items()
 
 
-def test_conversion_is_cached_and_the_cache_is_reused(
-    private_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_conversion_is_cached_and_the_cache_is_reused(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = convert_embedded(SMALLEST)
     cached_files = list(private_cache.glob("ncnn/*.safetensors"))
     assert [path.name.startswith(SMALLEST) for path in cached_files] == [True]

@@ -14,8 +14,8 @@ from torch import nn
 
 from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 from vidsr.models.loader import detect_and_build
-from vidsr.upscale.tiling import run_tiled, spans
 from vidsr.upscale import UpscaleOptions, Upscaler, create_upscaler, resize
+from vidsr.upscale.tiling import run_tiled, spans
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
 
@@ -105,7 +105,9 @@ def test_tiling_a_per_pixel_model_changes_nothing():
     upscaler = loaded(nearest_compact())
     frame = torch.rand(1, 3, 37, 53)
     with torch.inference_mode():
-        assert torch.allclose(run_tiled(upscaler._forward, frame, scale=4, tile=16), upscaler._forward(frame), atol=1e-6)
+        assert torch.allclose(
+            run_tiled(upscaler._forward, frame, scale=4, tile=16), upscaler._forward(frame), atol=1e-6
+        )
 
 
 class LimitedMemory(nn.Module):
@@ -141,7 +143,10 @@ def test_out_of_memory_splits_the_batch_then_tiles_the_frame():
 # ---- scales ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("scale", "size"), [(1, (20, 14)), (1.5, (30, 21)), (2, (40, 28)), (3, (60, 42)), (4, (80, 56)), (8, (160, 112)), (16, (320, 224))])
+@pytest.mark.parametrize(
+    ("scale", "size"),
+    [(1, (20, 14)), (1.5, (30, 21)), (2, (40, 28)), (3, (60, 42)), (4, (80, 56)), (8, (160, 112)), (16, (320, 224))],
+)
 def test_every_scale_gives_its_exact_size(scale, size):
     upscaler = Upscaler(
         detect_and_build(nearest_compact().state_dict(), name="t", source="t"),

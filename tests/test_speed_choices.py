@@ -13,8 +13,8 @@ from media import decode_video
 from test_upscale_video import render, vidsr
 
 from vidsr.media.encode import EncodeSettings, automatic_preset, with_automatic_preset
-from vidsr.upscale import arithmetic_per_output_pixel, should_compile
 from vidsr.models.zoo import resolve_model
+from vidsr.upscale import arithmetic_per_output_pixel, should_compile
 
 
 def test_arithmetic_of_the_compact_video_model_is_counted_from_its_layers():

@@ -122,7 +122,7 @@ def test_a_stalled_consumer_holds_the_producer_depth_items_ahead(name, depth):
     for item in prefetcher:
         received.append(item)
         expected_ahead = min(depth + 1, total - len(received))
-        wait_until(lambda: drawn - len(received) >= expected_ahead)  # the producer does run ahead...
+        wait_until(lambda expected=expected_ahead: drawn - len(received) >= expected)  # the producer does run ahead...
         time.sleep(0.005)  # ...and gets every chance to overrun (no speed is measured)
         ahead_while_stalled.append(drawn - len(received))
         assert drawn - len(received) == expected_ahead  # ...but no further

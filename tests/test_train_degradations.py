@@ -84,6 +84,8 @@ def test_second_order_is_harsher_than_classic_on_average():
     plain = bicubic_downscale(hr, 4)
 
     def mean_error(kind):
-        return np.mean([(degrade(hr, 4, kind, torch.Generator().manual_seed(s)) - plain).abs().mean().item() for s in range(12)])
+        return np.mean(
+            [(degrade(hr, 4, kind, torch.Generator().manual_seed(s)) - plain).abs().mean().item() for s in range(12)]
+        )
 
     assert mean_error("second-order") > mean_error("classic")

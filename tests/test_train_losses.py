@@ -63,7 +63,9 @@ def _torchvision_style_state(seed: int = 0) -> dict[str, torch.Tensor]:
     state, in_channels = {}, 3
     for name, index in VGG19_CONV_INDEX.items():
         width = 64 * 2 ** min(int(name[4]) - 1, 3)
-        state[f"features.{index}.weight"] = torch.randn(width, in_channels, 3, 3, generator=generator) * (2 / (9 * in_channels)) ** 0.5
+        state[f"features.{index}.weight"] = (
+            torch.randn(width, in_channels, 3, 3, generator=generator) * (2 / (9 * in_channels)) ** 0.5
+        )
         state[f"features.{index}.bias"] = torch.randn(width, generator=generator) * 0.1
         in_channels = width
     state["classifier.0.weight"] = torch.zeros(2, 2)
@@ -93,7 +95,9 @@ def test_conv5_4_is_taken_before_its_relu(vgg_file):
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     features = network(images)["conv5_4"]
     # Reference: everything up to conv5_4's input, then the conv itself, by hand.
-    normalised = (images - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    normalised = (images - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.229, 0.224, 0.225]
+    ).view(1, 3, 1, 1)
     with torch.no_grad():
         before = network.features[:34](normalised)
         expected = torch.nn.functional.conv2d(before, network.features[34].weight, network.features[34].bias, padding=1)

@@ -16,10 +16,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vidsr.errors import SettingsError
-from vidsr.models.loader import load_model_file
 from vidsr.media.probe import probe
-from vidsr.train import CHECKPOINT_NAME, TrainConfig, learning_rate_at, train
+from vidsr.models.loader import load_model_file
 from vidsr.models.zoo import resolve_model
+from vidsr.train import CHECKPOINT_NAME, TrainConfig, learning_rate_at, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -124,8 +124,16 @@ def test_a_finished_run_run_again_does_nothing_more(pictures, tmp_path):
 
 
 def test_a_gan_run_resumes_with_its_discriminator(pictures, tmp_path):
-    config = tiny(pictures, tmp_path / "gan", stage="gan", perceptual=False, discriminator="unet",
-                  discriminator_features=8, steps=4, checkpoint_every=2)
+    config = tiny(
+        pictures,
+        tmp_path / "gan",
+        stage="gan",
+        perceptual=False,
+        discriminator="unet",
+        discriminator_features=8,
+        steps=4,
+        checkpoint_every=2,
+    )
     with pytest.raises(Kill):
         train(config, on_progress=kill_at(3))
     checkpoint = torch.load(tmp_path / "gan" / CHECKPOINT_NAME, weights_only=True)
@@ -205,8 +213,23 @@ def test_the_command_trains_and_reports(pictures, tmp_path):
     app.command("train")(train_command)
     app.callback()(lambda: None)  # a group, as in vidsr.cli: `train` is typed as a sub-command
     out = tmp_path / "cli"
-    arguments = ["train", "--data", str(pictures), "--out", str(out), "--blocks", "1", "--features", "8",
-                 "--patch", "32", "--batch", "2", "--steps", "3"]
+    arguments = [
+        "train",
+        "--data",
+        str(pictures),
+        "--out",
+        str(out),
+        "--blocks",
+        "1",
+        "--features",
+        "8",
+        "--patch",
+        "32",
+        "--batch",
+        "2",
+        "--steps",
+        "3",
+    ]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     assert f"wrote {out / 'model.safetensors'}: RRDBNet after 3 steps" in result.output
@@ -220,8 +243,14 @@ def test_the_command_trains_and_reports(pictures, tmp_path):
 
 def test_an_embedded_model_fine_tunes_on_video_frames(clip, tmp_path):
     config = TrainConfig(
-        data=(clip,), out=tmp_path / "anime", from_model="realesr-animevideov3", patch=32, batch=2, steps=2,
-        val_patches=2, frames_per_video=6,
+        data=(clip,),
+        out=tmp_path / "anime",
+        from_model="realesr-animevideov3",
+        patch=32,
+        batch=2,
+        steps=2,
+        val_patches=2,
+        frames_per_video=6,
     )
     result = train(config)
     assert (result.train_pictures, result.validation_pictures) == (5, 1)
@@ -258,13 +287,23 @@ def test_psnr_then_gan_then_interpolation_as_the_paper(pictures, tmp_path):
     from vidsr.models.interpolate import write_interpolated
 
     psnr_run = train(tiny(pictures, tmp_path / "psnr", steps=2))
-    gan_run = train(tiny(pictures, tmp_path / "gan", from_model=str(psnr_run.weights), stage="gan",
-                         perceptual=False, discriminator_features=8, steps=2))
+    gan_run = train(
+        tiny(
+            pictures,
+            tmp_path / "gan",
+            from_model=str(psnr_run.weights),
+            stage="gan",
+            perceptual=False,
+            discriminator_features=8,
+            steps=2,
+        )
+    )
     blend = write_interpolated(str(psnr_run.weights), str(gan_run.weights), 0.8, tmp_path / "interp.safetensors")
     assert blend.architecture == "RRDBNet"
     first, second = (load_model_file(run.weights).module.conv_first.weight for run in (psnr_run, gan_run))
-    assert torch.allclose(load_model_file(tmp_path / "interp.safetensors").module.conv_first.weight,
-                          0.2 * first + 0.8 * second, atol=1e-6)
+    assert torch.allclose(
+        load_model_file(tmp_path / "interp.safetensors").module.conv_first.weight, 0.2 * first + 0.8 * second, atol=1e-6
+    )
 
 
 def test_bf16_mixed_precision_follows_the_fp32_run_closely_and_exports_fp32_weights(pictures, tmp_path):
@@ -277,7 +316,11 @@ def test_bf16_mixed_precision_follows_the_fp32_run_closely_and_exports_fp32_weig
     # bf16 really computed something else, but not far off: measured 2 % on a CPU with native bf16
     # (AVX512-BF16) and 5.3 % on one that emulates it (AMD EPYC, Zen 3); where training goes is below.
     assert 0 < difference < 0.1
-    before, fp32_after, bf16_after = runs["fp32"].history[0].psnr, runs["fp32"].history[-1].psnr, runs["bf16"].history[-1].psnr
+    before, fp32_after, bf16_after = (
+        runs["fp32"].history[0].psnr,
+        runs["fp32"].history[-1].psnr,
+        runs["bf16"].history[-1].psnr,
+    )
     assert bf16_after > before + 1
     assert bf16_after == pytest.approx(fp32_after, abs=0.1)
 

@@ -144,7 +144,9 @@ def test_a_random_rrdb_x2_model_renders_too(clip, rrdb_x2_model, tmp_path):
 
 
 def test_encoder_options_reach_the_encoder(clip, nearest_model, tmp_path):
-    output = render(clip, tmp_path / "hevc.mkv", nearest_model, "--codec", "libx265", "--crf", "30", "--preset", "ultrafast")
+    output = render(
+        clip, tmp_path / "hevc.mkv", nearest_model, "--codec", "libx265", "--crf", "30", "--preset", "ultrafast"
+    )
     with av.open(str(output)) as container:
         assert container.streams.video[0].codec_context.name == "hevc"
     assert len(decode_video(output).times) == 24

@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vidsr.models.arch import SRVGGNetCompact
 from vidsr.errors import ModelError
+from vidsr.models.arch import SRVGGNetCompact
 from vidsr.models.zoo import DEFAULT_MODEL, EMBEDDED, list_models, models_dir, resolve_model
 
 
@@ -70,9 +70,7 @@ def test_models_dir_follows_the_environment(private_folders: Path) -> None:
 
 
 @pytest.mark.parametrize("file_name", ["my-2x.pth", "my-2x.safetensors"])
-def test_a_file_dropped_into_the_models_folder_is_listed_and_resolvable(
-    private_folders: Path, file_name: str
-) -> None:
+def test_a_file_dropped_into_the_models_folder_is_listed_and_resolvable(private_folders: Path, file_name: str) -> None:
     path = private_folders / file_name
     write_tiny_model(path)
     listed = {info.name: info for info in list_models()}

@@ -6,7 +6,7 @@ Commands import this module; it imports no command, so nothing imports back up.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -24,7 +24,7 @@ stdout = Console(highlight=False)
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors() -> Generator[None, None, None]:
     """Turn the library's errors into one red line and exit 1; Ctrl-C into exit 130."""
     try:
         yield
@@ -40,7 +40,7 @@ def user_errors() -> Iterator[None]:
 
 
 @contextmanager
-def stop_on_sigterm() -> Iterator[None]:
+def stop_on_sigterm() -> Generator[None, None, None]:
     """Treat SIGTERM (kill, a closing terminal, a service stop) like Ctrl-C: stop cleanly, resumable."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:

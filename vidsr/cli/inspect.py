@@ -101,6 +101,7 @@ def frames(
 ) -> None:
     """Write chosen frames of a video as PNGs, exactly as decoded (16-bit for 10-bit video);
     with no selection, a handful spread over the video. Found by seeking: fast anywhere in a long file."""
+
     def optional_time(text: str | None) -> Fraction | None:
         return parse_time(text) if text is not None else None
 
@@ -158,11 +159,14 @@ def image(
 ) -> None:
     """Upscale images: one file to one file (format from its name), or files and folders into a
     folder, keeping sub-folders. Alpha, 16-bit PNG and EXIF orientation are kept."""
+
     def report(result: ImageResult) -> None:
         if result.error:
             console.stderr.print(f"[yellow]failed:[/] {escape(f'{result.source}: {result.error}')}", soft_wrap=True)
         else:
-            console.stderr.print(escape(f"{result.source} -> {result.output} ({result.width}x{result.height})"), soft_wrap=True)
+            console.stderr.print(
+                escape(f"{result.source} -> {result.output} ({result.width}x{result.height})"), soft_wrap=True
+            )
 
     with console.user_errors():
         if len(paths) < 2:

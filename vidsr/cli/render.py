@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +21,7 @@ __all__ = ["upscale"]
 
 
 @contextmanager
-def progress_bar(enabled: bool) -> Iterator[Callable[[RenderProgress], None]]:
+def progress_bar(enabled: bool) -> Generator[Callable[[RenderProgress], None], None, None]:
     """A Rich bar on a terminal; nothing at all otherwise (logs stay clean)."""
     if not enabled:
         yield lambda progress: None
@@ -50,14 +50,22 @@ def upscale(
     scale: Annotated[
         float | None, typer.Option(help="Output scale from 1 to 16 (1.5, 2, 3, 8, 16...); default: the model's own.")
     ] = None,
-    width: Annotated[int | None, typer.Option(help="Output width instead of a scale (the height follows the aspect).")] = None,
-    height: Annotated[int | None, typer.Option(help="Output height instead of a scale (the width follows the aspect).")] = None,
+    width: Annotated[
+        int | None, typer.Option(help="Output width instead of a scale (the height follows the aspect).")
+    ] = None,
+    height: Annotated[
+        int | None, typer.Option(help="Output height instead of a scale (the width follows the aspect).")
+    ] = None,
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="An embedded model, a file in the models folder, or a path; twice to interpolate."),
+        typer.Option(
+            "--model", "-m", help="An embedded model, a file in the models folder, or a path; twice to interpolate."
+        ),
     ] = None,
     alpha: Annotated[float | None, typer.Option(help="With two --model: 0 gives the first, 1 the second.")] = None,
-    tile: Annotated[int, typer.Option(help="Process frames in tiles of this many pixels (less memory); 0: whole frames.", min=0)] = 0,
+    tile: Annotated[
+        int, typer.Option(help="Process frames in tiles of this many pixels (less memory); 0: whole frames.", min=0)
+    ] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     precision: Annotated[
         str, typer.Option(help="auto, fp32, bf16 (CPUs with bf16) or fp16 (GPUs); auto picks the fastest faithful one.")
@@ -81,12 +89,16 @@ def upscale(
             "or faster presets for light models, whose speed the encoder would otherwise hold back."
         ),
     ] = "auto",
-    pix_fmt: Annotated[str | None, typer.Option(help="Output pixel format; default yuv420p (10-bit for 10-bit input).")] = None,
+    pix_fmt: Annotated[
+        str | None, typer.Option(help="Output pixel format; default yuv420p (10-bit for 10-bit input).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite OUTPUT if it exists.")] = False,
     segment_seconds: Annotated[
         float, typer.Option(help="Seconds of video per segment: the most work a resume redoes.", min=0.1)
     ] = DEFAULT_SEGMENT_SECONDS,
-    restart: Annotated[bool, typer.Option(help="Discard an interrupted render of OUTPUT instead of resuming it.")] = False,
+    restart: Annotated[
+        bool, typer.Option(help="Discard an interrupted render of OUTPUT instead of resuming it.")
+    ] = False,
     keep_work: Annotated[bool, typer.Option(help="Keep the encoded segments after OUTPUT is written.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no messages but errors.")] = False,
 ) -> None:

@@ -1,5 +1,8 @@
 """Pictures for looking: a labelled side-by-side of source and upscaled, and turning upright."""
 
+# Strict typing, less the unknown-type checks: Pillow's and numpy's stubs leave parts of these calls untyped.
+# pyright: reportUnknownArgumentType=false, reportUnknownMemberType=false, reportUnknownVariableType=false
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +18,6 @@ def upright(rgb: torch.Tensor, rotation: int) -> torch.Tensor:
     ``rotation`` is FFmpeg's angle, in degrees counterclockwise."""
     quarter_turns = round(rotation / 90) % 4
     return torch.rot90(rgb, quarter_turns, dims=(-2, -1)) if quarter_turns else rgb
-
 
 
 _GAP = 8  # pixels between the two panels
@@ -46,6 +48,6 @@ def comparison(
     return torch.from_numpy(array).permute(2, 0, 1)[None]
 
 
-def _text_height(font) -> int:
-    left, top, right, bottom = font.getbbox("Ag0:")
+def _text_height(font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
+    _, top, _, bottom = font.getbbox("Ag0:")
     return int(bottom - min(top, 0))

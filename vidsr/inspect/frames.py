@@ -20,7 +20,7 @@ from vidsr.errors import OutputError
 from vidsr.inspect.compare import comparison, upright
 from vidsr.inspect.images import Picture, refuse_existing, save_image
 from vidsr.inspect.timeline import FrameRef, PredictionMissed, Selection, Timeline, decode_at, reading_limits, resolve
-from vidsr.media import VideoInfo, frame_planes, name_time, open_input, probe, show_time
+from vidsr.media import VideoInfo, frame_planes, name_time, open_input, probe, show_time, video_stream
 from vidsr.planes import ColourSpec
 from vidsr.upscale import UpscaleOptions, Upscaler, create_upscaler
 from vidsr.upscale.colour import planes_to_rgb, planes_to_tensors
@@ -69,7 +69,7 @@ def extract_frames(job: FramesJob, *, on_frame: FrameCallback | None = None) -> 
     if job.upscaled or job.compare:
         upscaler = create_upscaler(job.upscale, bit_depth=info.bit_depth)
     with open_input(info.path) as container:
-        stream = container.streams[info.video_index]
+        stream = video_stream(container, info.video_index)
         stream.thread_type = "AUTO"
         video = _Video(container, stream, info)
         timeline = Timeline.proven_constant(stream, info)
@@ -105,7 +105,9 @@ def frame_names(ref: FrameRef) -> tuple[str, str, str]:
     return f"{stem}.png", f"{stem}_upscaled.png", f"{stem}_compare.png"
 
 
-def _extract(job: FramesJob, video: _Video, refs: list[FrameRef], upscaler, on_frame) -> list[WrittenFrame]:
+def _extract(
+    job: FramesJob, video: _Video, refs: list[FrameRef], upscaler: Upscaler | None, on_frame: FrameCallback | None
+) -> list[WrittenFrame]:
     if not job.force:
         refuse_existing([path for ref in refs for path in _targets(job, ref) if path is not None])
     written: list[WrittenFrame] = []
@@ -128,7 +130,9 @@ def _targets(job: FramesJob, ref: FrameRef) -> tuple[Path, Path | None, Path | N
     return source, upscaled if job.upscaled else None, compare if job.compare else None
 
 
-def _write_frame(job: FramesJob, ref: FrameRef, frame: av.VideoFrame, info: VideoInfo, upscaler) -> WrittenFrame:
+def _write_frame(
+    job: FramesJob, ref: FrameRef, frame: av.VideoFrame, info: VideoInfo, upscaler: Upscaler | None
+) -> WrittenFrame:
     source_path, upscaled_path, compare_path = _targets(job, ref)
     stored, bits = frame_to_rgb(frame, info.colour)
     rgb = upright(stored, info.rotation)
@@ -146,7 +150,7 @@ def _write_frame(job: FramesJob, ref: FrameRef, frame: av.VideoFrame, info: Vide
     return WrittenFrame(ref.index, float(ref.seconds), source_path, upscaled_path, compare_path)
 
 
-def _model_label(upscaler, source: torch.Tensor, upscaled: torch.Tensor) -> str:
+def _model_label(upscaler: Upscaler, source: torch.Tensor, upscaled: torch.Tensor) -> str:
     factor = upscaled.shape[-1] / source.shape[-1]
     return f"{upscaler.model.name} x{factor:g}"
 

@@ -6,6 +6,9 @@ name beside its target and renamed into place, and a file that fails does not st
 others: the failures are summed up in one error at the end.
 """
 
+# Strict typing, less the unknown-type checks: Pillow's, PyAV's and numpy's stubs leave parts of these calls untyped.
+# pyright: reportUnknownArgumentType=false, reportUnknownMemberType=false, reportUnknownVariableType=false
+
 from __future__ import annotations
 
 import os
@@ -13,9 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import av
+import av.error
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -331,7 +335,7 @@ def save_image(path: Path, picture: Picture) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _quantised(picture: Picture, max_code: int, dtype) -> np.ndarray:
+def _quantised(picture: Picture, max_code: int, dtype: type[np.unsignedinteger[Any]]) -> np.ndarray:
     channels = [picture.rgb] if picture.alpha is None else [picture.rgb, picture.alpha[..., None]]
     pixels = np.concatenate(channels, axis=-1)
     return np.ascontiguousarray(np.clip(np.rint(pixels * max_code), 0, max_code).astype(dtype))
@@ -341,8 +345,8 @@ def _pillow_image(picture: Picture) -> Image.Image:
     return Image.fromarray(_quantised(picture, 255, np.uint8))
 
 
-def _save_options(image_format: str, picture: Picture) -> dict:
-    options: dict = {"icc_profile": picture.icc_profile} if picture.icc_profile else {}
+def _save_options(image_format: str, picture: Picture) -> dict[str, Any]:
+    options: dict[str, Any] = {"icc_profile": picture.icc_profile} if picture.icc_profile else {}
     if image_format == "JPEG":
         options.update(quality=_JPEG_QUALITY, subsampling=0)
     elif image_format == "WEBP":

@@ -12,10 +12,15 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
+import av
+import av.container
+import av.video.stream
 import torch
 
 from vidsr.inspect.frames import frame_to_rgb
@@ -29,6 +34,7 @@ from vidsr.media import (
     output_pix_fmt,
     pix_fmt_layout,
     probe,
+    video_stream,
     with_automatic_preset,
 )
 from vidsr.planes import OutputBatch
@@ -150,7 +156,7 @@ class MediaReport:
     chapters: int
     estimate: Estimate | None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
         return asdict(self)
 
@@ -167,7 +173,7 @@ def describe(
     info = probe(path)
     upscaler = create_upscaler(upscale, bit_depth=info.bit_depth) if estimate else None
     with open_input(path) as container:
-        stream = container.streams[info.video_index]
+        stream = video_stream(container, info.video_index)
         timeline = Timeline.proven_constant(stream, info) or Timeline.read(container, stream, info)
         video = _video_facts(info, timeline)
         audio = tuple(
@@ -219,7 +225,14 @@ def _video_facts(info: VideoInfo, timeline: Timeline) -> VideoFacts:
     )
 
 
-def _estimate(container, stream, info: VideoInfo, frames: int, upscaler: Upscaler, frames_timed: int) -> Estimate:
+def _estimate(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    info: VideoInfo,
+    frames: int,
+    upscaler: Upscaler,
+    frames_timed: int,
+) -> Estimate:
     """Time frames from the middle (after one untimed warm-up) through ``upscaler``: at least
     ``frames_timed``, and more while they add up to under TIMING_SECONDS (fast models); then
     the encoder on what came out."""
@@ -291,7 +304,7 @@ def _encoder_cpu_seconds(outputs: list[torch.Tensor], info: VideoInfo, settings:
     return time.process_time() - started
 
 
-def _repeat_last(frames):
+def _repeat_last(frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
     """The frames, then the last one again for ever: a short video still gives enough to time."""
     frame = None
     for frame in frames:
@@ -300,14 +313,15 @@ def _repeat_last(frames):
         yield frame
 
 
-def _timing_crop(width: int, height: int):
+def _timing_crop(width: int, height: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], float, str]:
     """Large frames are timed on a centre crop: the networks' cost grows with the area."""
     crop_width, crop_height = min(width, TIMING_CROP), min(height, TIMING_CROP)
-    if (crop_width, crop_height) == (width, height):
-        return (lambda rgb: rgb), 1.0, f"whole {width}x{height} frames"
     left, top = (width - crop_width) // 2, (height - crop_height) // 2
 
     def crop(rgb: torch.Tensor) -> torch.Tensor:
         return rgb[..., top : top + crop_height, left : left + crop_width]
+
+    if (crop_width, crop_height) == (width, height):
+        return crop, 1.0, f"whole {width}x{height} frames"
 
     return crop, width * height / (crop_width * crop_height), f"{crop_width}x{crop_height} centre crops, scaled by area"

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
+import av.container
+import av.video.stream
 
 from vidsr.errors import InputError, SettingsError
 from vidsr.media import VideoInfo, frames_from, show_time
@@ -55,23 +57,23 @@ class Timeline:
     """Where a video's frames are: computed from a proven constant rate, or read from packets.
 
     ``frame_pts`` (read) holds the sorted timestamps of the first frames, possibly not all
-    of them (``complete`` says); ``step`` (constant) is the pts between two frames.
+    of them (``complete`` says); ``step`` (constant) is the pts between two frames, and then
+    ``frame_pts`` is empty.
     """
 
     def __init__(
         self,
         info: VideoInfo,
-        time_base: Fraction,
         *,
         step: int | None = None,
         frame_pts: list[int] | None = None,
         complete: bool = True,
     ) -> None:
         self.info = info
-        self.time_base = time_base
+        self.time_base = info.time_base
         self.start_pts = info.start_pts
         self.step = step
-        self.frame_pts = frame_pts
+        self.frame_pts: list[int] = frame_pts or []
         self.complete = complete
 
     @property
@@ -84,19 +86,25 @@ class Timeline:
         return self.info.frames if self.step is not None else len(self.frame_pts)
 
     @classmethod
-    def proven_constant(cls, stream, info: VideoInfo) -> Timeline | None:
+    def proven_constant(cls, stream: av.video.stream.VideoStream, info: VideoInfo) -> Timeline | None:
         """A computed timeline if the header proves a constant rate: frames x step == duration."""
         rate = stream.base_rate
         if not (info.frames_exact and rate and stream.duration and info.frames):
             return None
-        step = 1 / (Fraction(rate) * stream.time_base)
+        step = 1 / (Fraction(rate) * info.time_base)
         if step.denominator != 1 or stream.frames * step != stream.duration:
             return None
-        return cls(info, stream.time_base, step=int(step))
+        return cls(info, step=int(step))
 
     @classmethod
     def read(
-        cls, container, stream, info: VideoInfo, *, until_pts: int | None = None, until_count: int | None = None
+        cls,
+        container: av.container.InputContainer,
+        stream: av.video.stream.VideoStream,
+        info: VideoInfo,
+        *,
+        until_pts: int | None = None,
+        until_count: int | None = None,
     ) -> Timeline:
         """Timestamps from the packet headers (demuxing only), far enough to hold the frame at
         ``until_pts`` and ``until_count`` frames; to the end of the file if neither is given."""
@@ -119,7 +127,7 @@ class Timeline:
                     complete = False
                     break
         container.seek(0)
-        return cls(info, stream.time_base, frame_pts=sorted(found), complete=complete)
+        return cls(info, frame_pts=sorted(found), complete=complete)
 
     def seconds_of(self, pts: int) -> Fraction:
         return (pts - self.start_pts) * self.time_base
@@ -146,7 +154,7 @@ class Timeline:
             first_index = first.index + 1
         else:
             first_index = first.index
-        refs = []
+        refs: list[FrameRef] = []
         for index in range(first_index, self.frames):
             ref = self.at_index(index)
             if ref.seconds >= end:
@@ -233,12 +241,17 @@ class PredictionMissed(Exception):
     """A decoded frame is not where the computed timeline said: fall back to reading packets."""
 
 
-def decode_at(container, stream, info: VideoInfo, refs: list[FrameRef]) -> Iterator[tuple[FrameRef, av.VideoFrame]]:
+def decode_at(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    info: VideoInfo,
+    refs: list[FrameRef],
+) -> Iterator[tuple[FrameRef, av.VideoFrame]]:
     """Decode exactly the frames ``refs`` (sorted by pts): seek to far ones, decode forward to near ones.
 
     Raises PredictionMissed if a decoded frame's pts is not the one expected.
     """
-    ahead = int(SEEK_AHEAD_SECONDS / stream.time_base)
+    ahead = int(SEEK_AHEAD_SECONDS / info.time_base)
     frames: Iterator[av.VideoFrame] | None = None
     position: int | None = None
     try:

@@ -7,8 +7,8 @@ and writing video stays cheap and usable on its own. It may import ``vidsr.error
 
 from __future__ import annotations
 
-from vidsr.media.container import close_output, format_accepts, open_input, open_output
-from vidsr.media.decode import Segmentation, decode_batches, frame_planes, frames_from
+from vidsr.media.container import close_output, format_accepts, open_input, open_output, video_stream
+from vidsr.media.decode import Segmentation, decode_batches, frames_from
 from vidsr.media.encode import (
     EncodeSettings,
     VideoWriter,
@@ -17,6 +17,7 @@ from vidsr.media.encode import (
     pix_fmt_layout,
     with_automatic_preset,
 )
+from vidsr.media.frame_arrays import frame_planes
 from vidsr.media.probe import StreamSummary, VideoInfo, probe
 from vidsr.media.remux import count_video_packets, finalize
 from vidsr.media.timecode import name_time, parse_time, show_time
@@ -43,5 +44,6 @@ __all__ = [
     "pix_fmt_layout",
     "probe",
     "show_time",
+    "video_stream",
     "with_automatic_preset",
 ]

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
 
 import av
 import av.container
 import av.error
+import av.video.stream
 
 from vidsr.errors import InputError, OutputError
 
-__all__ = ["close_output", "failure_reason", "format_accepts", "open_input", "open_output"]
+__all__ = ["close_output", "failure_reason", "format_accepts", "open_input", "open_output", "video_stream"]
 
 
 @contextmanager
-def open_input(path: Path) -> Iterator[av.container.InputContainer]:
+def open_input(path: Path) -> Generator[av.container.InputContainer, None, None]:
     """Open a media file for reading, turning every way that can fail into an InputError."""
     if not path.exists():
         raise InputError(f"input not found: {path}")
@@ -28,7 +29,9 @@ def open_input(path: Path) -> Iterator[av.container.InputContainer]:
     except PermissionError:
         raise InputError(f"cannot read {path}: permission denied") from None
     except av.error.FFmpegError as exc:
-        raise InputError(f"{path} is not a media file vidsr can read, or it is truncated ({failure_reason(exc)})") from None
+        raise InputError(
+            f"{path} is not a media file vidsr can read, or it is truncated ({failure_reason(exc)})"
+        ) from None
     try:
         yield container
     finally:
@@ -73,6 +76,14 @@ def format_accepts(format_name: str, add_stream: Callable[[av.container.OutputCo
             container.close()
         except (ValueError, av.error.FFmpegError):
             pass
+
+
+def video_stream(container: av.container.InputContainer, index: int) -> av.video.stream.VideoStream:
+    """The video stream at ``index`` (as probed), typed as one."""
+    stream = container.streams[index]
+    if not isinstance(stream, av.video.stream.VideoStream):
+        raise TypeError(f"stream {index} of {container.name} is {stream.type}, not video")
+    return stream
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -4,78 +4,22 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import av.container
 import av.error
+import av.video.stream
 import numpy as np
 
 from vidsr.errors import InputError
-from vidsr.media.container import failure_reason, open_input
+from vidsr.media.container import failure_reason, open_input, video_stream
+from vidsr.media.frame_arrays import frame_planes
 from vidsr.media.probe import VideoInfo, truncation_tolerance
 from vidsr.media.timecode import show_time
 from vidsr.planes import FrameBatch, PlaneLayout, Planes
-
-
-def frame_layout(frame_format: av.VideoFormat) -> tuple[PlaneLayout, str | None]:
-    """How vidsr reads frames of this format, and the format to convert to first (None: as is).
-
-    Planar YUV is read as it comes. Everything else is repacked by swscale into the
-    planar format closest to it: RGB-like formats into planar GBR, packed or
-    semi-planar YUV (nv12, p010, ...) into planar YUV with the same subsampling.
-    """
-    bits = max(component.bits for component in frame_format.components)
-    if frame_format.is_rgb or frame_format.has_palette:
-        target = "gbrp" if bits <= 8 else "gbrp16le"
-        return PlaneLayout(kind="gbr", bit_depth=8 if bits <= 8 else 16, chroma_shift=(0, 0)), target
-    shift = _chroma_shift(frame_format)
-    depth, suffix = _planar_depth(bits)
-    if shift not in _SUBSAMPLING_NAMES:
-        shift = (0, 0)  # exotic subsampling (4:1:1, 4:4:0): let swscale make it 4:4:4
-    target = f"yuv{_SUBSAMPLING_NAMES[shift]}p{suffix}"
-    layout = PlaneLayout(kind="yuv", bit_depth=depth, chroma_shift=shift)
-    # yuvj* formats are the same planes in full range; the range is in the ColourSpec.
-    readable_as_is = frame_format.name.replace("yuvj", "yuv", 1) == target
-    return layout, None if readable_as_is else target
-
-
-_SUBSAMPLING_NAMES = {(1, 1): "420", (1, 0): "422", (0, 0): "444"}
-
-
-def _chroma_shift(frame_format: av.VideoFormat) -> tuple[int, int]:
-    if len(frame_format.components) < 3:
-        return (1, 1)  # grey: any subsampling will do, the chroma planes are flat
-    width = frame_format.chroma_width(64)
-    height = frame_format.chroma_height(64)
-    return ((64 // width).bit_length() - 1, (64 // height).bit_length() - 1)
-
-
-def _planar_depth(bits: int) -> tuple[int, str]:
-    for depth, suffix in ((8, ""), (10, "10le"), (12, "12le")):
-        if bits <= depth:
-            return depth, suffix
-    return 16, "16le"
-
-
-def plane_array(plane: av.video.plane.VideoPlane, height: int, width: int, dtype: np.dtype) -> np.ndarray:
-    """A (height, width) view of one plane, dropping the line padding FFmpeg adds."""
-    rows = np.frombuffer(plane, dtype=dtype).reshape(-1, plane.line_size // dtype.itemsize)
-    return rows[:height, :width]
-
-
-def frame_planes(frame: av.VideoFrame) -> tuple[Planes, PlaneLayout]:
-    """One decoded frame as three (rows, columns) plane arrays, read as the decoder reads them
-    (repacked first where the format is not planar); views into the frame, copy to keep them."""
-    layout, convert_to = frame_layout(frame.format)
-    if convert_to is not None:
-        frame = repack(frame, convert_to)
-    sizes = layout.plane_sizes(frame.width, frame.height)
-    first, second, third = (
-        plane_array(plane, rows, columns, layout.dtype) for plane, (rows, columns) in zip(frame.planes, sizes)
-    )
-    return (first, second, third), layout
 
 
 @dataclass(frozen=True)
@@ -107,7 +51,9 @@ class _BatchBuilder:
         self.layout = layout
         self.first_index = first_index
         self.segment = segment
-        self.planes = tuple(np.empty((capacity, *size), dtype=layout.dtype) for size in layout.plane_sizes(width, height))
+        self.planes = tuple(
+            np.empty((capacity, *size), dtype=layout.dtype) for size in layout.plane_sizes(width, height)
+        )
         self.pts: list[int] = []
 
     def add(self, planes: Planes, pts: int) -> None:
@@ -123,7 +69,11 @@ class _BatchBuilder:
         count = len(self.pts)
         first, second, third = (plane[:count] for plane in self.planes)
         return FrameBatch(
-            planes=(first, second, third), pts=tuple(self.pts), layout=self.layout, first_index=self.first_index, segment=self.segment
+            planes=(first, second, third),
+            pts=tuple(self.pts),
+            layout=self.layout,
+            first_index=self.first_index,
+            segment=self.segment,
         )
 
 
@@ -143,7 +93,7 @@ def decode_batches(
     stream is corrupt mid-way or changes resolution.
     """
     with open_input(info.path) as container:
-        stream = container.streams[info.video_index]
+        stream = video_stream(container, info.video_index)
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = decoder_threads
         start_pts = segmentation.first_pts_of(first_segment) if segmentation and first_segment else None
@@ -167,14 +117,6 @@ def decode_batches(
             yield builder.build()
 
 
-def repack(frame: av.VideoFrame, target: str) -> av.VideoFrame:
-    """Repack a frame into the planar format vidsr reads, keeping every sample value."""
-    if frame.format.name.startswith("gray"):
-        # Grey is full range by FFmpeg's convention: copy Y as it is, not squeezed into 16..235.
-        return frame.reformat(format=target, src_color_range=2, dst_color_range=2)
-    return frame.reformat(format=target)
-
-
 def _check_size(frame: av.VideoFrame, info: VideoInfo) -> None:
     if (frame.width, frame.height) != (info.width, info.height):
         raise InputError(
@@ -186,7 +128,12 @@ def _check_size(frame: av.VideoFrame, info: VideoInfo) -> None:
 _SEEK_MARGINS_SECONDS = (2, 15, 120)  # how far before the target to seek, tried in turn
 
 
-def frames_from(container, stream, info: VideoInfo, start_pts: int | None) -> Iterator[av.VideoFrame]:
+def frames_from(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    info: VideoInfo,
+    start_pts: int | None,
+) -> Generator[av.VideoFrame, None, None]:
     """Frames with pts >= ``start_pts`` (all frames if None), found by seeking.
 
     A seek lands on a keyframe at or before its target, but an index can be coarse: if the
@@ -200,7 +147,7 @@ def frames_from(container, stream, info: VideoInfo, start_pts: int | None) -> It
         if margin is None:
             container.seek(0)
         else:
-            container.seek(max(0, start_pts - int(margin / stream.time_base)), stream=stream, backward=True)
+            container.seek(max(0, start_pts - int(margin / info.time_base)), stream=stream, backward=True)
         frames = _decoded_frames(container, stream, info)
         first = next(frames, None)
         if first is None:
@@ -213,13 +160,15 @@ def frames_from(container, stream, info: VideoInfo, start_pts: int | None) -> It
         return
 
 
-def _decoded_frames(container, stream, info: VideoInfo) -> Iterator[av.VideoFrame]:
+def _decoded_frames(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, info: VideoInfo
+) -> Generator[av.VideoFrame, None, None]:
     """Every frame, then a check that decoding reached the end the file promised."""
-    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    start = float(stream.start_time * info.time_base) if stream.start_time is not None else 0.0
     last_time = start
     try:
         for frame in container.decode(stream):
-            if frame.time is not None:
+            if frame.pts is not None:
                 last_time = frame.time
             yield frame
     except av.error.FFmpegError as exc:
@@ -241,5 +190,3 @@ def _presentation_pts(frame: av.VideoFrame, last_pts: int | None) -> int:
         step = frame.duration or 1
         return last_pts + max(int(step), 1)
     return pts
-
-

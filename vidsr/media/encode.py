@@ -5,6 +5,9 @@ time base exactly (no millisecond rounding, no shifting of negative timestamps),
 the final mux into the user's container sees the timestamps the source had.
 """
 
+# Strict typing, less the unknown-type checks: PyAV types add_stream() and encode() only in part.
+# pyright: reportUnknownArgumentType=false, reportUnknownMemberType=false
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -13,10 +16,13 @@ from pathlib import Path
 
 import av
 import av.error
+import av.video.plane
+import av.video.stream
 import numpy as np
 
 from vidsr.errors import OutputError, SettingsError
 from vidsr.media.container import close_output, failure_reason, open_output
+from vidsr.media.frame_arrays import plane_rows
 from vidsr.planes import ColourSpec, OutputBatch, PlaneLayout
 
 WORK_FORMAT = "nut"
@@ -147,8 +153,12 @@ class VideoWriter:
             self._container.close()
             raise
 
-    def _add_stream(self, settings: EncodeSettings, frame_rate: Fraction | None, colour: ColourSpec):
+    def _add_stream(
+        self, settings: EncodeSettings, frame_rate: Fraction | None, colour: ColourSpec
+    ) -> av.video.stream.VideoStream:
         stream = self._container.add_stream(settings.codec, rate=frame_rate, options=_codec_options(settings))
+        if not isinstance(stream, av.video.stream.VideoStream):
+            raise SettingsError(f"--codec {settings.codec} is not a video encoder")
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = self.pix_fmt
         stream.time_base = self.time_base
@@ -176,7 +186,7 @@ class VideoWriter:
         frame.time_base = self.time_base
         return frame
 
-    def _mux(self, packets) -> None:
+    def _mux(self, packets: list[av.Packet[av.video.stream.VideoStream]]) -> None:
         try:
             self._container.mux(packets)
         except OSError as exc:
@@ -197,7 +207,5 @@ class VideoWriter:
             pass
 
 
-def _copy_into_plane(plane, source: np.ndarray) -> None:
-    itemsize = source.dtype.itemsize
-    rows = np.frombuffer(plane, dtype=source.dtype).reshape(-1, plane.line_size // itemsize)
-    rows[: source.shape[0], : source.shape[1]] = source
+def _copy_into_plane(plane: av.video.plane.VideoPlane, source: np.ndarray) -> None:
+    plane_rows(plane, source.dtype)[: source.shape[0], : source.shape[1]] = source

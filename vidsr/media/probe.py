@@ -10,6 +10,8 @@ from pathlib import Path
 import av
 import av.container
 import av.error
+import av.stream
+import av.video.stream
 
 from vidsr.errors import InputError
 from vidsr.media.container import failure_reason, open_input
@@ -69,6 +71,8 @@ def probe(path: Path) -> VideoInfo:
     """Read the streams of ``path``; raise InputError if it has no decodable video."""
     with open_input(path) as container:
         video = _first_video_stream(container, path)
+        if video.time_base is None:
+            raise InputError(f"{path}: its video stream has no time base, so its frames have no times")
         first_frame = _first_frame(container, video, path)
         context = video.codec_context
         pix_fmt = first_frame.format.name
@@ -117,16 +121,20 @@ def _first_video_stream(container: av.container.InputContainer, path: Path) -> a
     return streams[0]
 
 
-def _first_frame(container: av.container.InputContainer, video, path: Path) -> av.VideoFrame:
+def _first_frame(
+    container: av.container.InputContainer, video: av.video.stream.VideoStream, path: Path
+) -> av.VideoFrame:
     try:
         for frame in container.decode(video):
             return frame
     except av.error.FFmpegError as exc:
-        raise InputError(f"{path} is corrupt: its first video frame cannot be decoded ({failure_reason(exc)})") from None
+        raise InputError(
+            f"{path} is corrupt: its first video frame cannot be decoded ({failure_reason(exc)})"
+        ) from None
     raise InputError(f"{path} has a video stream with no decodable frames (empty or truncated)")
 
 
-def _duration_seconds(container: av.container.InputContainer, video) -> float:
+def _duration_seconds(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> float:
     """The video stream's own duration where the file states it, else the whole file's."""
     if video.duration is not None and video.time_base is not None:
         return float(video.duration * video.time_base)
@@ -144,13 +152,16 @@ def truncation_tolerance(frame_rate: float | None) -> float:
     return max(0.5, 3.0 / frame_rate) if frame_rate else 0.5
 
 
-def _check_not_truncated(container, video, duration: float, path: Path) -> None:
+def _check_not_truncated(
+    container: av.container.InputContainer, video: av.video.stream.VideoStream, duration: float, path: Path
+) -> None:
     """Look at the last seconds of the video: a cut-off file is refused before any work."""
     if duration <= 0:
         return
-    start = float(video.start_time * video.time_base) if video.start_time is not None else 0.0
+    time_base = video.time_base or Fraction(1, av.time_base)  # probe refused a stream without one
+    start = float(video.start_time * time_base) if video.start_time is not None else 0.0
     try:
-        container.seek(int((start + max(0.0, duration - 2.0)) / video.time_base), stream=video, backward=True)
+        container.seek(int((start + max(0.0, duration - 2.0)) / time_base), stream=video, backward=True)
         ends = [
             float((packet.pts + (packet.duration or 0)) * packet.time_base)
             for packet in container.demux(video)
@@ -164,7 +175,8 @@ def _check_not_truncated(container, video, duration: float, path: Path) -> None:
     rate = video.average_rate or video.guessed_rate
     if video_end < duration - truncation_tolerance(float(rate) if rate else None):
         raise InputError(
-            f"{path} is truncated: its video stops at {show_time(video_end)} but the file says it lasts {show_time(duration)}"
+            f"{path} is truncated: its video stops at {show_time(video_end)} "
+            f"but the file says it lasts {show_time(duration)}"
         )
 
 

@@ -4,22 +4,32 @@ Nothing is re-encoded here unless the output container cannot hold a codec. Pack
 the two sources are merged by time, so the muxer never has to buffer a whole stream.
 """
 
+# Strict typing, less the unknown-type checks: PyAV types add_stream(), encode() and mux() only in part.
+# pyright: reportUnknownArgumentType=false, reportUnknownMemberType=false
+
 from __future__ import annotations
 
 import heapq
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import av
+import av.audio.stream
+import av.codec.context
 import av.container
 import av.error
+import av.packet
+import av.stream
+import av.video.stream
 
 from vidsr.errors import InputError, OutputError
 from vidsr.media.container import close_output, failure_reason, format_accepts, open_input, open_output
 from vidsr.media.probe import VideoInfo
 
 Warn = Callable[[str], None]
+Packet: TypeAlias = "av.packet.Packet[Any]"  # a packet of any kind of stream (not subscriptable at run time)
 _TRANSCODE_AUDIO_TO = ("aac", "libopus", "flac")  # in order of preference; the first the container takes
 _STREAM_TAGS_KEPT = ("language", "title", "handler_name")
 
@@ -50,9 +60,14 @@ def count_video_packets(path: Path) -> int:
         return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
 
 
-def _mux_all(container, source, video_parts: Sequence[Path], info: VideoInfo, warn: Warn) -> None:
+def _mux_all(
+    container: av.container.OutputContainer,
+    source: av.container.InputContainer,
+    video_parts: Sequence[Path],
+    info: VideoInfo,
+    warn: Warn,
+) -> None:
     container.metadata.update(_container_tags(source))
-    video_out = None
     with open_input(video_parts[0]) as first_part:
         video_out = container.add_stream_from_template(first_part.streams.video[0])
     if info.rotation:
@@ -74,34 +89,43 @@ def _mux_all(container, source, video_parts: Sequence[Path], info: VideoInfo, wa
 class _Transcoder:
     """Re-encodes one audio stream the output container cannot hold as it is."""
 
-    def __init__(self, container, in_stream, codec: str) -> None:
+    def __init__(
+        self, container: av.container.OutputContainer, in_stream: av.audio.stream.AudioStream, codec: str
+    ) -> None:
         rate = in_stream.codec_context.sample_rate or 48000
         if codec == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
             rate = 48000
-        self.stream = container.add_stream(codec, rate=rate)
+        stream = container.add_stream(codec, rate=rate)
+        if not isinstance(stream, av.audio.stream.AudioStream):
+            raise ValueError(f"{codec} is not an audio encoder")
+        self.stream = stream
         self.stream.layout = in_stream.codec_context.layout
         self.stream.metadata.update(_stream_tags(in_stream))
         self.resampler = av.AudioResampler(format=self.stream.format, layout=self.stream.layout, rate=rate)
         self.in_stream = in_stream
 
-    def packets_for(self, packet) -> list:
-        produced = []
+    def packets_for(self, packet: Packet) -> list[Packet]:
+        produced: list[Packet] = []
         for frame in packet.decode():
+            if not isinstance(frame, av.AudioFrame):
+                continue
             for resampled in self.resampler.resample(frame):
                 produced.extend(self.stream.encode(resampled))
         return produced
 
-    def flush(self) -> list:
-        produced = []
+    def flush(self) -> list[Packet]:
+        produced: list[Packet] = []
         for resampled in self.resampler.resample(None):
             produced.extend(self.stream.encode(resampled))
         produced.extend(self.stream.encode(None))
         return produced
 
 
-def _plan_other_streams(container, source, warn: Warn) -> dict[int, object]:
+def _plan_other_streams(
+    container: av.container.OutputContainer, source: av.container.InputContainer, warn: Warn
+) -> dict[int, av.stream.Stream | _Transcoder]:
     """For each non-video input stream: an output stream to copy into, a transcoder, or nothing."""
-    carried: dict[int, object] = {}
+    carried: dict[int, av.stream.Stream | _Transcoder] = {}
     format_name = container.format.name
     for stream in source.streams:
         if stream.type == "video":
@@ -114,7 +138,7 @@ def _plan_other_streams(container, source, warn: Warn) -> dict[int, object]:
             out = container.add_stream_from_template(stream)
             out.metadata.update(_stream_tags(stream))
             carried[stream.index] = out
-        elif stream.type == "audio" and (target := _audio_codec_for(format_name)) is not None:
+        elif isinstance(stream, av.audio.stream.AudioStream) and (target := _audio_codec_for(format_name)):
             warn(
                 f"audio stream {stream.index} ({codec}) cannot go into {format_name} as it is; "
                 f"re-encoding it as {target}"
@@ -134,7 +158,7 @@ def _audio_codec_for(format_name: str) -> str | None:
     return None
 
 
-def _video_packets(parts: Sequence[Path], out_stream) -> Iterator[av.Packet]:
+def _video_packets(parts: Sequence[Path], out_stream: av.video.stream.VideoStream) -> Iterator[Packet]:
     """The packets of every part, in order, with decode timestamps made valid across the joins."""
     schedule = DtsSchedule(_presentation_times(parts))
     for part in parts:
@@ -147,13 +171,14 @@ def _video_packets(parts: Sequence[Path], out_stream) -> Iterator[av.Packet]:
                 yield packet
 
 
-def _presentation_times(parts: Sequence[Path]) -> list[array]:
+def _presentation_times(parts: Sequence[Path]) -> list[array[int]]:
     """Each part's packet pts, in decode order (a demux pass: no decoding, no payload kept;
     8 bytes a frame, about 1.4 MB for a two-hour film)."""
-    times = []
+    times: list[array[int]] = []
     for part in parts:
         with open_input(part) as container:
-            times.append(array("q", (p.pts for p in container.demux(container.streams.video[0]) if p.size)))
+            packets = container.demux(container.streams.video[0])
+            times.append(array("q", (p.pts for p in packets if p.size and p.pts is not None)))
     return times
 
 
@@ -190,7 +215,9 @@ def _reorder_delay(pts_in_decode_order: Sequence[int]) -> int:
     return max((position - rank[pts] for position, pts in enumerate(pts_in_decode_order)), default=0)
 
 
-def _other_packets(source, carried: dict[int, object]) -> Iterator[av.Packet]:
+def _other_packets(
+    source: av.container.InputContainer, carried: dict[int, av.stream.Stream | _Transcoder]
+) -> Iterator[Packet]:
     streams = [source.streams[index] for index in carried]
     if not streams:
         return
@@ -208,24 +235,29 @@ def _other_packets(source, carried: dict[int, object]) -> Iterator[av.Packet]:
         raise InputError(f"{source.name}: cannot read its audio or subtitles: {exc}") from None
 
 
-def _codec_name(stream) -> str | None:
+def _codec_name(stream: av.stream.Stream) -> str | None:
     """The codec's canonical name ("subrip"), which is what supported_codecs lists."""
-    context = stream.codec_context
-    if context is None or context.codec is None:
+    # Typed as always there, but attachment and data streams come without a codec context.
+    context: av.codec.context.CodecContext | None = stream.codec_context
+    if context is None or context.codec is None:  # pyright: ignore[reportUnnecessaryComparison]
         return None
     return context.codec.canonical_name
 
 
-def _packet_seconds(packet: av.Packet) -> float:
+def _packet_seconds(packet: Packet) -> float:
     timestamp = packet.dts if packet.dts is not None else packet.pts
-    if timestamp is None or packet.time_base is None:
+    if timestamp is None:
         return float("-inf")  # mux as soon as possible; the muxer interleaves the rest
     return float(timestamp * packet.time_base)
 
 
-def _container_tags(source) -> dict[str, str]:
-    return {key: value for key, value in source.metadata.items() if key.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands")}
+def _container_tags(source: av.container.InputContainer) -> dict[str, str]:
+    return {
+        key: value
+        for key, value in source.metadata.items()
+        if key.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands")
+    }
 
 
-def _stream_tags(stream) -> dict[str, str]:
+def _stream_tags(stream: av.stream.Stream) -> dict[str, str]:
     return {key: value for key, value in stream.metadata.items() if key in _STREAM_TAGS_KEPT}

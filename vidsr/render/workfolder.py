@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import IO
 
 from vidsr.durable import sync_file, sync_folder
 from vidsr.errors import OutputError
 from vidsr.render.journal import Journal, read_journal, write_journal
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-    import msvcrt
 
 SEGMENT_SUFFIX = ".nut"
 
@@ -101,13 +96,24 @@ class WorkFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _try_lock(handle: IO[str]) -> bool:
-    try:
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        else:
+if sys.platform == "win32":
+    import msvcrt
+
+    def _try_lock(handle: IO[str]) -> bool:
+        try:
             handle.seek(0)
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        return True
-    except OSError:
-        return False
+            return True
+        except OSError:
+            return False
+
+else:
+    import fcntl
+
+    def _try_lock(handle: IO[str]) -> bool:
+        """An exclusive lock that the kernel drops when this process dies, however it dies."""
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            return False

@@ -7,9 +7,9 @@ can run code. The exported model is safetensors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import torch
 from torch import nn
@@ -74,9 +74,9 @@ class OutLock:
 def plain(value: Any) -> Any:
     """JSON-like copy (str, int, float, bool, None, lists, dicts): what a weights-only checkpoint holds."""
     if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
+        return {str(key): plain(item) for key, item in cast(Mapping[Any, Any], value).items()}
     if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
+        return [plain(item) for item in cast(Sequence[Any], value)]
     if isinstance(value, Path):
         return str(value)
     if value is None or isinstance(value, (str, int, float, bool)):
@@ -89,7 +89,8 @@ def describe_changes(recorded: Mapping[str, Any], current: Mapping[str, Any], pr
     for key in sorted(set(recorded) | set(current)):
         old, new = recorded.get(key), current.get(key)
         if isinstance(old, Mapping) and isinstance(new, Mapping):
-            changes += describe_changes(old, new, prefix=f"{prefix}{key}.")
+            nested = cast(Mapping[str, Any], old), cast(Mapping[str, Any], new)
+            changes += describe_changes(*nested, prefix=f"{prefix}{key}.")
         elif old != new:
             if key == "from_hash":
                 changes.append("the --from model's weights: changed")

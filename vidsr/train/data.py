@@ -7,6 +7,9 @@ with every random choice drawn from one ``torch.Generator`` so that a resumed ru
 what an uninterrupted one would have.
 """
 
+# Strict typing, less the unknown-type checks: Pillow's and torch's stubs leave parts of these calls untyped.
+# pyright: reportUnknownArgumentType=false, reportUnknownMemberType=false, reportUnknownVariableType=false
+
 from __future__ import annotations
 
 import hashlib
@@ -167,7 +170,9 @@ def read_image(path: Path) -> torch.Tensor:
             rgb = image.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise InputError(f"cannot read image {path}: {error}; remove it from the training data") from None
-    return torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).reshape(rgb.height, rgb.width, 3).permute(2, 0, 1)
+    return (
+        torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).reshape(rgb.height, rgb.width, 3).permute(2, 0, 1)
+    )
 
 
 def _image_picture(path: Path, min_size: int) -> Picture:
@@ -296,7 +301,7 @@ class PatchSampler:
         self.pictures = list(pictures)
         self.patch = patch
         self.scale = scale
-        self.degradation = degradation
+        self.degradation: Degradation = degradation
         self.augment = augment
 
     def hr_patch(self, generator: torch.Generator) -> torch.Tensor:

@@ -7,6 +7,9 @@ are what sharpening and compression leave around edges in real footage. Every ra
 from the caller's ``torch.Generator``, so a resumed training run draws what an uninterrupted one would.
 """
 
+# Strict typing, less the unknown-type checks: Pillow's, numpy's and torch's stubs leave parts of these calls untyped.
+# pyright: reportUnknownArgumentType=false, reportUnknownMemberType=false, reportUnknownVariableType=false
+
 from __future__ import annotations
 
 import io
@@ -30,7 +33,9 @@ def bicubic_downscale(images: torch.Tensor, scale: int) -> torch.Tensor:
     if scale == 1:
         return images.clone()
     height, width = images.shape[-2:]
-    out = F.interpolate(images, size=(height // scale, width // scale), mode="bicubic", antialias=True, align_corners=False)
+    out = F.interpolate(
+        images, size=(height // scale, width // scale), mode="bicubic", antialias=True, align_corners=False
+    )
     return out.clamp_(0.0, 1.0)
 
 
@@ -131,7 +136,9 @@ def filter2d(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(padded, kernel.to(image.dtype).expand(channels, 1, -1, -1), groups=channels)
 
 
-def gaussian_blur(image: torch.Tensor, *, sigma_x: float, sigma_y: float | None = None, angle: float = 0.0) -> torch.Tensor:
+def gaussian_blur(
+    image: torch.Tensor, *, sigma_x: float, sigma_y: float | None = None, angle: float = 0.0
+) -> torch.Tensor:
     """Blur N x C x H x W with an (optionally anisotropic, rotated) Gaussian reaching 3 sigma."""
     radius = min(max(1, math.ceil(3 * max(sigma_x, sigma_y or sigma_x))), 10)  # Real-ESRGAN's kernels reach 21x21
     return filter2d(image, blur_kernel(2 * radius + 1, sigma_x=sigma_x, sigma_y=sigma_y, angle=angle))
@@ -146,7 +153,11 @@ _KERNEL_MIX: tuple[tuple[KernelShape, bool, float], ...] = (
     ("plateau", False, 0.12),
     ("plateau", True, 0.03),
 )
-_BETA_RANGE: dict[KernelShape, tuple[float, float]] = {"gaussian": (1.0, 1.0), "generalized": (0.5, 4.0), "plateau": (1.0, 2.0)}
+_BETA_RANGE: dict[KernelShape, tuple[float, float]] = {
+    "gaussian": (1.0, 1.0),
+    "generalized": (0.5, 4.0),
+    "plateau": (1.0, 2.0),
+}
 _SINC_CHANCE = 0.1  # of a blur being a sinc instead
 _FINAL_SINC_CHANCE = 0.8
 _SIZES = tuple(range(7, 22, 2))  # Real-ESRGAN's kernel sizes, 7x7 to 21x21

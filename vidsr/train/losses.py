@@ -82,7 +82,8 @@ class PerceptualLoss(nn.Module):
         output_features = self.vgg(output)
         with torch.no_grad():
             target_features = self.vgg(target)
-        return sum(  # in fp32 even when the features were computed in bf16 (autocast)
+        losses = [  # in fp32 even when the features were computed in bf16 (autocast)
             weight * F.l1_loss(output_features[name].float(), target_features[name].float())
             for name, weight in self.layer_weights.items()
-        )
+        ]
+        return torch.stack(losses).sum()

@@ -14,6 +14,9 @@ model file for ``vidsr --model`` and ``vidsr interpolate``. Nothing is printed: 
 to the ``on_progress`` callback.
 """
 
+# Strict typing, less the unknown-type checks: torch types backward(), optimizer steps and fork_rng only in part.
+# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false
+
 from __future__ import annotations
 
 import contextlib
@@ -170,7 +173,10 @@ def train(config: TrainConfig, *, on_progress: ProgressCallback | None = None) -
         _check_patch(config, identity["scale"], size_multiple=getattr(generator, "unshuffle", 1))
         discriminator = _discriminator(config) if config.stage == "gan" else None
         pictures = collect_pictures(
-            config.data, min_size=config.patch, frames_per_video=config.frames_per_video, val_fraction=config.val_fraction
+            config.data,
+            min_size=config.patch,
+            frames_per_video=config.frames_per_video,
+            val_fraction=config.val_fraction,
         )
         identity["data"] = pictures.fingerprint
         run = _Run(config, identity, generator, discriminator, perceptual, pictures, device)
@@ -198,19 +204,16 @@ class _Run:
         self.identity = identity
         self.device = device
         self.precision = training_precision(config.precision, device)
-        self.generator = generator.to(device, memory_format=torch.channels_last).train()
+        self.generator = _channels_last(generator.to(device)).train()
         self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
-        self.discriminator = (
-            discriminator.to(device, memory_format=torch.channels_last).train() if discriminator is not None else None
-        )
         self.perceptual = perceptual.to(device) if perceptual is not None else None
         self.base_lr = _base_learning_rate(config)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=self.base_lr, betas=ADAM_BETAS)
-        self.optimizer_d = (
-            torch.optim.Adam(self.discriminator.parameters(), lr=self.base_lr, betas=ADAM_BETAS)
-            if self.discriminator is not None
-            else None
-        )
+        self.adversary: _Adversary | None = None
+        if discriminator is not None:
+            network = _channels_last(discriminator.to(device)).train()
+            optimizer = torch.optim.Adam(network.parameters(), lr=self.base_lr, betas=ADAM_BETAS)
+            self.adversary = _Adversary(network, optimizer)
         self.pictures = pictures
         self.sampler = PatchSampler(
             pictures.train,
@@ -250,9 +253,9 @@ class _Run:
         self.generator.load_state_dict(state["generator"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer_g.load_state_dict(state["optimizer_g"])
-        if self.discriminator is not None:
-            self.discriminator.load_state_dict(state["discriminator"])
-            self.optimizer_d.load_state_dict(state["optimizer_d"])
+        if self.adversary is not None:
+            self.adversary.network.load_state_dict(state["discriminator"])
+            self.adversary.optimizer.load_state_dict(state["optimizer_d"])
         self.data_rng.set_state(state["data_rng"])
         self.step = self.resumed_from = int(state["step"])
         self.history = [Validation(**entry) for entry in state["history"]]
@@ -265,8 +268,8 @@ class _Run:
             "generator": self.generator.state_dict(),
             "ema": self.ema.state_dict(),
             "optimizer_g": self.optimizer_g.state_dict(),
-            "discriminator": self.discriminator.state_dict() if self.discriminator is not None else {},
-            "optimizer_d": self.optimizer_d.state_dict() if self.optimizer_d is not None else {},
+            "discriminator": self.adversary.network.state_dict() if self.adversary is not None else {},
+            "optimizer_d": self.adversary.optimizer.state_dict() if self.adversary is not None else {},
             "data_rng": self.data_rng.get_state(),
             "history": [asdict(entry) for entry in self.history],
         }
@@ -292,14 +295,18 @@ class _Run:
         while self.step < config.steps:
             self.step += 1
             learning_rate = learning_rate_at(self.step, config.steps, self.base_lr, config.stage)
-            for optimizer in filter(None, (self.optimizer_g, self.optimizer_d)):
+            optimizers = [self.optimizer_g] + ([self.adversary.optimizer] if self.adversary is not None else [])
+            for optimizer in optimizers:
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate
             losses = self.train_step()
             _ema_update(self.ema, self.generator, _ema_decay(config.ema_decay, self.step))
             if self.step % config.val_every == 0 or self.step == config.steps:
                 self.history.append(self.validate())
-            due = self.step % config.checkpoint_every == 0 or time.monotonic() - last_save >= 60 * config.checkpoint_minutes
+            due = (
+                self.step % config.checkpoint_every == 0
+                or time.monotonic() - last_save >= 60 * config.checkpoint_minutes
+            )
             if due or self.step == config.steps:
                 self.save(out)
                 last_save = time.monotonic()
@@ -320,7 +327,7 @@ class _Run:
             hyperparameters=dict(self.identity["hyperparameters"]),
         )
 
-    def _mixed(self) -> contextlib.AbstractContextManager:
+    def _mixed(self) -> contextlib.AbstractContextManager[object]:
         """Forward passes in bf16 where chosen (autocast); the losses are taken in fp32."""
         if self.precision == "fp32":
             return contextlib.nullcontext()
@@ -329,7 +336,7 @@ class _Run:
     def train_step(self) -> dict[str, float]:
         lr, hr = (t.to(self.device) for t in self.sampler.batch(self.config.batch, self.data_rng))
         lr = lr.contiguous(memory_format=torch.channels_last)
-        if self.discriminator is None:
+        if self.adversary is None:
             with self._mixed():
                 output = self.generator(lr)
             loss = l1_loss(output.float(), hr)
@@ -337,10 +344,10 @@ class _Run:
             loss.backward()
             self.optimizer_g.step()
             return {"l1": loss.item()}
-        return self._gan_step(lr, hr)
+        return self._gan_step(lr, hr, self.adversary)
 
-    def _gan_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
-        config, discriminator = self.config, self.discriminator
+    def _gan_step(self, lr: torch.Tensor, hr: torch.Tensor, adversary: _Adversary) -> dict[str, float]:
+        config, discriminator = self.config, adversary.network
         # Generator: content + perceptual + relativistic adversarial, discriminator frozen.
         discriminator.requires_grad_(False)
         with self._mixed():
@@ -364,15 +371,15 @@ class _Run:
         with self._mixed():
             real_logits, fake_logits = discriminator(hr).float(), discriminator(output.detach()).float()
         d_loss = ragan_discriminator_loss(real_logits, fake_logits)
-        self.optimizer_d.zero_grad(set_to_none=True)
+        adversary.optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
-        self.optimizer_d.step()
+        adversary.optimizer.step()
         losses["d"] = d_loss.item()
         return losses
 
     @torch.no_grad()
     def validate(self) -> Validation:
-        outputs = []
+        outputs: list[torch.Tensor] = []
         for start in range(0, len(self.val_lr), self.config.batch):
             chunk = self.val_lr[start : start + self.config.batch].to(self.device)
             outputs.append(self.ema(chunk).float().cpu())
@@ -428,7 +435,9 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         average.copy_(current)
 
 
-def _validation_patches(config: TrainConfig, pictures: TrainingPictures, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _validation_patches(
+    config: TrainConfig, pictures: TrainingPictures, scale: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     # Drawn with their own fixed seed, without augmentation: the same patches at every validation
     # and in every resumed run.
     sampler = PatchSampler(
@@ -442,8 +451,8 @@ def _validation_patches(config: TrainConfig, pictures: TrainingPictures, scale: 
 
 def _build_generator(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
     """The network to train, and what identifies it for resume and export."""
-    from vidsr.models.arch import RRDBNet
     from vidsr.models import resolve_model
+    from vidsr.models.arch import RRDBNet
 
     if config.from_model is not None:
         loaded: LoadedModel = resolve_model(config.from_model)
@@ -497,6 +506,19 @@ def _build_generator(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
     return module, identity
 
 
+@dataclass(frozen=True)
+class _Adversary:
+    """The GAN stage's discriminator and its optimizer."""
+
+    network: nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+def _channels_last(module: nn.Module) -> nn.Module:
+    # torch's stubs leave memory_format out of Module.to's overloads; it is accepted all the same.
+    return module.to(memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue]
+
+
 @torch.no_grad()
 def _init_like_basicsr(network: nn.Module) -> None:
     """Kaiming init scaled by 0.1 inside the dense blocks, as BasicSR: each residual starts
@@ -508,7 +530,8 @@ def _init_like_basicsr(network: nn.Module) -> None:
             for conv in (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5):
                 nn.init.kaiming_normal_(conv.weight)
                 conv.weight.mul_(0.1)
-                conv.bias.zero_()
+                if conv.bias is not None:
+                    conv.bias.zero_()
 
 
 def _perceptual_loss(config: TrainConfig) -> PerceptualLoss | None:
@@ -574,5 +597,3 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return select_device(name)
-
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,6 +49,9 @@ class VGG19Features(nn.Module):
     Args:
         layers: conv names such as ``conv5_4`` (ESRGAN) or ``conv1_2`` ... (Real-ESRGAN).
     """
+
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, *, layers: Iterable[str] = ("conv5_4",)) -> None:
         super().__init__()
@@ -99,7 +103,7 @@ def load_vgg19(path: Path, *, layers: Iterable[str] = ("conv5_4",)) -> VGG19Feat
     return network
 
 
-def _features_only(state: Mapping, network: VGG19Features, path: Path) -> dict[str, torch.Tensor]:
+def _features_only(state: Mapping[str, Any], network: VGG19Features, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     tensors = {

@@ -15,13 +15,23 @@ from vidsr.upscale.policy import (
     should_compile,
 )
 from vidsr.upscale.process import tune_process_for_rendering
-from vidsr.upscale.runner import MAX_SCALE, MIN_SCALE, UpscaleOptions, Upscaler, check_scale, create_upscaler, resize
+from vidsr.upscale.runner import (
+    MAX_SCALE,
+    MIN_SCALE,
+    UpscaleOptions,
+    Upscaler,
+    VideoPlanes,
+    check_scale,
+    create_upscaler,
+    resize,
+)
 
 __all__ = [
     "MAX_SCALE",
     "MIN_SCALE",
     "UpscaleOptions",
     "Upscaler",
+    "VideoPlanes",
     "arithmetic_per_output_pixel",
     "check_scale",
     "choose_precision",

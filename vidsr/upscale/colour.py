@@ -5,6 +5,9 @@ input and output never make a round trip through the CPU in RGB. It works on int
 planes of any bit depth: a 10-bit source reaches the network without an 8-bit detour.
 """
 
+# Strict typing, less the unknown-type checks: torch.from_numpy and numpy's view() are typed only in part.
+# pyright: reportUnknownMemberType=false
+
 from __future__ import annotations
 
 import numpy as np
@@ -113,7 +116,11 @@ def _code_rows(spec: ColourSpec, bit_depth: int) -> tuple[_Row, _Row, _Row]:
         red, green, blue = (weight * span for weight in weights)
         return (red, green, blue), offset
 
-    return row(luma, luma_span, black), row(blue_difference, chroma_span, centre), row(red_difference, chroma_span, centre)
+    return (
+        row(luma, luma_span, black),
+        row(blue_difference, chroma_span, centre),
+        row(red_difference, chroma_span, centre),
+    )
 
 
 def _weighted_sum(rgb: torch.Tensor, weights: tuple[float, float, float], offset: float) -> torch.Tensor:
@@ -147,7 +154,6 @@ def sample_dtype(layout: PlaneLayout) -> torch.dtype:
     if layout.bit_depth <= 8:
         return torch.uint8
     return torch.int16 if layout.bit_depth <= 15 else torch.int32
-
 
 
 def planes_to_tensors(planes: Planes, layout: PlaneLayout) -> TensorPlanes:

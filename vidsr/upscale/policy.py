@@ -72,7 +72,9 @@ def cpu_has_native_bf16() -> bool:
         return False
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+            flag_lines = (line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags"))
+            no_flags: list[str] = []
+            flags = next(flag_lines, no_flags)
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -6,6 +6,9 @@ sees integer planes in and integer planes out. The choices it is given (device, 
 compile) come from :mod:`vidsr.upscale.policy`.
 """
 
+# Strict typing, less the unknown-type checks: torch types Module.eval() and torch.compile only in part.
+# pyright: reportUnknownArgumentType=false, reportUnknownMemberType=false
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,6 +29,7 @@ __all__ = [
     "MIN_SCALE",
     "UpscaleOptions",
     "Upscaler",
+    "VideoPlanes",
     "check_scale",
     "compiled_network",
     "create_upscaler",
@@ -67,6 +71,17 @@ def create_upscaler(options: UpscaleOptions = UpscaleOptions(), *, bit_depth: in
     )
 
 
+@dataclass(frozen=True)
+class VideoPlanes:
+    """What a video's frames are on the way in and out, for :meth:`Upscaler.upscale`: how to read
+    the source planes, and the size, colour and layout of the output planes."""
+
+    source_colour: ColourSpec
+    output_size: tuple[int, int]  # (width, height) of every output frame
+    output_colour: ColourSpec
+    output_layout: PlaneLayout
+
+
 class Upscaler:
     """Runs one model on batches of frames, from source planes (or RGB) to output planes (or RGB).
 
@@ -77,11 +92,9 @@ class Upscaler:
         model: the loaded network and what it supports.
         device: where the network and the colour conversion run.
         precision: the dtype the network computes in.
-        scale: the output scale, any value from 1 to 16; None for the model's own.
-        size: the exact (width, height) of every output frame, overriding ``scale`` (video).
+        scale: the output scale of RGB work, any value from 1 to 16; None for the model's own.
         tile: cut frames into tiles of this size (pixels, input side) with blended overlaps; 0: whole frames.
-        source_colour / output_colour: how to read the input planes and write the output ones (video).
-        output_layout: bit depth and subsampling of the output planes (video).
+        video: the planes ``upscale`` reads and writes (None: RGB work only).
         compile: run the network through torch.compile (see ``should_compile``); if that fails,
             ``warn`` is told and the network runs as it is.
     """
@@ -93,11 +106,8 @@ class Upscaler:
         device: torch.device,
         precision: Precision,
         scale: float | None = None,
-        size: tuple[int, int] | None = None,
         tile: int = 0,
-        source_colour: ColourSpec | None = None,
-        output_colour: ColourSpec | None = None,
-        output_layout: PlaneLayout | None = None,
+        video: VideoPlanes | None = None,
         compile: bool = False,
         warn: Callable[[str], None] = lambda message: None,
     ) -> None:
@@ -105,14 +115,14 @@ class Upscaler:
         self.device = device
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         self.output_scale = check_scale(scale) if scale is not None else float(model.scale)
-        self.size = size
         if tile < 0:
             raise SettingsError(f"--tile {tile}: give a tile size in pixels, or 0 for whole frames")
         self.tile = tile
-        self.source_colour = source_colour
-        self.output_colour = output_colour
-        self.output_layout = output_layout
-        self.network = model.module.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
+        self.video = video
+        # torch's stubs leave memory_format out of Module.to's overloads; it is accepted all the same.
+        self.network: torch.nn.Module = model.module.to(  # pyright: ignore[reportCallIssue]
+            device=device, dtype=self.dtype, memory_format=torch.channels_last
+        ).eval()
         self._compiled = compiled_network(self.network) if compile else None
         self._warn = warn
 
@@ -122,13 +132,20 @@ class Upscaler:
 
     def upscale(self, batch: FrameBatch) -> OutputBatch:
         """Upscale every frame of ``batch``; planes come back on the CPU."""
+        video = self.video
+        if video is None:
+            raise ValueError("this Upscaler was made for RGB work: give it video= to upscale planes")
         with torch.inference_mode():
-            first, second, third = (_to_device(plane, self.device) for plane in planes_to_tensors(batch.planes, batch.layout))
-            rgb = planes_to_rgb((first, second, third), batch.layout, self.source_colour)
-            upscaled = self.upscale_rgb(rgb, self.size)
-            out_planes, wait = _to_host(rgb_to_planes(upscaled, self.output_layout, self.output_colour))
-            arrays = tensors_to_planes(out_planes, self.output_layout)
-        return OutputBatch(planes=arrays, pts=batch.pts, first_index=batch.first_index, segment=batch.segment, wait=wait)
+            first, second, third = (
+                _to_device(plane, self.device) for plane in planes_to_tensors(batch.planes, batch.layout)
+            )
+            rgb = planes_to_rgb((first, second, third), batch.layout, video.source_colour)
+            upscaled = self.upscale_rgb(rgb, video.output_size)
+            out_planes, wait = _to_host(rgb_to_planes(upscaled, video.output_layout, video.output_colour))
+            arrays = tensors_to_planes(out_planes, video.output_layout)
+        return OutputBatch(
+            planes=arrays, pts=batch.pts, first_index=batch.first_index, segment=batch.segment, wait=wait
+        )
 
     def upscale_rgb(self, rgb: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """RGB 0..1 (B x 3 x H x W, on the device) to the output scale, or to ``size``

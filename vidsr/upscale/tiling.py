@@ -31,7 +31,7 @@ def spans(length: int, tile: int, overlap: int) -> list[Span]:
     sides that have a neighbour (clamped to the frame)."""
     count = max(1, -(-length // tile))
     edges = [round(i * length / count) for i in range(count + 1)]
-    windows = []
+    windows: list[Span] = []
     for index in range(count):
         first, last = index == 0, index == count - 1
         start = edges[index] if first else max(0, edges[index] - overlap)

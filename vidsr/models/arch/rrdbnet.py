@@ -92,9 +92,7 @@ class RRDBNet(nn.Module):
         self.scale = scale
         self.unshuffle = _UNSHUFFLE_FOR_SCALE[scale]
         self.conv_first = _conv3x3(num_in_ch * self.unshuffle**2, num_feat)
-        self.body = nn.Sequential(
-            *(RRDB(num_feat=num_feat, num_grow_ch=num_grow_ch) for _ in range(num_block))
-        )
+        self.body = nn.Sequential(*(RRDB(num_feat=num_feat, num_grow_ch=num_grow_ch) for _ in range(num_block)))
         self.conv_body = _conv3x3(num_feat, num_feat)
         self.conv_up1 = _conv3x3(num_feat, num_feat)
         self.conv_up2 = _conv3x3(num_feat, num_feat)
