@@ -20,7 +20,7 @@ import numpy as np
 from speed import make_input
 
 from vidsr.media.encode import EncodeSettings
-from vidsr.render.pipeline import UpscaleJob, upscale_video
+from vidsr.render import UpscaleJob, upscale_video
 from vidsr.upscale import UpscaleOptions
 
 PRESETS = ("medium", "fast", "faster", "veryfast", "superfast", "ultrafast")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import av
 
-from vidsr.render.pipeline import DEFAULT_SEGMENT_SECONDS, UpscaleJob, upscale_video
+from vidsr.render import DEFAULT_SEGMENT_SECONDS, UpscaleJob, upscale_video
 from vidsr.render.workfolder import WorkFolder
 from vidsr.upscale import UpscaleOptions
 

@@ -34,7 +34,7 @@ import torch
 
 from vidsr.media import EncodeSettings, decode_batches, pix_fmt_layout, probe
 from vidsr.models import resolve_model
-from vidsr.render.pipeline import UpscaleJob, default_batch, upscale_video
+from vidsr.render import UpscaleJob, default_batch, upscale_video
 from vidsr.upscale import UpscaleOptions, Upscaler, VideoPlanes, arithmetic_per_output_pixel, cpu_has_native_bf16
 from vidsr.upscale.colour import planes_to_rgb, planes_to_tensors, rgb_to_planes
 from vidsr.upscale.policy import default_precision

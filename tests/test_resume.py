@@ -84,7 +84,7 @@ def journal_of(output: Path) -> dict:
 @pytest.mark.parametrize(
     "kill_at",
     [
-        "frame:40",  # in the middle of segment 3
+        "frame:3:4",  # in the middle of segment 3 (after encoding the batch that starts at its frame 4)
         "segment-committed:2",  # segment 2's file is durable, but the journal does not name it yet
         "journal-written:4",  # right after the journal records segment 4
     ],

@@ -7,7 +7,15 @@ and writing video stays cheap and usable on its own. It may import ``vidsr.error
 
 from __future__ import annotations
 
-from vidsr.media.container import close_output, format_accepts, open_input, open_output, video_stream
+from vidsr.media.container import (
+    accepts_video_codec,
+    close_output,
+    format_accepts,
+    muxer_for,
+    open_input,
+    open_output,
+    video_stream,
+)
 from vidsr.media.decode import Segmentation, decode_batches, frames_from
 from vidsr.media.encode import (
     EncodeSettings,
@@ -24,6 +32,8 @@ from vidsr.media.timecode import name_time, parse_time, show_time
 
 __all__ = [
     "EncodeSettings",
+    "accepts_video_codec",
+    "muxer_for",
     "Segmentation",
     "StreamSummary",
     "VideoInfo",

@@ -1,11 +1,16 @@
 """Opening and closing media files, with every way that can fail turned into a VidsrError."""
 
+# Strict typing, less the unknown-type checks: PyAV types add_stream() only in part.
+# pyright: reportUnknownMemberType=false
+
 from __future__ import annotations
 
 import io
+import tempfile
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import av
 import av.container
@@ -14,7 +19,16 @@ import av.video.stream
 
 from vidsr.errors import InputError, OutputError
 
-__all__ = ["close_output", "failure_reason", "format_accepts", "open_input", "open_output", "video_stream"]
+__all__ = [
+    "accepts_video_codec",
+    "close_output",
+    "failure_reason",
+    "format_accepts",
+    "muxer_for",
+    "open_input",
+    "open_output",
+    "video_stream",
+]
 
 
 @contextmanager
@@ -39,23 +53,51 @@ def open_input(path: Path) -> Generator[av.container.InputContainer, None, None]
 
 
 def open_output(
-    path: Path, format_name: str | None, options: dict[str, str] | None = None
+    path: Path | IO[bytes], format_name: str | None, options: dict[str, str] | None = None
 ) -> av.container.OutputContainer:
-    """Open a media file for writing; OutputError if it cannot be created."""
+    """Open a media file (or an in-memory file) for writing; OutputError if it cannot be created."""
+    target = str(path) if isinstance(path, Path) else path
     try:
-        return av.open(str(path), mode="w", format=format_name, options=options or {})
+        return av.open(target, mode="w", format=format_name, options=options or {})
     except PermissionError:
         raise OutputError(f"cannot write {path}: permission denied") from None
     except (av.error.FFmpegError, OSError) as exc:
         raise OutputError(f"cannot write {path}: {failure_reason(exc)}") from None
 
 
-def close_output(container: av.container.OutputContainer, path: Path) -> None:
+def close_output(container: av.container.OutputContainer, path: Path | IO[bytes]) -> None:
     """Close a container being written; a failed final write (a full disk) is an OutputError."""
     try:
         container.close()
     except (OSError, av.error.FFmpegError) as exc:
         raise OutputError(f"cannot write {path}: {failure_reason(exc)}") from None
+
+
+def muxer_for(path: Path) -> str:
+    """The name of the FFmpeg muxer that writes files named like ``path`` (from its extension);
+    OutputError if there is none. Asked in a folder of its own: nothing beside ``path`` is touched."""
+    with tempfile.TemporaryDirectory(prefix="vidsr-muxer-") as folder:
+        try:
+            container = av.open(str(Path(folder) / f"probe{path.suffix}"), mode="w")
+        except (ValueError, av.error.FFmpegError):
+            raise OutputError(
+                f"output {path}: FFmpeg knows no container for '{path.suffix}' (try .mp4 or .mkv)"
+            ) from None
+        name = container.format.name
+        container.close()
+    return name
+
+
+def accepts_video_codec(format_name: str, codec_name: str) -> bool:
+    """Whether a ``format_name`` file can hold video encoded with ``codec_name``."""
+
+    def add_video(probe: av.container.OutputContainer) -> None:
+        stream = probe.add_stream(codec_name, rate=24)
+        if not isinstance(stream, av.video.stream.VideoStream):
+            raise ValueError(f"{codec_name} is not a video codec")
+        stream.width, stream.height = 64, 64
+
+    return format_accepts(format_name, add_video)
 
 
 def format_accepts(format_name: str, add_stream: Callable[[av.container.OutputContainer], object]) -> bool:

@@ -83,11 +83,13 @@ def decode_batches(
     batch_size: int,
     segmentation: Segmentation | None = None,
     first_segment: int = 0,
+    last_segment: int | None = None,
     first_index: int = 0,
     decoder_threads: int = 0,
 ) -> Iterator[FrameBatch]:
     """Yield the video of ``info`` in batches of up to ``batch_size`` frames, from the start of
-    ``first_segment`` on (seeking there, frame-exactly, instead of decoding what comes before).
+    ``first_segment`` on (seeking there, frame-exactly, instead of decoding what comes before),
+    to the end of ``last_segment`` (None: to the end of the stream).
 
     ``first_index`` is the number of frames before that point. Raises InputError if the
     stream is corrupt mid-way or changes resolution.
@@ -105,6 +107,8 @@ def decode_batches(
             pts = _presentation_pts(frame, last_pts)
             last_pts = pts
             segment = segmentation.index_of(pts) if segmentation else 0
+            if last_segment is not None and segment > last_segment:
+                break
             if builder is not None and (builder.full() or builder.segment != segment):
                 yield builder.build()
                 builder = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import IO
 
 import av
 import av.error
@@ -127,11 +128,11 @@ def _codec_options(settings: EncodeSettings) -> dict[str, str]:
 
 
 class VideoWriter:
-    """A video-only work file that receives OutputBatches in presentation order."""
+    """A video-only work file (or in-memory file) that receives OutputBatches in presentation order."""
 
     def __init__(
         self,
-        path: Path,
+        path: Path | IO[bytes],
         *,
         width: int,
         height: int,

@@ -2,7 +2,8 @@
 
 Plain JSON, replaced atomically (temp file, fsync, rename, fsync of the folder), so after a
 crash or power loss at any instant it holds either the old state or the new one. A segment
-counts as finished only once its file is on disk and the journal names it.
+counts as finished only once its file is on disk and the journal names it. One writer: the
+process that drives the render (workers elsewhere only hand it segment bytes).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from vidsr.durable import atomic_write
 from vidsr.errors import VidsrError
 from vidsr.media import VideoInfo
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
 _FINGERPRINT_BYTES = 1 << 20  # how much of the input's head and tail is hashed
 
 
@@ -27,42 +28,65 @@ class JobChangedError(VidsrError):
 
 @dataclass(frozen=True)
 class SegmentRecord:
-    """One finished segment: its file and the source frames it holds."""
+    """One finished segment: its file (none for a segment with no frames) and the source frames it holds."""
 
     index: int
-    file: str
+    file: str | None
     frames: int
-    first_pts: int
-    last_pts: int
+    first_pts: int | None
+    last_pts: int | None
     size: int
 
 
 @dataclass
 class Journal:
-    """What a render is (``job``) and how far it has got.
+    """What a render is (``job``), how many segments it has, and which of them are finished.
 
-    ``segments`` are in order; a segment index with no frames (a gap in a variable-frame-rate
-    video) has no entry. ``complete`` is set once the last segment is recorded.
+    Segments finish in any order (several workers, or a slow one behind quick ones), so the
+    journal holds a set of them, not a prefix; ``segments`` is kept sorted by index.
     """
 
     job: dict[str, Any]
+    segment_count: int
     segments: list[SegmentRecord] = field(default_factory=list)
-    complete: bool = False
 
     @property
     def frames_done(self) -> int:
         return sum(segment.frames for segment in self.segments)
 
     @property
-    def next_segment(self) -> int:
-        return self.segments[-1].index + 1 if self.segments else 0
+    def done(self) -> set[int]:
+        return {segment.index for segment in self.segments}
+
+    @property
+    def missing(self) -> list[int]:
+        """The segments still to render, in order."""
+        done = self.done
+        return [index for index in range(self.segment_count) if index not in done]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    @property
+    def done_from_start(self) -> bool:
+        """Whether the finished segments are exactly the first few (as one process renders them)."""
+        return self.done == set(range(len(self.segments)))
+
+    def record(self, segment: SegmentRecord) -> None:
+        """Add a finished segment (replacing an earlier record of the same index)."""
+        others = [s for s in self.segments if s.index != segment.index]
+        self.segments = sorted([*others, segment], key=lambda s: s.index)
+
+    def forget(self, index: int) -> None:
+        self.segments = [s for s in self.segments if s.index != index]
 
     def to_json(self) -> str:
         payload = {
             "vidsr_journal": JOURNAL_VERSION,
             "job": self.job,
+            "segment_count": self.segment_count,
             "segments": [asdict(s) for s in self.segments],
-            "complete": self.complete,
         }
         return json.dumps(payload, indent=1, sort_keys=True)
 
@@ -71,11 +95,12 @@ class Journal:
         payload = json.loads(text)
         if payload.get("vidsr_journal") != JOURNAL_VERSION:
             raise ValueError(f"journal version {payload.get('vidsr_journal')!r}, expected {JOURNAL_VERSION}")
+        count = int(payload["segment_count"])
         segments = [SegmentRecord(**entry) for entry in payload["segments"]]
         indices = [s.index for s in segments]
-        if indices != sorted(set(indices)):
-            raise ValueError("segments are out of order")
-        return cls(job=payload["job"], segments=segments, complete=bool(payload.get("complete")))
+        if indices != sorted(set(indices)) or any(not 0 <= index < count for index in indices):
+            raise ValueError("its segments are out of order or out of range")
+        return cls(job=payload["job"], segment_count=count, segments=segments)
 
 
 def input_fingerprint(info: VideoInfo) -> dict[str, Any]:

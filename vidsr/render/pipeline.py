@@ -1,15 +1,15 @@
-"""The one module that wires the stages: probe, decode, upscale, encode, journal, finalize.
+"""The render of a video, driven from here: plan, journal, segments, finalize.
 
-    decode thread ──queue──► upscale (this thread, on the device) ──queue──► encode thread
-        ─► one file per segment ─► journal ─► finalize (join + audio, subtitles, chapters) ─► rename
+    plan_job ─► journal: which segments are finished ─► executor: render the missing ones
+        ─► each finished segment: bytes made durable, then journaled
+        ─► finalize (join + audio, subtitles, chapters) ─► check ─► rename
 
 The render is cut into segments of a few seconds, each encoded into its own file. A segment
-counts once its file is durable and the journal names it, so a render killed at any instant
-resumes from its first unfinished segment when the same command runs again.
+counts once its file is durable and the journal names it, so a render stopped at any instant
+(Ctrl-C, a crash, kill -9, a power cut, a lost cluster worker) resumes with exactly the missing
+segments when the same command runs again. This process is the journal's only writer; the
+segments may be rendered here or on the workers of a cluster.
 """
-
-# Strict typing, less the unknown-type checks: PyAV types add_stream() only in part.
-# pyright: reportUnknownMemberType=false
 
 from __future__ import annotations
 
@@ -17,80 +17,40 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from fractions import Fraction
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import av
-import av.container
-import av.error
-import av.video.stream
-
-from vidsr import __version__
 from vidsr.durable import sync_folder
-from vidsr.errors import OutputError, SettingsError, VidsrError
-from vidsr.media import (
-    EncodeSettings,
-    Segmentation,
-    VideoInfo,
-    VideoWriter,
-    count_video_packets,
-    decode_batches,
-    finalize,
-    format_accepts,
-    output_pix_fmt,
-    pix_fmt_layout,
-    probe,
-    with_automatic_preset,
-)
-from vidsr.models import LoadedModel, choose_model
-from vidsr.planes import OutputBatch, PlaneLayout
-from vidsr.render.journal import JobChangedError, Journal, SegmentRecord, describe_changes, input_fingerprint
-from vidsr.render.stages import Prefetcher, Sink
+from vidsr.errors import OutputError, VidsrError
+from vidsr.media import finalize
+from vidsr.models import LoadedModel
+from vidsr.render.executor import Activity, Executor, InProcessExecutor
+from vidsr.render.journal import JobChangedError, Journal, describe_changes
+from vidsr.render.output import check_complete, check_container, check_paths, partial_path
+from vidsr.render.plan import DEFAULT_SEGMENT_SECONDS, RenderPlan, UpscaleJob, plan_job
+from vidsr.render.segments import RenderedSegment
 from vidsr.render.workfolder import WorkFolder
-from vidsr.upscale import (
-    MAX_SCALE,
-    MIN_SCALE,
-    UpscaleOptions,
-    Upscaler,
-    VideoPlanes,
-    arithmetic_per_output_pixel,
-    check_scale,
-    choose_precision,
-    select_device,
-    should_compile,
-)
 
-DECODE_QUEUE_BATCHES = 4  # decoded batches waiting for the network
-ENCODE_QUEUE_BATCHES = 4  # upscaled batches waiting for the encoder
-DEFAULT_SEGMENT_SECONDS = 6.0  # the most work a resume redoes; see bench/segment_cost.py for its cost
-
-
-@dataclass(frozen=True)
-class UpscaleJob:
-    """Everything that decides what ``upscale_video`` writes, and how it treats earlier work."""
-
-    input: Path
-    output: Path
-    upscale: UpscaleOptions = field(default_factory=UpscaleOptions)  # model(s), scale, tile, device, precision
-    width: int | None = None  # a target size instead of a scale; one of the two keeps the aspect
-    height: int | None = None
-    batch: int = 0  # 0: chosen for the device
-    compile: bool | None = None  # torch.compile the network; None: when it repays (see should_compile)
-    encode: EncodeSettings = field(default_factory=EncodeSettings)
-    force: bool = False
-    segment_seconds: float = DEFAULT_SEGMENT_SECONDS
-    restart: bool = False  # discard an interrupted render of this output instead of resuming it
-    keep_work: bool = False  # keep the segment files after the output is written
+__all__ = [
+    "DEFAULT_SEGMENT_SECONDS",
+    "Backend",
+    "Progress",
+    "RenderInterrupted",
+    "RenderResult",
+    "UpscaleJob",
+    "upscale_video",
+]
 
 
 @dataclass(frozen=True)
 class Progress:
-    frames_done: int
+    frames_done: int  # finished segments' frames, and those of segments in flight so far
     frames_total: int  # an estimate when the container does not store a count
     elapsed: float  # seconds since this run started rendering
     frames_at_start: int = 0  # frames already done by earlier runs
+    segments_done: int = 0
+    segments_total: int = 0
+    workers: tuple[Activity, ...] = ()  # what each worker is on, where the backend says
 
     @property
     def fps(self) -> float:
@@ -109,6 +69,7 @@ class RenderResult:
     model: str
     device: str
     encoder: str  # codec and preset, e.g. "libx264 veryfast"
+    workers: int = 1
 
 
 class RenderInterrupted(VidsrError):
@@ -117,6 +78,24 @@ class RenderInterrupted(VidsrError):
 
 ProgressCallback = Callable[[Progress], None]
 Notify = Callable[[str], None]
+ActivityCallback = Callable[[Activity], None]
+
+
+class Backend:
+    """Where segments are rendered: this process. A cluster backend (``vidsr.render.ray_executor``)
+    says which device its workers have, and hands out an executor that uses them."""
+
+    name = "this process"
+
+    def worker_device(self, requested: str) -> tuple[str | None, bool | None]:
+        """The workers' device type and whether their CPUs have native bf16 (None: as this
+        process would choose for ``--device requested``)."""
+        return None, None
+
+    def executor(
+        self, plan: RenderPlan, model: LoadedModel, *, warn: Notify, on_activity: ActivityCallback
+    ) -> Executor:
+        return InProcessExecutor(plan, model, warn=warn, on_activity=on_activity)
 
 
 def _quiet(message: str) -> None:
@@ -129,36 +108,19 @@ def upscale_video(
     on_progress: ProgressCallback | None = None,
     warn: Notify = _quiet,
     inform: Notify = _quiet,
+    backend: Backend | None = None,
 ) -> RenderResult:
     """Upscale ``job.input`` into ``job.output``, resuming an interrupted render of the same job.
 
     OUTPUT appears only when complete: it is written under a temporary name beside it and
     renamed into place. Raises VidsrError with a user-facing message.
     """
+    backend = backend or Backend()
     check_paths(job.input, job.output, force=job.force)
     check_container(job.output, job.encode.codec)
-    if job.segment_seconds <= 0:
-        raise SettingsError("--segment-seconds must be more than 0")
-    info = probe(job.input)
-    model = choose_model(job.upscale.models, job.upscale.alpha)
-    pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
-    size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
-    device = select_device(job.upscale.device)
-    precision = choose_precision(job.upscale.precision, device, model, bit_depth=info.bit_depth)
-    arithmetic = arithmetic_per_output_pixel(model)
-    compile_network = should_compile(
-        job.compile,
-        device,
-        arithmetic=arithmetic,
-        output_pixels=size[0] * size[1],
-        frames=info.frames,
-        tile=job.upscale.tile,
-    )
-    job = replace(job, encode=with_automatic_preset(job.encode, arithmetic), compile=compile_network)
-    video = VideoPlanes(
-        source_colour=info.colour, output_size=size, output_colour=info.colour, output_layout=pix_fmt_layout(pix_fmt)
-    )
-    description = describe_job(job, info, model, precision, pix_fmt, size)
+    device, native_bf16 = backend.worker_device(job.upscale.device)
+    plan, model = plan_job(job, device=device, native_bf16=native_bf16)
+    _warn_about_extra_passes(plan, model, warn)
 
     work = WorkFolder(job.output)
     work_existed = work.exists()
@@ -166,29 +128,32 @@ def upscale_video(
     journal: Journal | None = None
     partial = partial_path(job.output)
     started = time.perf_counter()
+    workers = 1
     try:
-        journal = open_journal(work, description, restart=job.restart, inform=inform, info=info)
+        journal = open_journal(work, plan, restart=job.restart, inform=inform)
         frames_resumed = journal.frames_done
         if not journal.complete:
-            upscaler = Upscaler(
-                model,
-                device=device,
-                precision=precision,
-                tile=job.upscale.tile,
-                video=video,
-                compile=compile_network,
-                warn=warn,
-            )
-            if compile_network:
+            if plan.compile:
                 inform("compiling the network for this machine (half a minute the first time, then cached)")
-            _warn_about_extra_passes(upscaler, info, size, warn)
-            _render(info, upscaler, video, job, pix_fmt, work, journal, on_progress, started)
-        finalize([work.path / s.file for s in journal.segments], info, partial, warn=warn)
+            tracker = _ProgressTracker(plan, journal, started, on_progress)
+            executor = backend.executor(plan, model, warn=warn, on_activity=tracker.activity)
+            workers = executor.workers
+            try:
+                render_missing(executor, work, journal, tracker)
+            except BaseException:
+                executor.cancel_all()
+                raise
+            finally:
+                executor.close()
+        if journal.frames_done == 0:
+            raise OutputError(f"{plan.info.path}: no video frame could be decoded")
+        parts = [work.path / s.file for s in journal.segments if s.file is not None]
+        finalize(parts, plan.info, partial, warn=warn)
         check_complete(partial, journal.frames_done)
         os.replace(partial, job.output)
         sync_folder(job.output.parent)
     except KeyboardInterrupt:
-        raise RenderInterrupted(_interrupted_message(job, journal, info)) from None
+        raise RenderInterrupted(_interrupted_message(journal, plan)) from None
     except BaseException:
         if not work_existed and (journal is None or not journal.segments):
             work.remove()  # nothing worth resuming: leave no trace
@@ -202,43 +167,89 @@ def upscale_video(
         output=job.output,
         frames=journal.frames_done,
         frames_resumed=frames_resumed,
-        width=size[0],
-        height=size[1],
+        width=plan.size[0],
+        height=plan.size[1],
         seconds=time.perf_counter() - started,
-        model=model.name,
-        device=device.type,
-        encoder=f"{job.encode.codec} {job.encode.preset}",
+        model=plan.model_name,
+        device=plan.device,
+        encoder=f"{plan.encode.codec} {plan.encode.preset}",
+        workers=workers,
     )
 
 
-def describe_job(
-    job: UpscaleJob, info: VideoInfo, model: LoadedModel, precision: str, pix_fmt: str, size: tuple[int, int]
-) -> dict[str, Any]:
-    """Everything that changes the output: a resume must match it exactly."""
-    colour = info.colour
-    return {
-        "input": input_fingerprint(info),
-        "model": {"name": model.name, "sha256": model.content_hash},
-        "settings": {
-            "size": f"{size[0]}x{size[1]}",
-            "tile": job.upscale.tile,
-            "codec": job.encode.codec,
-            "crf": job.encode.crf,
-            "preset": job.encode.preset,
-            "pix_fmt": pix_fmt,
-            "precision": precision,
-            "compiled": job.compile,
-            "colour": f"{colour.matrix} {'full' if colour.full_range else 'limited'}",
-            "segment_seconds": str(Fraction(job.segment_seconds).limit_denominator(1000)),
-            "vidsr": __version__,
-        },
-    }
+def render_missing(executor: Executor, work: WorkFolder, journal: Journal, tracker: _ProgressTracker) -> None:
+    """Submit every segment the journal lacks; commit each as it comes back, in any order."""
+    for index in journal.missing:
+        executor.submit(index)
+    while executor.pending():
+        for segment in executor.wait_any():
+            commit_segment(work, journal, segment)
+            tracker.segment_done(segment)
 
 
-def open_journal(
-    work: WorkFolder, description: dict[str, Any], *, restart: bool, inform: Notify, info: VideoInfo
-) -> Journal:
+def commit_segment(work: WorkFolder, journal: Journal, segment: RenderedSegment) -> None:
+    """Make a finished segment durable, then record it: a kill between the two loses only it."""
+    record = segment.record
+    if record.file is not None:
+        work.commit_segment(record.index, segment.data)
+    _test_kill_point("segment-committed", record.index)
+    journal.record(record)
+    work.write_journal(journal)
+    _test_kill_point("journal-written", record.index)
+
+
+def _test_kill_point(name: str, segment: int) -> None:
+    """Tests kill vidsr at exact points: VIDSR_TEST_KILL_AT=segment-committed:2 (a segment file is
+    durable but not journaled) or journal-written:2; see also vidsr.render.segments."""
+    if os.environ.get("VIDSR_TEST_KILL_AT") == f"{name}:{segment}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class _ProgressTracker:
+    """Frames done: those of the journaled segments plus what the workers report of theirs."""
+
+    plan: RenderPlan
+    journal: Journal
+    started: float
+    on_progress: ProgressCallback | None
+    frames_at_start: int = 0
+    in_flight: dict[str, Activity] = field(default_factory=dict[str, Activity])
+
+    def __post_init__(self) -> None:
+        self.frames_at_start = self.journal.frames_done
+
+    def activity(self, activity: Activity) -> None:
+        self.in_flight[activity.worker] = activity
+        self._report()
+
+    def segment_done(self, segment: RenderedSegment) -> None:
+        for worker, activity in list(self.in_flight.items()):
+            if activity.segment == segment.record.index:
+                self.in_flight[worker] = Activity(worker, None, 0)
+        self._report()
+
+    def _report(self) -> None:
+        if self.on_progress is None:
+            return
+        flying = sum(a.frames for a in self.in_flight.values() if a.segment is not None)
+        done = self.journal.frames_done + flying
+        self.on_progress(
+            Progress(
+                frames_done=done,
+                frames_total=max(self.plan.info.frames, done),
+                elapsed=time.perf_counter() - self.started,
+                frames_at_start=self.frames_at_start,
+                segments_done=len(self.journal.segments),
+                segments_total=self.journal.segment_count,
+                workers=tuple(self.in_flight.values()),
+            )
+        )
+
+
+def open_journal(work: WorkFolder, plan: RenderPlan, *, restart: bool, inform: Notify) -> Journal:
     """The journal to continue: the recorded one if it is of this job, a new one otherwise."""
+    description = plan.description
     journal = None if restart else work.read_journal()
     if restart:
         work.clear()
@@ -248,37 +259,48 @@ def open_journal(
             f"{work.output} has an interrupted render of a different job ({changes}); "
             "run it with the earlier input and settings to resume, or add --restart to start over"
         )
-    journal = journal or Journal(job=description)
-    _drop_missing_segments(work, journal, inform)
+    journal = journal or Journal(job=description, segment_count=plan.segment_count)
+    _drop_damaged_segments(work, journal, inform)
     stray = work.discard_unrecorded(journal)
     if journal.segments:
-        total = max(info.frames, journal.frames_done)
-        inform(
-            f"resuming at frame {journal.frames_done} of {total} ({100 * journal.frames_done / total:.0f} %), "
-            f"{_count(len(journal.segments), 'segment')} done"
-            + (f"; discarded {len(stray)} unfinished segment file(s)" if stray else "")
-        )
+        discarded = f"; discarded {len(stray)} unfinished segment file(s)" if stray else ""
+        inform(_resume_message(journal, plan) + discarded)
     work.write_journal(journal)
     return journal
 
 
-def _drop_missing_segments(work: WorkFolder, journal: Journal, inform: Notify) -> None:
-    """Forget recorded segments whose files are gone or damaged, and everything after them."""
-    for position, segment in enumerate(journal.segments):
+def _resume_message(journal: Journal, plan: RenderPlan) -> str:
+    done, total = journal.frames_done, max(plan.info.frames, journal.frames_done, 1)
+    share = f"{100 * done / total:.0f} %"
+    if journal.done_from_start:
+        return f"resuming at frame {done} of {total} ({share}), {_count(len(journal.segments), 'segment')} done"
+    return (
+        f"resuming with {done} of {total} frames done ({share}), "
+        f"{len(journal.segments)} of {journal.segment_count} segments"
+    )
+
+
+def _drop_damaged_segments(work: WorkFolder, journal: Journal, inform: Notify) -> None:
+    """Forget recorded segments whose files are gone or damaged: they are rendered again."""
+    for segment in list(journal.segments):
+        if segment.file is None:
+            continue
         path = work.path / segment.file
         if not path.is_file() or path.stat().st_size != segment.size:
-            inform(f"segment {segment.index} is missing or damaged; redoing from there")
-            del journal.segments[position:]
-            journal.complete = False
-            return
+            inform(f"segment {segment.index} is missing or damaged; rendering it again")
+            journal.forget(segment.index)
 
 
-def _interrupted_message(job: UpscaleJob, journal: Journal | None, info: VideoInfo) -> str:
+def _interrupted_message(journal: Journal | None, plan: RenderPlan) -> str:
     if journal is None or not journal.segments:
         return "interrupted before the first segment was finished; nothing to resume"
+    done, total = journal.frames_done, max(plan.info.frames, journal.frames_done)
+    kept = _count(len(journal.segments), "segment")
+    if journal.done_from_start:
+        return f"interrupted after frame {done} of {total} ({kept} kept); run the same command again to resume"
     return (
-        f"interrupted after frame {journal.frames_done} of {max(info.frames, journal.frames_done)} "
-        f"({_count(len(journal.segments), 'segment')} kept); run the same command again to resume"
+        f"interrupted with {done} of {total} frames done ({kept} of {journal.segment_count} kept); "
+        "run the same command again to resume"
     )
 
 
@@ -286,240 +308,12 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def _render(
-    info: VideoInfo,
-    upscaler: Upscaler,
-    video: VideoPlanes,
-    job: UpscaleJob,
-    pix_fmt: str,
-    work: WorkFolder,
-    journal: Journal,
-    on_progress: ProgressCallback | None,
-    started: float,
-) -> None:
-    """Run decode → upscale → encode for every segment the journal does not have yet."""
-
-    def open_writer(path: Path) -> VideoWriter:
-        return VideoWriter(
-            path,
-            width=video.output_size[0],
-            height=video.output_size[1],
-            time_base=info.time_base,
-            frame_rate=info.frame_rate,
-            settings=job.encode,
-            pix_fmt=pix_fmt,
-            colour=video.output_colour,
-        )
-
-    segmentation = Segmentation(
-        start_pts=info.start_pts,
-        time_base=info.time_base,
-        seconds=Fraction(job.segment_seconds).limit_denominator(1000),
-    )
-    batches = decode_batches(
-        info,
-        batch_size=job.batch or default_batch(upscaler.device.type),
-        segmentation=segmentation,
-        first_segment=journal.next_segment,
-        first_index=journal.frames_done,
-    )
-    decoded = Prefetcher(batches, depth=DECODE_QUEUE_BATCHES, name="vidsr-decode")
-    segments = SegmentWriter(work, journal, open_writer)
-    encoder = Sink(segments.write, depth=ENCODE_QUEUE_BATCHES, name="vidsr-encode")
-    frames_at_start = frames_done = journal.frames_done
-    try:
-        for batch in decoded:
-            encoder.put(upscaler.upscale(batch))
-            frames_done += len(batch)
-            if on_progress is not None:
-                total = max(info.frames, frames_done)
-                on_progress(Progress(frames_done, total, time.perf_counter() - started, frames_at_start))
-        encoder.finish()
-        segments.finish()
-    except BaseException:
-        encoder.abort()
-        segments.abort()
-        raise
-    finally:
-        decoded.close()
-    if journal.frames_done == 0:
-        raise OutputError(f"{info.path}: no video frame could be decoded")
-
-
-class SegmentWriter:
-    """Encodes each segment into its own file; a finished one is made durable, then journaled.
-
-    Runs in the encode thread. The order of a commit is what makes a kill at any instant safe:
-    encoder flushed → file fsynced and renamed → journal replaced atomically.
-    """
-
-    def __init__(self, work: WorkFolder, journal: Journal, open_writer: Callable[[Path], VideoWriter]) -> None:
-        self.work = work
-        self.journal = journal
-        self.open_writer = open_writer
-        self.writer: VideoWriter | None = None
-        self.index = -1
-        self.pts: list[int] = []
-
-    def write(self, batch: OutputBatch) -> None:
-        if self.writer is not None and batch.segment != self.index:
-            self._commit()
-        if self.writer is None:
-            self.index = batch.segment
-            self.pts = []
-            self.writer = self.open_writer(self.work.in_progress_path(self.index))
-        self.writer.write(batch)
-        self.pts.extend(batch.pts)
-        _test_kill_point("frame", batch.first_index)
-
-    def finish(self) -> None:
-        if self.writer is not None:
-            self._commit()
-        self.journal.complete = True
-        self.work.write_journal(self.journal)
-
-    def abort(self) -> None:
-        """Stop without committing; the unfinished segment file is discarded by the next run."""
-        if self.writer is not None:
-            self.writer.abort()
-            self.writer = None
-
-    def _commit(self) -> None:
-        if self.writer is None:
-            return
-        self.writer.close()
-        self.writer = None
-        path = self.work.commit_segment(self.index)
-        _test_kill_point("segment-committed", self.index)
-        record = SegmentRecord(
-            index=self.index,
-            file=path.name,
-            frames=len(self.pts),
-            first_pts=self.pts[0],
-            last_pts=self.pts[-1],
-            size=path.stat().st_size,
-        )
-        self.journal.segments.append(record)
-        self.work.write_journal(self.journal)
-        _test_kill_point("journal-written", self.index)
-
-
-def _test_kill_point(name: str, segment: int) -> None:
-    """Tests kill vidsr at exact points: VIDSR_TEST_KILL_AT=segment-committed:2 (a segment file is
-    durable but not journaled), journal-written:2, or frame:30 (mid-segment, after encoding the
-    batch that starts at frame 30)."""
-    if os.environ.get("VIDSR_TEST_KILL_AT") == f"{name}:{segment}":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def check_complete(output: Path, frames: int) -> None:
-    """Read back what was written before it takes the output's name: a short file never does."""
-    written = count_video_packets(output)
-    if written != frames:
-        raise OutputError(f"{output} holds {written} of {frames} frames after writing; is the disk full?")
-
-
-def default_batch(device_type: str) -> int:
-    """Frames per network call: one on the CPU, where bigger batches are no faster (bench/speed.py:
-    12.9, 12.8 and 12.6 fps at batch 1, 2 and 4 for realesr-animevideov3), more on a GPU."""
-    return 4 if device_type == "cuda" else 1
-
-
-def plan_output_size(info: VideoInfo, model: LoadedModel, job: UpscaleJob, layout: PlaneLayout) -> tuple[int, int]:
-    """The output frame size from --scale or --width/--height, rounded to what the pixel
-    format can hold (even sizes for 4:2:0)."""
-    if job.upscale.scale is not None and (job.width or job.height):
-        raise SettingsError("--scale and --width/--height both set the size: choose one")
-    if job.width or job.height:
-        width, height = _fill_in_aspect(job.width, job.height, info.width / info.height)
-    else:
-        scale = check_scale(job.upscale.scale) if job.upscale.scale is not None else float(model.scale)
-        width, height = round(info.width * scale), round(info.height * scale)
-    shift_x, shift_y = layout.chroma_shift
-    width, height = _round_up(width, 1 << shift_x), _round_up(height, 1 << shift_y)
-    effective = max(width / info.width, height / info.height)
-    if not MIN_SCALE <= effective <= MAX_SCALE:
-        raise SettingsError(
-            f"{width}x{height} is x{effective:.2f} of {info.width}x{info.height}; "
-            f"vidsr enlarges from x{MIN_SCALE:g} to x{MAX_SCALE:g}"
-        )
-    return width, height
-
-
-def _fill_in_aspect(width: int | None, height: int | None, aspect: float) -> tuple[int, int]:
-    """(width, height) with the one not given (None or 0) following ``aspect`` (width / height)."""
-    if width and height:
-        return width, height
-    if width:
-        return width, round(width / aspect)
-    if height:
-        return round(height * aspect), height
-    raise ValueError("give a width, a height or both")
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def _warn_about_extra_passes(upscaler: Upscaler, info: VideoInfo, size: tuple[int, int], warn: Notify) -> None:
-    passes = upscaler.passes_for(max(size[0] / info.width, size[1] / info.height))
+def _warn_about_extra_passes(plan: RenderPlan, model: LoadedModel, warn: Notify) -> None:
+    passes = plan.network_passes(model.scale)
     if passes > 1:
-        native = upscaler.model.scale
+        native = model.scale
         work = sum(native ** (2 * n) for n in range(passes))
         warn(
-            f"{size[0]}x{size[1]} is beyond {upscaler.model.name}'s x{native}: it runs {passes} times per frame, "
+            f"{plan.size[0]}x{plan.size[1]} is beyond {model.name}'s x{native}: it runs {passes} times per frame, "
             f"the later passes on the enlarged frames (about {work}x the work of one pass)"
         )
-
-
-def check_paths(source: Path, output: Path, *, force: bool) -> None:
-    """Refuse, before any work, an output that would overwrite the input or an existing file."""
-    if output.exists() or output.is_symlink():
-        if source.exists() and output.exists() and os.path.samefile(source, output):
-            raise OutputError(f"output {output} is the input file; choose another name")
-        if output.is_dir():
-            raise OutputError(f"output {output} is a folder; give a file name such as {output / 'upscaled.mp4'}")
-        if not force:
-            raise OutputError(f"output {output} already exists; use --force to overwrite it")
-    elif source.resolve() == output.resolve():
-        raise OutputError(f"output {output} is the input file; choose another name")
-    folder = output.parent
-    if not folder.is_dir():
-        raise OutputError(f"output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {folder} is not writable")
-    if not output.suffix:
-        raise OutputError(f"output {output} has no extension; vidsr picks the container from it (.mp4, .mkv, .mov)")
-
-
-def check_container(output: Path, codec_name: str) -> None:
-    """Refuse, before any work, an output extension FFmpeg has no muxer for, or one that
-    cannot hold the chosen video codec."""
-    probe_path = partial_path(output)
-    try:
-        container = av.open(str(probe_path), mode="w")
-    except (ValueError, av.error.FFmpegError):
-        raise OutputError(
-            f"output {output}: FFmpeg knows no container for '{output.suffix}' (try .mp4 or .mkv)"
-        ) from None
-    except OSError as exc:
-        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
-    format_name = container.format.name
-    container.close()
-    probe_path.unlink(missing_ok=True)
-
-    def add_video(probe: av.container.OutputContainer) -> None:
-        stream = probe.add_stream(codec_name, rate=24)
-        if not isinstance(stream, av.video.stream.VideoStream):
-            raise ValueError(f"{codec_name} is not a video codec")
-        stream.width, stream.height = 64, 64
-
-    if not format_accepts(format_name, add_video):
-        raise SettingsError(
-            f"a {output.suffix} file cannot hold {codec_name} video; choose another --codec or extension"
-        )
-
-
-def partial_path(output: Path) -> Path:
-    """The temporary name the output is written under; it keeps the extension FFmpeg reads."""
-    return output.with_name(f".{output.stem}.partial{output.suffix}")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from vidsr.durable import sync_file, sync_folder
+from vidsr.durable import atomic_write
 from vidsr.errors import OutputError
 from vidsr.render.journal import Journal, read_journal, write_journal
 
@@ -66,21 +66,21 @@ class WorkFolder:
     def segment_path(self, index: int) -> Path:
         return self.path / f"segment-{index:06d}{SEGMENT_SUFFIX}"
 
-    def in_progress_path(self, index: int) -> Path:
-        return self.path / f"segment-{index:06d}.partial{SEGMENT_SUFFIX}"
-
-    def commit_segment(self, index: int) -> Path:
-        """Make a finished segment file durable under its final name."""
-        source, target = self.in_progress_path(index), self.segment_path(index)
-        sync_file(source)
-        os.replace(source, target)
-        sync_folder(self.path)
+    def commit_segment(self, index: int, data: bytes) -> Path:
+        """Write a finished segment's bytes durably under its final name (temp file, fsync,
+        rename, fsync of the folder): after a crash it is there whole, or not at all."""
+        target = self.segment_path(index)
+        try:
+            atomic_write(target, lambda handle: handle.write(data))
+        except OSError as exc:
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
         return target
 
     def discard_unrecorded(self, journal: Journal) -> list[Path]:
         """Delete segment files the journal does not name (a kill can leave them); return them."""
         recorded = {segment.file for segment in journal.segments}
-        stray = [p for p in self.path.glob(f"segment-*{SEGMENT_SUFFIX}") if p.name not in recorded]
+        candidates = [*self.path.glob("segment-*"), *self.path.glob(".segment-*")]  # .tmp: a kill mid-write
+        stray = [p for p in candidates if p.name not in recorded]
         for path in stray:
             path.unlink(missing_ok=True)
         return stray

@@ -23,6 +23,7 @@ from vidsr.upscale.runner import (
     VideoPlanes,
     check_scale,
     create_upscaler,
+    network_passes,
     resize,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "choose_precision",
     "cpu_has_native_bf16",
     "create_upscaler",
+    "network_passes",
     "resize",
     "select_device",
     "should_compile",

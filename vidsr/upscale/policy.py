@@ -49,17 +49,21 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def default_precision(device: torch.device, model: LoadedModel, *, bit_depth: int = 8) -> Precision:
+def default_precision(
+    device: torch.device, model: LoadedModel, *, bit_depth: int = 8, native_bf16: bool | None = None
+) -> Precision:
     """The fastest precision that keeps the output faithful.
 
     fp16 on CUDA. bf16 on CPUs with native bf16 dot products: measured within 52-56 dB of fp32
     with the three embedded models on real frames, and 1.9x as fast (bench/speed.py). Not for
     sources above 8 bits, though: bf16 holds 8 significant bits, which would be the 8-bit detour
-    10-bit video must not take. fp32 everywhere else.
+    10-bit video must not take. fp32 everywhere else. ``native_bf16`` says whether the CPUs that
+    will run the network have bf16 in hardware (None: this one's).
     """
     if device.type == "cuda" and model.supports_half:
         return "fp16"
-    if device.type == "cpu" and bit_depth <= 8 and cpu_has_native_bf16():
+    native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
+    if device.type == "cpu" and bit_depth <= 8 and native:
         return "bf16"
     return "fp32"
 
@@ -80,10 +84,12 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def choose_precision(name: str, device: torch.device, model: LoadedModel, *, bit_depth: int = 8) -> Precision:
+def choose_precision(
+    name: str, device: torch.device, model: LoadedModel, *, bit_depth: int = 8, native_bf16: bool | None = None
+) -> Precision:
     """The user's --precision, or the default for this device, model and source depth."""
     if name == "auto":
-        return default_precision(device, model, bit_depth=bit_depth)
+        return default_precision(device, model, bit_depth=bit_depth, native_bf16=native_bf16)
     if name not in PRECISIONS:
         raise SettingsError(f"--precision {name}: choose one of {', '.join(PRECISIONS)}")
     if name == "fp16" and device.type == "cpu":

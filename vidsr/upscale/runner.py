@@ -33,6 +33,7 @@ __all__ = [
     "check_scale",
     "compiled_network",
     "create_upscaler",
+    "network_passes",
     "resize",
 ]
 
@@ -165,10 +166,7 @@ class Upscaler:
 
     def passes_for(self, scale: float) -> int:
         """How many times the network runs to reach ``scale`` (at least once: it is the model)."""
-        passes, reached = 1, self.model.scale
-        while reached < scale - 1e-6 and self.model.scale > 1:
-            passes, reached = passes + 1, reached * self.model.scale
-        return passes
+        return network_passes(self.model.scale, scale)
 
     def _network_pass(self, rgb: torch.Tensor) -> torch.Tensor:
         """One run of the network at its native scale; on out-of-memory, smaller batches, then tiles."""
@@ -221,6 +219,15 @@ class Upscaler:
 
 
 _SMALLEST_AUTOMATIC_TILE = 32
+
+
+def network_passes(native_scale: int, scale: float) -> int:
+    """How many times a network of ``native_scale`` runs to reach ``scale``: once up to its own
+    scale, then again on its own output (x16 = x4 twice)."""
+    passes, reached = 1, native_scale
+    while reached < scale - 1e-6 and native_scale > 1:
+        passes, reached = passes + 1, reached * native_scale
+    return passes
 
 
 def compiled_network(network: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -1,0 +1,169 @@
+"""Rendering one segment: decode its frames, upscale them, encode them into bytes.
+
+The same code renders every segment wherever it runs: in this process (one segment after the
+other) or in a Ray worker, so a render spread over many machines cannot drift from one made
+on one. A :class:`SegmentRenderer` loads the network once and renders many segments.
+
+    decode thread ──queue──► upscale (this thread, on the device) ──queue──► encode thread ─► bytes
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vidsr.errors import ModelError
+from vidsr.media import VideoWriter, decode_batches
+from vidsr.models import LoadedModel, choose_model
+from vidsr.planes import FrameBatch, OutputBatch
+from vidsr.render.journal import SegmentRecord
+from vidsr.render.plan import RenderPlan
+from vidsr.render.stages import Prefetcher, Sink
+from vidsr.upscale import Upscaler, select_device
+
+__all__ = ["RenderedSegment", "SegmentRenderer", "render_segment", "segment_file_name"]
+
+DECODE_QUEUE_BATCHES = 4  # decoded batches waiting for the network
+ENCODE_QUEUE_BATCHES = 4  # upscaled batches waiting for the encoder
+
+FramesCallback = Callable[[int], None]  # frames of the segment finished so far
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RenderedSegment:
+    """A finished segment: its encoded bytes (empty when no frame falls in it) and its record."""
+
+    data: bytes
+    record: SegmentRecord
+
+
+def segment_file_name(index: int) -> str:
+    return f"segment-{index:06d}.nut"
+
+
+class SegmentRenderer:
+    """Renders segments of one plan, with the network loaded once.
+
+    ``model`` is the plan's network when this process already has it; otherwise the renderer
+    loads it from the plan's model names (which must name the same files here) and refuses
+    weights whose hash is not the plan's.
+    """
+
+    def __init__(self, plan: RenderPlan, model: LoadedModel | None = None, *, warn: Notify | None = None) -> None:
+        loaded = model if model is not None else choose_model(plan.models, plan.alpha)
+        if loaded.content_hash != plan.model_hash:
+            raise ModelError(
+                f"{loaded.name} here is not the model the render was planned with "
+                f"(weights {loaded.content_hash[:12]}, planned {plan.model_hash[:12]}); "
+                "give every machine the same file"
+            )
+        self.plan = plan
+        self.upscaler = Upscaler(
+            loaded,
+            device=select_device(plan.device),
+            precision=plan.precision,
+            tile=plan.tile,
+            video=plan.video,
+            compile=plan.compile,
+            warn=warn or _quiet,
+        )
+
+    def render(self, index: int, *, on_frames: FramesCallback | None = None) -> RenderedSegment:
+        """Decode, upscale and encode segment ``index``; raises VidsrError for bad input or output."""
+        plan = self.plan
+        batches = decode_batches(
+            plan.info,
+            batch_size=plan.batch,
+            segmentation=plan.segmentation,
+            first_segment=index,
+            last_segment=None if index == plan.segment_count - 1 else index,  # the last one runs to the end
+        )
+        encoded = _EncodedSegment(plan, index)
+        decoded: Prefetcher[FrameBatch] | None = None
+        encoder: Sink[OutputBatch] | None = None
+        try:  # the threads start inside it, so whatever stops the render also stops them
+            decoded = Prefetcher(batches, depth=DECODE_QUEUE_BATCHES, name="vidsr-decode")
+            encoder = Sink(encoded.write, depth=ENCODE_QUEUE_BATCHES, name="vidsr-encode")
+            frames = 0
+            for batch in decoded:
+                encoder.put(self.upscaler.upscale(batch))
+                frames += len(batch)
+                if on_frames is not None:
+                    on_frames(frames)
+            encoder.finish()
+        except BaseException:
+            if encoder is not None:
+                encoder.abort()
+            encoded.abort()
+            raise
+        finally:
+            if decoded is not None:
+                decoded.close()
+        return encoded.finish()
+
+
+def render_segment(plan: RenderPlan, index: int, model: LoadedModel | None = None) -> RenderedSegment:
+    """Render one segment of ``plan`` (loading the network for it: use a SegmentRenderer for many)."""
+    return SegmentRenderer(plan, model).render(index)
+
+
+class _EncodedSegment:
+    """The encoder's side of one segment, in the encode thread: frames into NUT bytes in memory."""
+
+    def __init__(self, plan: RenderPlan, index: int) -> None:
+        self.plan = plan
+        self.index = index
+        self.buffer = io.BytesIO()
+        self.writer: VideoWriter | None = None
+        self.pts: list[int] = []
+
+    def write(self, batch: OutputBatch) -> None:
+        if self.writer is None:  # opened with the first frame: a segment with none stays empty
+            plan = self.plan
+            self.writer = VideoWriter(
+                self.buffer,
+                width=plan.size[0],
+                height=plan.size[1],
+                time_base=plan.info.time_base,
+                frame_rate=plan.info.frame_rate,
+                settings=plan.encode,
+                pix_fmt=plan.pix_fmt,
+                colour=plan.info.colour,
+            )
+        self.writer.write(batch)
+        self.pts.extend(batch.pts)
+        _test_kill_point(f"frame:{self.index}:{batch.first_index}")
+
+    def finish(self) -> RenderedSegment:
+        if self.writer is not None:
+            self.writer.close()
+        data = self.buffer.getvalue()
+        record = SegmentRecord(
+            index=self.index,
+            file=segment_file_name(self.index) if self.pts else None,
+            frames=len(self.pts),
+            first_pts=self.pts[0] if self.pts else None,
+            last_pts=self.pts[-1] if self.pts else None,
+            size=len(data),
+        )
+        return RenderedSegment(data, record)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+
+
+def _test_kill_point(name: str) -> None:
+    """Tests kill vidsr at exact points, e.g. VIDSR_TEST_KILL_AT=frame:3:4 (in segment 3, after encoding
+    the batch that starts at its frame 4); see also the commit points in the pipeline."""
+    if os.environ.get("VIDSR_TEST_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _quiet(message: str) -> None:
+    pass
