@@ -11,9 +11,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from vidsr.cli import console
+from vidsr.errors import SettingsError
 from vidsr.media import EncodeSettings
 from vidsr.models import DEFAULT_MODEL
-from vidsr.render import DEFAULT_SEGMENT_SECONDS, UpscaleJob, upscale_video
+from vidsr.render import DEFAULT_SEGMENT_SECONDS, Backend, UpscaleJob, upscale_video
 from vidsr.render import Progress as RenderProgress
 from vidsr.upscale import UpscaleOptions
 
@@ -34,14 +35,29 @@ def progress_bar(enabled: bool) -> Generator[Callable[[RenderProgress], None], N
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[workers]}"),
     )
     with Progress(*columns, console=console.stderr, transient=False) as bar:
-        task = bar.add_task("upscale", total=None, fps=0.0)
+        task = bar.add_task("upscale", total=None, fps=0.0, workers="")
 
         def update(progress: RenderProgress) -> None:
-            bar.update(task, completed=progress.frames_done, total=progress.frames_total, fps=progress.fps)
+            bar.update(
+                task,
+                completed=progress.frames_done,
+                total=progress.frames_total,
+                fps=progress.fps,
+                workers=_workers_text(progress),
+            )
 
         yield update
+
+
+def _workers_text(progress: RenderProgress) -> str:
+    """With a cluster: segments done and what the busy workers are on, "seg 7/30 · s8 40f, s9 12f"."""
+    if progress.segments_total < 2 or not progress.workers:
+        return ""
+    busy = [f"s{a.segment} {a.frames}f" for a in progress.workers if a.segment is not None]
+    return f"seg {progress.segments_done}/{progress.segments_total}" + (" · " + ", ".join(busy) if busy else "")
 
 
 def upscale(
@@ -100,6 +116,18 @@ def upscale(
         bool, typer.Option(help="Discard an interrupted render of OUTPUT instead of resuming it.")
     ] = False,
     keep_work: Annotated[bool, typer.Option(help="Keep the encoded segments after OUTPUT is written.")] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Render on a Ray cluster (pip install 'vidsr[ray]'): local (every GPU or core of this machine), "
+            "auto (RAY_ADDRESS, or a cluster started here), HOST:PORT or ray://HOST:PORT.",
+            show_default=False,
+        ),
+    ] = None,
+    worker_cpus: Annotated[
+        int | None,
+        typer.Option(help="With --cluster: CPUs per renderer (default: a GPU's share, or a whole node).", min=1),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no messages but errors.")] = False,
 ) -> None:
     """Upscale a video; audio, subtitles and chapters are kept. Same as `vidsr INPUT OUTPUT`."""
@@ -130,11 +158,28 @@ def upscale(
         console.stop_on_sigterm(),
         progress_bar(enabled=not quiet and console.stderr.is_terminal) as on_progress,
     ):
-        result = upscale_video(job, on_progress=on_progress, warn=console.warn, inform=say)
+        backend = _backend(cluster, worker_cpus)
+        try:
+            result = upscale_video(job, on_progress=on_progress, warn=console.warn, inform=say, backend=backend)
+        finally:
+            backend.close()
     rendered = result.frames - result.frames_resumed
+    workers = f" ({result.workers} workers)" if result.workers > 1 else ""
     say(
         f"wrote {result.output}: {result.frames} frames at {result.width}x{result.height} "
-        f"with {result.model} on {result.device}, {result.encoder}; {rendered} frames in {result.seconds:.1f} s "
+        f"with {result.model} on {result.device}{workers}, {result.encoder}; "
+        f"{rendered} frames in {result.seconds:.1f} s "
         f"({rendered / max(result.seconds, 1e-9):.2f} fps)"
         + (f", {result.frames_resumed} from the interrupted run" if result.frames_resumed else "")
     )
+
+
+def _backend(cluster: str | None, worker_cpus: int | None) -> Backend:
+    """This process, or a Ray cluster (imported only when asked for: Ray is an optional extra)."""
+    if cluster is None:
+        if worker_cpus is not None:
+            raise SettingsError("--worker-cpus is for --cluster")
+        return Backend()
+    from vidsr.render.ray_executor import RayBackend
+
+    return RayBackend(cluster, worker_cpus=worker_cpus)

@@ -23,11 +23,13 @@ __all__ = ["Activity", "Executor", "InProcessExecutor"]
 
 @dataclass(frozen=True)
 class Activity:
-    """What one worker is doing: the segment it renders and the frames of it done so far."""
+    """What one worker is doing: the segment it renders (None: idle) and the frames of it done so far."""
 
     worker: str
     segment: int | None
     frames: int
+    pid: int | None = None  # the worker's process, where it has one of its own
+    node: str | None = None  # the cluster node it runs on
 
 
 ActivityCallback = Callable[[Activity], None]

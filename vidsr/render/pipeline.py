@@ -97,6 +97,9 @@ class Backend:
     ) -> Executor:
         return InProcessExecutor(plan, model, warn=warn, on_activity=on_activity)
 
+    def close(self) -> None:
+        """Let go of what the backend holds (a cluster connection it started)."""
+
 
 def _quiet(message: str) -> None:
     pass

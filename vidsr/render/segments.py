@@ -53,7 +53,14 @@ class SegmentRenderer:
     weights whose hash is not the plan's.
     """
 
-    def __init__(self, plan: RenderPlan, model: LoadedModel | None = None, *, warn: Notify | None = None) -> None:
+    def __init__(
+        self,
+        plan: RenderPlan,
+        model: LoadedModel | None = None,
+        *,
+        warn: Notify | None = None,
+        decoder_threads: int = 0,
+    ) -> None:
         loaded = model if model is not None else choose_model(plan.models, plan.alpha)
         if loaded.content_hash != plan.model_hash:
             raise ModelError(
@@ -62,6 +69,7 @@ class SegmentRenderer:
                 "give every machine the same file"
             )
         self.plan = plan
+        self.decoder_threads = decoder_threads  # 0: FFmpeg's choice; a cluster worker uses its share of the CPUs
         self.upscaler = Upscaler(
             loaded,
             device=select_device(plan.device),
@@ -81,6 +89,7 @@ class SegmentRenderer:
             segmentation=plan.segmentation,
             first_segment=index,
             last_segment=None if index == plan.segment_count - 1 else index,  # the last one runs to the end
+            decoder_threads=self.decoder_threads,
         )
         encoded = _EncodedSegment(plan, index)
         decoded: Prefetcher[FrameBatch] | None = None

@@ -1,0 +1,209 @@
+"""`--cluster`: the same render spread over Ray workers gives the output one process gives, and
+survives a lost worker, a lost driver, and a switch between the two ways of rendering.
+
+One Ray instance serves the module (started here, two CPUs); the node-loss tests, which need a
+cluster of several nodes, are in test_cluster_nodes.py. The first tests start their own Ray
+through the command line (`--cluster local`), before this module's instance exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Read by Ray when it is imported (and inherited by the vidsr processes the tests start).
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file written on the test machine
+
+ray = pytest.importorskip("ray")
+
+from media import ClipSpec, audio_packets, write_clip  # noqa: E402
+from test_resume import assert_same_render as assert_same_long_render  # noqa: E402
+
+from vidsr.models.arch import RRDBNet  # noqa: E402
+from vidsr.render import UpscaleJob, upscale_video  # noqa: E402
+from vidsr.render.ray_executor import RayBackend  # noqa: E402
+from vidsr.render.workfolder import WorkFolder  # noqa: E402
+from vidsr.upscale import UpscaleOptions  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
+
+
+def vidsr(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "vidsr", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
+
+
+def decoded(path: Path) -> tuple[list[int], list[bytes]]:
+    import av
+
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+        return [f.pts for f in frames], [f.to_ndarray().tobytes() for f in frames]
+
+
+def assert_same_output(result: Path, reference: Path) -> None:
+    """The same decoded frames at the same pts, and the same audio packets."""
+    assert decoded(result) == decoded(reference)
+    assert audio_packets(result) == audio_packets(reference)
+
+
+# ---- `vidsr IN OUT --cluster local`: a Ray of its own, every core of this machine --------------
+
+
+@pytest.mark.parametrize("name", ["sample.mp4", "vfr.mkv"])
+def test_cluster_local_gives_what_one_process_gives(name, vfr_mkv, nearest_model, tmp_path):
+    source = SAMPLE if name == "sample.mp4" else vfr_mkv
+    alone = tmp_path / f"alone{source.suffix}"
+    spread = tmp_path / f"spread{source.suffix}"
+    common = ("--model", nearest_model, "--segment-seconds", "1")
+    assert vidsr(source, alone, *common).returncode == 0
+    clustered = vidsr(source, spread, *common, "--cluster", "local", "--worker-cpus", "1")
+    assert clustered.returncode == 0, clustered.stderr
+    assert "(2 workers)" in clustered.stderr
+    assert_same_output(spread, alone)
+    if source.suffix == ".mp4":
+        assert spread.read_bytes() == alone.read_bytes()  # byte for byte where the container allows
+
+
+@pytest.fixture(scope="module")
+def vfr_mkv(tmp_path_factory) -> Path:
+    """Variable frame rate, 2.6 s, in Matroska (millisecond timestamps), with AAC."""
+    return write_clip(tmp_path_factory.mktemp("cluster") / "vfr.mkv", ClipSpec(vfr=True, frames=36))
+
+
+def test_a_missing_ray_is_one_line_saying_what_to_install(clip, nearest_model, tmp_path):
+    blocker = tmp_path / "no_ray"
+    blocker.mkdir()
+    (blocker / "ray.py").write_text("raise ImportError('no ray here')\n")
+    result = vidsr(clip, tmp_path / "out.mp4", "--model", nearest_model, "--cluster", "local", PYTHONPATH=str(blocker))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: --cluster needs Ray: pip install 'vidsr[ray]'"
+    assert not (tmp_path / "out.mp4").exists()
+
+
+# ---- one Ray for the rest of the module ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    ray.init(
+        address="local",
+        num_cpus=2,
+        object_store_memory=100 * 1024 * 1024,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def job(source: Path, output: Path, model: Path, **changes: object) -> UpscaleJob:
+    settings: dict[str, object] = {"segment_seconds": 0.5, **changes}
+    return UpscaleJob(input=source, output=output, upscale=UpscaleOptions(models=(str(model),)), **settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("clip_name", ["ten_bit_clip", "rich_mkv"])
+def test_ten_bit_and_audio_with_subtitles_come_out_as_from_one_process(
+    clip_name, request, ray_address, nearest_model, tmp_path
+):
+    source = request.getfixturevalue(clip_name)
+    alone = upscale_video(job(source, tmp_path / f"alone{source.suffix}", nearest_model))
+    spread = upscale_video(
+        job(source, tmp_path / f"spread{source.suffix}", nearest_model), backend=RayBackend("auto", worker_cpus=1)
+    )
+    assert spread.workers == 2
+    assert spread.frames == alone.frames
+    assert_same_output(spread.output, alone.output)
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    return write_clip(
+        tmp_path_factory.mktemp("cluster-long") / "long clip.mp4", ClipSpec(width=96, height=64, frames=144)
+    )
+
+
+@pytest.fixture(scope="module")
+def slow_model(tmp_path_factory) -> Path:
+    """A small random RRDBNet: a segment takes long enough to lose a worker in the middle of it."""
+    import torch
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("cluster-models") / "slow-rrdb.pth"
+    torch.save({"params_ema": RRDBNet(num_feat=24, num_block=1, num_grow_ch=12, scale=4).state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(long_clip, slow_model, tmp_path_factory) -> Path:
+    """The one-process render every cluster render must equal."""
+    output = tmp_path_factory.mktemp("cluster-reference") / "reference.mp4"
+    return upscale_video(job(long_clip, output, slow_model)).output
+
+
+def test_a_worker_killed_mid_segment_costs_that_segment_only(ray_address, long_clip, slow_model, reference, tmp_path):
+    killed: list[int] = []
+
+    def kill_a_busy_worker(progress) -> None:
+        for activity in progress.workers:
+            if not killed and activity.segment == 3 and activity.frames > 0 and activity.pid:
+                killed.append(activity.pid)
+                os.kill(activity.pid, signal.SIGKILL)
+
+    result = upscale_video(
+        job(long_clip, tmp_path / "out.mp4", slow_model),
+        backend=RayBackend("auto", worker_cpus=1),
+        on_progress=kill_a_busy_worker,
+    )
+    assert killed, "no worker was seen on segment 3"
+    assert result.frames == 144
+    assert_same_long_render(result.output, reference)
+
+
+def cluster_command(source: Path, output: Path, model: Path, *extra: str) -> list[str | Path]:
+    return [source, output, "--model", model, "--segment-seconds", "0.5", "--batch", "1", *extra]
+
+
+def test_a_killed_driver_resumes_with_exactly_the_missing_segments(
+    ray_address, long_clip, slow_model, reference, tmp_path
+):
+    output = tmp_path / "out.mp4"
+    on_cluster = ("--cluster", "auto", "--worker-cpus", "1")
+    killed = vidsr(
+        *cluster_command(long_clip, output, slow_model, *on_cluster),
+        RAY_ADDRESS=ray_address,
+        VIDSR_TEST_KILL_AT="journal-written:5",
+    )
+    assert killed.returncode == -signal.SIGKILL
+    done = {s["index"] for s in json.loads(WorkFolder(output).journal_path.read_text())["segments"]}
+    assert 5 in done and len(done) < 12
+
+    resumed = vidsr(*cluster_command(long_clip, output, slow_model, *on_cluster), RAY_ADDRESS=ray_address)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(done)} " in resumed.stderr and "resuming" in resumed.stderr
+    assert_same_long_render(output, reference)
+
+
+@pytest.mark.parametrize("first, then", [("cluster", "one process"), ("one process", "cluster")])
+def test_a_render_started_one_way_is_finished_the_other(
+    first, then, ray_address, long_clip, slow_model, reference, tmp_path
+):
+    output = tmp_path / "out.mp4"
+    ways = {"cluster": ("--cluster", "auto", "--worker-cpus", "1"), "one process": ()}
+    killed = vidsr(
+        *cluster_command(long_clip, output, slow_model, *ways[first]),
+        RAY_ADDRESS=ray_address,
+        VIDSR_TEST_KILL_AT="journal-written:3",
+    )
+    assert killed.returncode == -signal.SIGKILL
+    finished = vidsr(*cluster_command(long_clip, output, slow_model, *ways[then]), RAY_ADDRESS=ray_address)
+    assert finished.returncode == 0, finished.stderr
+    assert "resuming" in finished.stderr
+    assert_same_long_render(output, reference)

@@ -1,0 +1,301 @@
+"""Segments rendered on the workers of a Ray cluster (the optional extra ``vidsr[ray]``).
+
+Ray Core does the scheduling: one task per segment, each taking a GPU (or a share of a node's
+CPUs), in worker processes that keep the network loaded from one segment to the next, and task
+retries so a lost worker or node costs one segment, rendered again elsewhere. The segment bytes
+come back through the object store to this process, which alone writes the work folder and the
+journal; a lost driver is the journal's business: the same command resumes. Every worker reads
+the input itself, from a path they all see.
+"""
+
+# Strict typing, less the unknown-type checks: Ray types its remote handles only in part.
+# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false
+# pyright: reportUnknownParameterType=false, reportUnknownLambdaType=false, reportMissingTypeStubs=false
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from vidsr.errors import SettingsError, VidsrError
+from vidsr.models import LoadedModel
+from vidsr.render.executor import Activity, Executor
+from vidsr.render.pipeline import Backend
+from vidsr.render.plan import RenderPlan
+from vidsr.render.segments import RenderedSegment, SegmentRenderer
+
+__all__ = ["OBJECT_STORE_BYTES", "RayBackend"]
+
+# The object store only carries encoded segments (a few MB each) and the weights once: a small
+# store is plenty, and Ray spills to disk beyond it. Ray's own minimum is 75 MiB.
+OBJECT_STORE_BYTES = 512 * 1024 * 1024
+TASK_RETRIES = 4  # a segment whose worker dies more often than this (a real fault, not bad luck) fails the render
+_POLL_SECONDS = 1.0  # how often the driver looks at the workers' activity while it waits
+_STARTUP_SECONDS = 120.0  # the most a question to the cluster may take
+
+
+class RayBackend(Backend):
+    """A Ray cluster to render on: ``local`` (start one on this machine, every core and GPU),
+    ``auto`` (the cluster ``RAY_ADDRESS`` names, or one started with ``ray start`` here), or an
+    address (``HOST:PORT``, or ``ray://HOST:PORT`` through Ray Client). Connects when first asked."""
+
+    def __init__(self, address: str, *, worker_cpus: int | None = None) -> None:
+        self.address = address
+        self.worker_cpus = worker_cpus
+        self.name = f"Ray ({address})"
+        self._ray: Any = None
+        self._started_here = False
+
+    # ---- the cluster
+
+    def _connect(self) -> Any:
+        if self._ray is not None:
+            return self._ray
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():  # a program that runs Ray already
+            self._ray = sys.modules["ray"]
+            return self._ray
+        # Read when ray is imported: nothing phones home, and token authentication (Ray's default for
+        # new clusters) is asked for explicitly; set RAY_AUTH_MODE=disabled for a cluster without it.
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        try:
+            import ray
+        except ImportError:
+            raise SettingsError("--cluster needs Ray: pip install 'vidsr[ray]'") from None
+        try:
+            if self.address == "local":
+                ray.init(
+                    address="local",
+                    object_store_memory=OBJECT_STORE_BYTES,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
+                self._started_here = True
+                _keep_token_private()
+            else:
+                address = None if self.address == "auto" and os.environ.get("RAY_ADDRESS") else self.address
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise VidsrError(f"--cluster {self.address}: cannot reach the Ray cluster ({reason[:200]})") from None
+        self._ray = ray
+        return ray
+
+    def worker_device(self, requested: str) -> tuple[str | None, bool | None]:
+        ray = self._connect()
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        if requested == "mps":
+            raise SettingsError("--device mps is for one Mac; a cluster renders on cuda or cpu")
+        if requested == "cuda" and not gpus:
+            raise SettingsError("--device cuda: the Ray cluster has no GPU (try --device cpu)")
+        device = "cuda" if gpus and requested in ("auto", "cuda") else "cpu"
+        return device, (self._all_nodes_have_native_bf16() if device == "cpu" else None)
+
+    def _all_nodes_have_native_bf16(self) -> bool:
+        """bf16 only where every node computes it in hardware: the plan is the same for all."""
+        ray = self._ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        probe = ray.remote(num_cpus=0)(_native_bf16)
+        nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU")]
+        answers = [
+            probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote()
+            for node in nodes
+        ]
+        return bool(answers) and all(ray.get(answers, timeout=_STARTUP_SECONDS))
+
+    def executor(
+        self,
+        plan: RenderPlan,
+        model: LoadedModel,
+        *,
+        warn: Callable[[str], None],
+        on_activity: Callable[[Activity], None],
+    ) -> Executor:
+        ray = self._connect()
+        cpus, gpus, count = self._worker_shape(plan.device)
+        executor = RayExecutor(ray, plan, cpus=cpus, gpus=gpus, workers=count)
+        executor.follow(on_activity)
+        return executor
+
+    def _worker_shape(self, device: str) -> tuple[int, int, int]:
+        """(CPUs, GPUs, how many at once) of the segment tasks: one per GPU with the CPUs that go
+        with it, or CPU shares of ``worker_cpus`` (default: a whole node, the smallest one, so
+        every node takes at least one)."""
+        ray = self._ray
+        alive = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+        if device == "cuda":
+            per_gpu = [int(r.get("CPU", 0)) // int(r["GPU"]) for r in alive if int(r.get("GPU", 0))]
+            cpus = self.worker_cpus or max(1, min(per_gpu))
+            return cpus, 1, sum(int(r.get("GPU", 0)) for r in alive)
+        node_cpus = [c for c in (int(r.get("CPU", 0)) for r in alive) if c > 0]
+        if not node_cpus:
+            raise VidsrError(f"--cluster {self.address}: the Ray cluster has no worker with a CPU")
+        cpus = self.worker_cpus or min(node_cpus)
+        count = sum(c // cpus for c in node_cpus)
+        if count == 0:
+            raise SettingsError(
+                f"--worker-cpus {cpus}: no node of the cluster has that many CPUs ({max(node_cpus)} at most)"
+            )
+        return cpus, 0, count
+
+    def close(self) -> None:
+        if self._ray is not None and self._started_here:
+            self._ray.shutdown()
+        self._ray = None
+
+
+def _keep_token_private() -> None:
+    """Ray writes the token of a new local cluster readable by every user of the machine."""
+    token = Path.home() / ".ray" / "auth_token"
+    try:
+        token.chmod(0o600)
+    except OSError:
+        pass
+
+
+def _native_bf16() -> bool:
+    from vidsr.upscale import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
+
+
+# One renderer per worker process, kept between tasks: the network is loaded once per process,
+# however many segments the process renders (Ray reuses its worker processes).
+_RENDERERS: dict[str, SegmentRenderer] = {}
+
+
+def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any) -> RenderedSegment:
+    """A Ray task: render one segment with this process's renderer for ``plan`` (made on first use,
+    from the plan's model names: embedded models, or files at the same path on every machine; the
+    plan's hash refuses any other weights)."""
+    import torch
+
+    torch.set_num_threads(cpus)  # Ray's OMP_NUM_THREADS alone does not set torch's pool
+    key = plan.model_hash + repr(sorted(plan.description["settings"].items()))
+    if key not in _RENDERERS:
+        _RENDERERS.clear()  # another render's network: let it go first
+        _RENDERERS[key] = SegmentRenderer(plan, decoder_threads=cpus)
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    worker = f"{os.uname().nodename}:{os.getpid()}"
+
+    def report(frames: int) -> None:
+        progress.report.remote(worker, index, frames, os.getpid(), node)  # fire and forget
+
+    report(0)
+    try:
+        return _RENDERERS[key].render(index, on_frames=report)
+    finally:
+        progress.report.remote(worker, None, 0, os.getpid(), node)
+
+
+class _ProgressBoard:
+    """An actor without a CPU of its own where workers post what they are on; the driver reads it."""
+
+    def __init__(self) -> None:
+        self.board: dict[str, Activity] = {}
+
+    def report(self, worker: str, segment: int | None, frames: int, pid: int, node: str) -> None:
+        self.board[worker] = Activity(worker, segment, frames, pid, node)
+
+    def snapshot(self) -> list[Activity]:
+        return sorted(self.board.values(), key=lambda activity: activity.worker)
+
+
+class RayExecutor:
+    """Renders submitted segments as Ray tasks, ``workers`` at a time.
+
+    Tasks, not actors: a task holds its CPU or GPU only while it runs, so a segment lost with a
+    worker or a whole node is retried by Ray on whatever node has room. (A restarted actor needs a
+    free slot of its own: on a fully used cluster it never gets one, and its segment waits forever;
+    measured with ray.cluster_utils.Cluster, two one-CPU nodes, one removed.) The network still
+    loads once per worker process, which Ray reuses from task to task.
+    """
+
+    def __init__(self, ray: Any, plan: RenderPlan, *, cpus: int, gpus: int, workers: int) -> None:
+        self._ray = ray
+        self._plan = ray.put(plan)
+        self._cpus = cpus
+        self._workers = workers
+        self._task = ray.remote(_render_task).options(
+            num_cpus=cpus,
+            num_gpus=gpus,
+            max_retries=TASK_RETRIES,  # a worker or node lost: the segment is rendered again elsewhere
+            retry_exceptions=False,  # a render that fails (bad input, full disk) fails the same everywhere
+        )
+        self._progress = ray.remote(num_cpus=0)(_ProgressBoard).remote()
+        self._queue: deque[int] = deque()
+        self._in_flight: dict[Any, int] = {}
+        self._on_activity: Callable[[Activity], None] | None = None
+        self._last_poll = 0.0
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def submit(self, index: int) -> None:
+        self._queue.append(index)
+
+    def pending(self) -> int:
+        return len(self._queue) + len(self._in_flight)
+
+    def _top_up(self) -> None:
+        """Keep every worker busy and one more segment queued for each, no more: what is in
+        flight is what a Ctrl-C has to cancel."""
+        while self._queue and len(self._in_flight) < 2 * self._workers:
+            index = self._queue.popleft()
+            self._in_flight[self._task.remote(self._plan, index, self._cpus, self._progress)] = index
+
+    def wait_any(self) -> list[RenderedSegment]:
+        from ray.exceptions import RayTaskError
+
+        while True:
+            self._top_up()
+            ready, _ = self._ray.wait(list(self._in_flight), num_returns=1, timeout=_POLL_SECONDS)
+            if not ready:
+                self._poll_activity()
+                continue
+            index = self._in_flight.pop(ready[0])
+            try:
+                segment = cast(RenderedSegment, self._ray.get(ready[0]))
+            except RayTaskError as error:  # the render itself failed: bad input, a full disk, ...
+                cause = error.cause if isinstance(error.cause, BaseException) else None
+                raise (cause or VidsrError(str(error).splitlines()[0])) from None
+            except Exception as error:  # the worker died more often than Ray retries
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                raise VidsrError(
+                    f"segment {index} was lost with its worker {TASK_RETRIES + 1} times ({reason[:160]}); "
+                    "the finished segments are kept: run the same command again to resume"
+                ) from None
+            self._top_up()
+            return [segment]
+
+    def follow(self, on_activity: Callable[[Activity], None]) -> None:
+        self._on_activity = on_activity
+
+    def _poll_activity(self) -> None:
+        if self._on_activity is None or time.monotonic() - self._last_poll < _POLL_SECONDS:
+            return
+        self._last_poll = time.monotonic()
+        for activity in self._ray.get(self._progress.snapshot.remote(), timeout=_STARTUP_SECONDS):
+            self._on_activity(activity)
+
+    def cancel_all(self) -> None:
+        """Stop the segments in flight (their worker processes are killed) and forget the queue."""
+        for ref in list(self._in_flight):
+            self._ray.cancel(ref, force=True)
+        self._in_flight.clear()
+        self._queue.clear()
+
+    def close(self) -> None:
+        self.cancel_all()
+        self._ray.kill(self._progress)
