@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from media import ClipSpec, nearest_compact_model, random_rrdb_model, write_clip, write_srt  # noqa: E402
+
+from vidsr.models.arch import RRDBNet  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -71,3 +75,32 @@ def nearest_model(media) -> Path:
 @pytest.fixture(scope="session")
 def rrdb_x2_model(media) -> Path:
     return random_rrdb_model(media / "tiny-rrdb-x2.pth", scale=2)
+
+
+@pytest.fixture(scope="session")
+def long_clip(tmp_path_factory) -> Path:
+    """6 s, 96x64, 24 fps with audio: long enough to be killed in the middle of (12 segments of 0.5 s)."""
+    return write_clip(tmp_path_factory.mktemp("long") / "long clip.mp4", ClipSpec(width=96, height=64, frames=144))
+
+
+@pytest.fixture(scope="session")
+def slow_model(tmp_path_factory) -> Path:
+    """A small random RRDBNet: slow enough (a few seconds for the clip) to be interrupted."""
+    torch.manual_seed(0)
+    network = RRDBNet(num_feat=24, num_block=1, num_grow_ch=12, scale=4)
+    path = tmp_path_factory.mktemp("models") / "slow-rrdb.pth"
+    torch.save({"params_ema": network.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def long_reference(long_clip, slow_model, tmp_path_factory) -> Path:
+    """The uninterrupted one-process render of ``long_clip`` (segments of 0.5 s) by the real command:
+    every resumed, interrupted or cluster render of it must equal this."""
+    output = tmp_path_factory.mktemp("reference") / "reference.mp4"
+    command = [sys.executable, "-m", "vidsr", str(long_clip), str(output), "--model", str(slow_model)]
+    finished = subprocess.run(
+        [*command, "--batch", "1", "--segment-seconds", "0.5"], capture_output=True, text=True, timeout=600
+    )
+    assert finished.returncode == 0, finished.stderr
+    return output

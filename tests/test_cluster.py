@@ -26,7 +26,6 @@ ray = pytest.importorskip("ray")
 from media import ClipSpec, audio_packets, write_clip  # noqa: E402
 from test_resume import assert_same_render as assert_same_long_render  # noqa: E402
 
-from vidsr.models.arch import RRDBNet  # noqa: E402
 from vidsr.render import UpscaleJob, upscale_video  # noqa: E402
 from vidsr.render.ray_executor import RayBackend  # noqa: E402
 from vidsr.render.workfolder import WorkFolder  # noqa: E402
@@ -123,32 +122,9 @@ def test_ten_bit_and_audio_with_subtitles_come_out_as_from_one_process(
     assert_same_output(spread.output, alone.output)
 
 
-@pytest.fixture(scope="module")
-def long_clip(tmp_path_factory) -> Path:
-    return write_clip(
-        tmp_path_factory.mktemp("cluster-long") / "long clip.mp4", ClipSpec(width=96, height=64, frames=144)
-    )
-
-
-@pytest.fixture(scope="module")
-def slow_model(tmp_path_factory) -> Path:
-    """A small random RRDBNet: a segment takes long enough to lose a worker in the middle of it."""
-    import torch
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("cluster-models") / "slow-rrdb.pth"
-    torch.save({"params_ema": RRDBNet(num_feat=24, num_block=1, num_grow_ch=12, scale=4).state_dict()}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference(long_clip, slow_model, tmp_path_factory) -> Path:
-    """The one-process render every cluster render must equal."""
-    output = tmp_path_factory.mktemp("cluster-reference") / "reference.mp4"
-    return upscale_video(job(long_clip, output, slow_model)).output
-
-
-def test_a_worker_killed_mid_segment_costs_that_segment_only(ray_address, long_clip, slow_model, reference, tmp_path):
+def test_a_worker_killed_mid_segment_costs_that_segment_only(
+    ray_address, long_clip, slow_model, long_reference, tmp_path
+):
     killed: list[int] = []
 
     def kill_a_busy_worker(progress) -> None:
@@ -164,7 +140,7 @@ def test_a_worker_killed_mid_segment_costs_that_segment_only(ray_address, long_c
     )
     assert killed, "no worker was seen on segment 3"
     assert result.frames == 144
-    assert_same_long_render(result.output, reference)
+    assert_same_long_render(result.output, long_reference)
 
 
 def cluster_command(source: Path, output: Path, model: Path, *extra: str) -> list[str | Path]:
@@ -172,7 +148,7 @@ def cluster_command(source: Path, output: Path, model: Path, *extra: str) -> lis
 
 
 def test_a_killed_driver_resumes_with_exactly_the_missing_segments(
-    ray_address, long_clip, slow_model, reference, tmp_path
+    ray_address, long_clip, slow_model, long_reference, tmp_path
 ):
     output = tmp_path / "out.mp4"
     on_cluster = ("--cluster", "auto", "--worker-cpus", "1")
@@ -188,12 +164,12 @@ def test_a_killed_driver_resumes_with_exactly_the_missing_segments(
     resumed = vidsr(*cluster_command(long_clip, output, slow_model, *on_cluster), RAY_ADDRESS=ray_address)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(done)} " in resumed.stderr and "resuming" in resumed.stderr
-    assert_same_long_render(output, reference)
+    assert_same_long_render(output, long_reference)
 
 
 @pytest.mark.parametrize("first, then", [("cluster", "one process"), ("one process", "cluster")])
 def test_a_render_started_one_way_is_finished_the_other(
-    first, then, ray_address, long_clip, slow_model, reference, tmp_path
+    first, then, ray_address, long_clip, slow_model, long_reference, tmp_path
 ):
     output = tmp_path / "out.mp4"
     ways = {"cluster": ("--cluster", "auto", "--worker-cpus", "1"), "one process": ()}
@@ -206,4 +182,4 @@ def test_a_render_started_one_way_is_finished_the_other(
     finished = vidsr(*cluster_command(long_clip, output, slow_model, *ways[then]), RAY_ADDRESS=ray_address)
     assert finished.returncode == 0, finished.stderr
     assert "resuming" in finished.stderr
-    assert_same_long_render(output, reference)
+    assert_same_long_render(output, long_reference)

@@ -16,29 +16,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
 from media import ClipSpec, audio_packets, write_clip
 
-from vidsr.models.arch import RRDBNet
 from vidsr.render.workfolder import WorkFolder
 
-SEGMENT = "0.5"  # seconds: the 6 s clip makes 12 segments
-
-
-@pytest.fixture(scope="module")
-def long_clip(tmp_path_factory) -> Path:
-    """6 s, 96x64, 24 fps with audio: long enough to be killed in the middle of."""
-    return write_clip(tmp_path_factory.mktemp("resume") / "long clip.mp4", ClipSpec(width=96, height=64, frames=144))
-
-
-@pytest.fixture(scope="module")
-def slow_model(tmp_path_factory) -> Path:
-    """A small random RRDBNet: slow enough (a few seconds for the clip) to be interrupted."""
-    torch.manual_seed(0)
-    network = RRDBNet(num_feat=24, num_block=1, num_grow_ch=12, scale=4)
-    path = tmp_path_factory.mktemp("models") / "slow-rrdb.pth"
-    torch.save({"params_ema": network.state_dict()}, path)
-    return path
+SEGMENT = "0.5"  # seconds: the 6 s clip makes 12 segments (long_clip, slow_model, long_reference: conftest.py)
 
 
 def command(source: Path, output: Path, model: Path, *extra: str) -> list[str]:
@@ -50,15 +32,6 @@ def command(source: Path, output: Path, model: Path, *extra: str) -> list[str]:
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def reference(long_clip, slow_model, tmp_path_factory) -> Path:
-    """The uninterrupted render every resumed one must equal."""
-    output = tmp_path_factory.mktemp("reference") / "reference.mp4"
-    finished = run(command(long_clip, output, slow_model))
-    assert finished.returncode == 0, finished.stderr
-    return output
 
 
 def decoded(path: Path) -> tuple[list[int], list[np.ndarray]]:
@@ -90,7 +63,7 @@ def journal_of(output: Path) -> dict:
     ],
 )
 def test_a_render_killed_at_a_named_point_resumes_to_the_same_result(
-    kill_at, long_clip, slow_model, reference, tmp_path
+    kill_at, long_clip, slow_model, long_reference, tmp_path
 ):
     output = tmp_path / "out.mp4"
     killed = run(command(long_clip, output, slow_model), VIDSR_TEST_KILL_AT=kill_at)
@@ -101,7 +74,7 @@ def test_a_render_killed_at_a_named_point_resumes_to_the_same_result(
     resumed = run(command(long_clip, output, slow_model))
     assert resumed.returncode == 0, resumed.stderr
     assert f"{done_before} segment" in resumed.stderr and "resuming at frame" in resumed.stderr
-    assert_same_render(output, reference)
+    assert_same_render(output, long_reference)
     assert not WorkFolder(output).path.exists()  # removed once the output is in place
 
 
@@ -116,7 +89,7 @@ def test_a_segment_file_the_journal_does_not_name_is_redone(long_clip, slow_mode
     assert "resuming at frame 24 of 144 (17 %), 2 segments done; discarded 1 unfinished segment file" in resumed.stderr
 
 
-def test_kills_at_random_moments_never_lose_finished_work(long_clip, slow_model, reference, tmp_path):
+def test_kills_at_random_moments_never_lose_finished_work(long_clip, slow_model, long_reference, tmp_path):
     """SIGKILL from outside at random times, again and again, then let it finish."""
     output = tmp_path / "out.mp4"
     chance = random.Random(1234)
@@ -133,10 +106,10 @@ def test_kills_at_random_moments_never_lose_finished_work(long_clip, slow_model,
     if not output.exists():
         finished = run(command(long_clip, output, slow_model))
         assert finished.returncode == 0, finished.stderr
-    assert_same_render(output, reference)
+    assert_same_render(output, long_reference)
 
 
-def test_ctrl_c_stops_promptly_says_how_to_resume_and_exits_130(long_clip, slow_model, reference, tmp_path):
+def test_ctrl_c_stops_promptly_says_how_to_resume_and_exits_130(long_clip, slow_model, long_reference, tmp_path):
     output = tmp_path / "out.mp4"
     process = subprocess.Popen(command(long_clip, output, slow_model), stderr=subprocess.PIPE, text=True)
     journal = WorkFolder(output).journal_path
@@ -152,7 +125,7 @@ def test_ctrl_c_stops_promptly_says_how_to_resume_and_exits_130(long_clip, slow_
 
     resumed = run(command(long_clip, output, slow_model))
     assert resumed.returncode == 0, resumed.stderr
-    assert_same_render(output, reference)
+    assert_same_render(output, long_reference)
 
 
 def test_sigterm_stops_like_ctrl_c(long_clip, slow_model, tmp_path):

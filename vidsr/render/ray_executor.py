@@ -232,7 +232,11 @@ class RayExecutor:
             max_retries=TASK_RETRIES,  # a worker or node lost: the segment is rendered again elsewhere
             retry_exceptions=False,  # a render that fails (bad input, full disk) fails the same everywhere
         )
-        self._progress = ray.remote(num_cpus=0)(_ProgressBoard).remote()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # Beside this process: a node lost with its workers does not take the board with it.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        self._progress = ray.remote(num_cpus=0)(_ProgressBoard).options(scheduling_strategy=here).remote()
         self._queue: deque[int] = deque()
         self._in_flight: dict[Any, int] = {}
         self._on_activity: Callable[[Activity], None] | None = None
@@ -286,7 +290,11 @@ class RayExecutor:
         if self._on_activity is None or time.monotonic() - self._last_poll < _POLL_SECONDS:
             return
         self._last_poll = time.monotonic()
-        for activity in self._ray.get(self._progress.snapshot.remote(), timeout=_STARTUP_SECONDS):
+        try:
+            board = self._ray.get(self._progress.snapshot.remote(), timeout=_POLL_SECONDS)
+        except Exception:  # progress is a courtesy: a board that does not answer never stops the render
+            return
+        for activity in board:
             self._on_activity(activity)
 
     def cancel_all(self) -> None:
