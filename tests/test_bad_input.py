@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from media import ClipSpec, write_clip
+from PIL import Image
 from typer.testing import CliRunner
 
 from vidsr.cli.app import app, with_default_command
@@ -159,6 +160,25 @@ def test_a_weight_file_of_unknown_layout_says_what_it_found(clip, tmp_path):
 )
 def test_a_size_vidsr_cannot_make(clip, nearest_model, tmp_path, options, message):
     assert_refused(vidsr(clip, tmp_path / "out.mp4", "--model", nearest_model, *options), message)
+
+
+@pytest.mark.parametrize(
+    ("tile", "message"),
+    [("1", "costs over 9 times the work"), ("31", "give 32 to 16384"), ("20000", "more than any frame")],
+)
+@pytest.mark.parametrize("command", ["upscale", "frames", "image"])
+def test_a_tile_size_that_cannot_work_is_refused_before_any_work(clip, nearest_model, tmp_path, command, tile, message):
+    """--tile 1 used to be accepted and run for days: each tile carries 32 pixels of context on every side."""
+    if command == "upscale":
+        arguments: list[str | Path] = [clip, tmp_path / "out.mp4"]
+    elif command == "frames":
+        arguments = ["frames", clip, tmp_path / "shots", "--upscaled"]
+    else:
+        still = tmp_path / "still.png"
+        Image.new("RGB", (40, 30), (200, 30, 90)).save(still)
+        arguments = ["image", still, tmp_path / "big.png"]
+    assert_refused(vidsr(*arguments, "--model", nearest_model, "--tile", tile), f"--tile {tile}", message)
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "big.png").exists()
 
 
 def test_alpha_needs_two_models_and_two_models_need_alpha(clip, nearest_model, tmp_path):

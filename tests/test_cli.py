@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -54,3 +57,32 @@ def test_python_dash_m_is_the_same_command():
     process = subprocess.run([sys.executable, "-m", "vidsr", "--help"], capture_output=True, text=True)
     assert process.returncode == 0
     assert "models" in process.stdout
+
+
+def mapped(pid: int, library: str) -> bool:
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc to see what is loading")
+@pytest.mark.parametrize("loading", ["libtorch", "libavcodec"])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopped_while_starting_it_says_one_line_and_exits_with_the_signals_code(stop, loading, clip, tmp_path):
+    """Start-up (torch, PyAV) takes a second or more: a Ctrl-C then is one line, no traceback."""
+    output = tmp_path / "out.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidsr", clip, output, "--model", "realesr-animevideov3"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not mapped(process.pid, loading) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + stop  # 130 for Ctrl-C, 143 for SIGTERM
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].endswith("interrupted") or "run the same command again" in stderr
+    assert not output.exists()

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from media import ClipSpec, write_clip
 from typer.testing import CliRunner
 
 from vidsr.cli.app import app
@@ -112,3 +113,15 @@ def test_bad_input_gets_one_clear_line(tmp_path, make_input, fragment):
 def test_an_unknown_model_is_named(clip):
     result = runner.invoke(app, ["info", str(clip), "--model", "no-such-model"])
     assert result.exit_code == 1 and "Unknown model 'no-such-model'" in result.output
+
+
+@pytest.mark.parametrize(
+    "spec", [ClipSpec(frames=1), ClipSpec(frames=2, fps=1), ClipSpec(frames=3, vfr=True)], ids=["one", "two", "vfr"]
+)
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_video_of_one_or_a_few_frames_is_described_and_timed(spec, suffix, nearest_model, tmp_path):
+    """The timing starts in the middle; with no frame beginning after it, it starts at the first."""
+    short = write_clip(tmp_path / f"short{suffix}", spec)
+    facts = info_json(short, "--model", nearest_model, "--device", "cpu")
+    assert facts["video"]["frames"] == spec.frames
+    assert facts["estimate"]["frames_timed"] >= 1 and facts["estimate"]["seconds"] > 0

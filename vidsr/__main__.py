@@ -1,5 +1,5 @@
 """`python -m vidsr` is the `vidsr` command."""
 
-from vidsr.cli.app import main
+from vidsr.cli.entry import main
 
 main()

@@ -166,9 +166,9 @@ def upscale(
     rendered = result.frames - result.frames_resumed
     workers = f" ({result.workers} workers)" if result.workers > 1 else ""
     say(
-        f"wrote {result.output}: {result.frames} frames at {result.width}x{result.height} "
+        f"wrote {result.output}: {_frames(result.frames)} at {result.width}x{result.height} "
         f"with {result.model} on {result.device}{workers}, {result.encoder}; "
-        f"{rendered} frames in {result.seconds:.1f} s "
+        f"{_frames(rendered)} in {result.seconds:.1f} s "
         f"({rendered / max(result.seconds, 1e-9):.2f} fps)"
         + (f", {result.frames_resumed} from the interrupted run" if result.frames_resumed else "")
     )
@@ -183,3 +183,7 @@ def _backend(cluster: str | None, worker_cpus: int | None) -> Backend:
     from vidsr.render.ray_executor import RayBackend
 
     return RayBackend(cluster, worker_cpus=worker_cpus)
+
+
+def _frames(count: int) -> str:
+    return "1 frame" if count == 1 else f"{count} frames"

@@ -64,10 +64,10 @@ def extract_frames(job: FramesJob, *, on_frame: FrameCallback | None = None) -> 
     """
     info = probe(job.input)
     duration = Fraction(info.duration) if info.duration > 0 else Fraction(max(info.frames, 1)) / (info.frame_rate or 1)
-    _prepare_folder(job.output_dir)
     upscaler = None
-    if job.upscaled or job.compare:
+    if job.upscaled or job.compare:  # a bad model or option is refused before anything is written
         upscaler = create_upscaler(job.upscale, bit_depth=info.bit_depth)
+    _prepare_folder(job.output_dir)
     with open_input(info.path) as container:
         stream = video_stream(container, info.video_index)
         stream.thread_type = "AUTO"

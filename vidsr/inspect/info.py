@@ -243,7 +243,7 @@ def _estimate(
     outputs: list[torch.Tensor] = []
     last = None
     with torch.inference_mode():
-        for frame in _repeat_last(frames_from(container, stream, info, middle)):
+        for frame in _repeat_last(_frames_from_the_middle(container, stream, info, middle)):
             rgb = crop(frame_to_rgb(frame, info.colour)[0]).to(upscaler.device)
             started, started_cpu = time.perf_counter(), time.process_time()
             upscaled = upscaler.upscale_rgb(rgb).cpu()
@@ -302,6 +302,19 @@ def _encoder_cpu_seconds(outputs: list[torch.Tensor], info: VideoInfo, settings:
         writer.write(OutputBatch(planes=tensors_to_planes(frame_planes, layout), pts=(index,), first_index=index))
     writer.close()
     return time.process_time() - started
+
+
+def _frames_from_the_middle(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, info: VideoInfo, middle: int
+) -> Iterator[av.VideoFrame]:
+    """Frames from the middle on; from the start when no frame begins after the middle (a video
+    of one frame, or a few long ones)."""
+    found = False
+    for frame in frames_from(container, stream, info, middle):
+        found = True
+        yield frame
+    if not found:
+        yield from frames_from(container, stream, info, info.start_pts)
 
 
 def _repeat_last(frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:

@@ -125,9 +125,16 @@ def upscale_video(
     plan, model = plan_job(job, device=device, native_bf16=native_bf16)
     _warn_about_extra_passes(plan, model, warn)
 
+    _test_pause_point("planned")
     work = WorkFolder(job.output)
-    work_existed = work.exists()
-    work.acquire()
+    work.acquire()  # from here on this process owns OUTPUT's work folder and temporary name
+    work_existed = work.has_journal()
+    try:
+        check_paths(job.input, job.output, force=job.force)  # again: another vidsr may have finished it meanwhile
+    except BaseException:
+        work.remove() if not work_existed else work.release()
+        raise
+    _test_pause_point("locked")
     journal: Journal | None = None
     partial = partial_path(job.output)
     started = time.perf_counter()
@@ -151,6 +158,7 @@ def upscale_video(
         if journal.frames_done == 0:
             raise OutputError(f"{plan.info.path}: no video frame could be decoded")
         parts = [work.path / s.file for s in journal.segments if s.file is not None]
+        _test_pause_point("finalizing")
         finalize(parts, plan.info, partial, warn=warn)
         check_complete(partial, journal.frames_done)
         os.replace(partial, job.output)
@@ -199,6 +207,18 @@ def commit_segment(work: WorkFolder, journal: Journal, segment: RenderedSegment)
     journal.record(record)
     work.write_journal(journal)
     _test_kill_point("journal-written", record.index)
+
+
+def _test_pause_point(name: str) -> None:
+    """Tests hold vidsr at a named point to race a second one against it: with
+    VIDSR_TEST_PAUSE_AT=locked:/some/file it creates /some/file.reached there and waits for /some/file."""
+    point, _, release = os.environ.get("VIDSR_TEST_PAUSE_AT", "").partition(":")
+    if point != name or not release:
+        return
+    Path(f"{release}.reached").touch()
+    deadline = time.monotonic() + 120
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _test_kill_point(name: str, segment: int) -> None:

@@ -38,6 +38,7 @@ from vidsr.upscale import (
     VideoPlanes,
     arithmetic_per_output_pixel,
     check_scale,
+    check_tile,
     choose_precision,
     network_passes,
     select_device,
@@ -122,6 +123,7 @@ def plan_job(
     """
     if job.segment_seconds <= 0:
         raise SettingsError("--segment-seconds must be more than 0")
+    check_tile(job.upscale.tile)
     info = probe(job.input)
     model = choose_model(job.upscale.models, job.upscale.alpha)
     pix_fmt = output_pix_fmt(job.encode, info.bit_depth)

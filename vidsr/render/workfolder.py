@@ -32,6 +32,10 @@ class WorkFolder:
     def exists(self) -> bool:
         return self.path.is_dir()
 
+    def has_journal(self) -> bool:
+        """Whether an earlier render left work here (a bare folder is only someone's lock)."""
+        return self.journal_path.is_file()
+
     def acquire(self) -> None:
         """Create the folder if needed and take its lock; OutputError if another vidsr holds it."""
         try:

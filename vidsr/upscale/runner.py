@@ -31,6 +31,7 @@ __all__ = [
     "Upscaler",
     "VideoPlanes",
     "check_scale",
+    "check_tile",
     "compiled_network",
     "create_upscaler",
     "network_passes",
@@ -38,6 +39,30 @@ __all__ = [
 ]
 
 MIN_SCALE, MAX_SCALE = 1.0, 16.0
+
+
+# Each tile is processed with DEFAULT_OVERLAP pixels of its neighbours on every side, so a tile of
+# t pixels costs (t + 64)² / t² of its own area: 9 times at 32, over 4000 times at 1 (--tile 1
+# would run for days). Below 32 the context is nearly all the work.
+MIN_TILE = DEFAULT_OVERLAP
+MAX_TILE = 16384  # larger than any frame vidsr reads: that is --tile 0, whole frames
+
+
+def check_tile(tile: int) -> int:
+    """``tile`` if it is 0 (whole frames) or a sensible tile size; SettingsError saying why otherwise."""
+    if tile == 0 or MIN_TILE <= tile <= MAX_TILE:
+        return tile
+    if tile < 0:
+        raise SettingsError(f"--tile {tile}: give a tile size in pixels, or 0 for whole frames")
+    if tile < MIN_TILE:
+        raise SettingsError(
+            f"--tile {tile}: each tile is processed with {DEFAULT_OVERLAP} pixels of its neighbours on every side, "
+            f"so a tile under {MIN_TILE} pixels costs over 9 times the work of whole frames; "
+            f"give {MIN_TILE} to {MAX_TILE}, or 0 for whole frames"
+        )
+    raise SettingsError(
+        f"--tile {tile}: that is more than any frame; give {MIN_TILE} to {MAX_TILE}, or 0 for whole frames"
+    )
 
 
 def check_scale(scale: float) -> float:
@@ -116,9 +141,7 @@ class Upscaler:
         self.device = device
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         self.output_scale = check_scale(scale) if scale is not None else float(model.scale)
-        if tile < 0:
-            raise SettingsError(f"--tile {tile}: give a tile size in pixels, or 0 for whole frames")
-        self.tile = tile
+        self.tile = check_tile(tile)
         self.video = video
         # torch's stubs leave memory_format out of Module.to's overloads; it is accepted all the same.
         self.network: torch.nn.Module = model.module.to(  # pyright: ignore[reportCallIssue]
