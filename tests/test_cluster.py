@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,8 +130,8 @@ def test_a_worker_killed_mid_segment_costs_that_segment_only(
 
     def kill_a_busy_worker(progress) -> None:
         for activity in progress.workers:
-            if not killed and activity.segment == 3 and activity.frames > 0 and activity.pid:
-                killed.append(activity.pid)
+            if not killed and activity.segment is not None and activity.frames > 0 and activity.pid:
+                killed.append(activity.pid)  # in the middle of its segment: some frames done, not all
                 os.kill(activity.pid, signal.SIGKILL)
 
     result = upscale_video(
@@ -138,7 +139,7 @@ def test_a_worker_killed_mid_segment_costs_that_segment_only(
         backend=RayBackend("auto", worker_cpus=1),
         on_progress=kill_a_busy_worker,
     )
-    assert killed, "no worker was seen on segment 3"
+    assert killed, "no worker was seen in the middle of a segment"
     assert result.frames == 144
     assert_same_long_render(result.output, long_reference)
 
@@ -182,4 +183,34 @@ def test_a_render_started_one_way_is_finished_the_other(
     finished = vidsr(*cluster_command(long_clip, output, slow_model, *ways[then]), RAY_ADDRESS=ray_address)
     assert finished.returncode == 0, finished.stderr
     assert "resuming" in finished.stderr
+    assert_same_long_render(output, long_reference)
+
+
+def test_ctrl_c_cancels_the_workers_keeps_the_journal_and_exits_130(
+    ray_address, long_clip, slow_model, long_reference, tmp_path
+):
+    output = tmp_path / "out.mp4"
+    arguments = cluster_command(long_clip, output, slow_model, "--cluster", "auto", "--worker-cpus", "1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidsr", *map(str, arguments)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RAY_ADDRESS": ray_address},
+    )
+    journal = WorkFolder(output).journal_path
+    while not (journal.exists() and json.loads(journal.read_text())["segments"]):
+        assert process.poll() is None, "the render ended before it could be interrupted"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "run the same command again to resume" in stderr and "Traceback" not in stderr
+    assert not output.exists()
+    deadline = time.monotonic() + 30  # the cancelled segments' workers are gone: every CPU is free again
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) == 2
+
+    resumed = vidsr(*arguments, RAY_ADDRESS=ray_address)
+    assert resumed.returncode == 0, resumed.stderr
     assert_same_long_render(output, long_reference)

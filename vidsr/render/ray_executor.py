@@ -36,7 +36,8 @@ __all__ = ["OBJECT_STORE_BYTES", "RayBackend"]
 # store is plenty, and Ray spills to disk beyond it. Ray's own minimum is 75 MiB.
 OBJECT_STORE_BYTES = 512 * 1024 * 1024
 TASK_RETRIES = 4  # a segment whose worker dies more often than this (a real fault, not bad luck) fails the render
-_POLL_SECONDS = 1.0  # how often the driver looks at the workers' activity while it waits
+_POLL_SECONDS = 0.5  # how often the driver looks at the workers' activity while it waits
+_BOARD_SECONDS = 10.0  # how long the board may take to answer (a busy machine): progress is a courtesy
 _STARTUP_SECONDS = 120.0  # the most a question to the cluster may take
 
 
@@ -291,7 +292,7 @@ class RayExecutor:
             return
         self._last_poll = time.monotonic()
         try:
-            board = self._ray.get(self._progress.snapshot.remote(), timeout=_POLL_SECONDS)
+            board = self._ray.get(self._progress.snapshot.remote(), timeout=_BOARD_SECONDS)
         except Exception:  # progress is a courtesy: a board that does not answer never stops the render
             return
         for activity in board:

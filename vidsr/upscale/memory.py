@@ -1,0 +1,177 @@
+"""How much memory a frame takes through a network, how much there is, and the tile that fits.
+
+A 12-megapixel photo through realesrgan-x4plus untiled needs about 110 GB at once (the x4 stages
+hold 64 channels at output size); a 1080p frame about 19 GB. Rather than find out by crashing,
+the runner plans: the network's activation bytes per input pixel are *measured* once (one forward
+pass on a tiny input, every tensor alive at each layer boundary counted), the device's free memory
+is read, and frames that would not fit are cut into the largest tiles that do.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from vidsr.models import LoadedModel
+
+__all__ = [
+    "MemoryNeed",
+    "activation_bytes_per_pixel",
+    "free_memory",
+    "is_out_of_memory",
+    "largest_tile_that_fits",
+]
+
+HEADROOM = 0.75  # of the free memory, the most a frame may plan to use: the rest is for everything else
+_WORKSPACE = 1.5  # convolution kernels allocate workspaces and reorder buffers beside their tensors
+
+
+def activation_bytes_per_pixel(model: LoadedModel, dtype: torch.dtype = torch.float32) -> float:
+    """Bytes alive at once, per input pixel, when the network runs in ``dtype``: the most that
+    the tensors entering and leaving its layers add up to at any layer boundary, measured on a
+    tiny input (these networks are convolutional: it grows with the area and nothing else)."""
+    side = 8 * model.size_multiple
+    module = model.module
+    weight = next(module.parameters())
+    peak = _peak_live_bytes(
+        module, torch.zeros(1, model.in_channels, side, side, dtype=weight.dtype, device=weight.device)
+    )
+    return peak / (side * side) * dtype.itemsize / weight.dtype.itemsize
+
+
+def _peak_live_bytes(module: torch.nn.Module, images: torch.Tensor) -> int:
+    alive: dict[int, tuple[weakref.ReferenceType[torch.Tensor], int]] = {}
+    peak = 0
+
+    def note(tensors: Iterable[object]) -> None:
+        nonlocal peak
+        for tensor in tensors:
+            if isinstance(tensor, torch.Tensor):
+                storage = tensor.untyped_storage()
+                alive[storage.data_ptr()] = (weakref.ref(tensor), storage.nbytes())
+        for key, (reference, _) in list(alive.items()):
+            if reference() is None:
+                del alive[key]
+        peak = max(peak, sum(size for _, size in alive.values()))
+
+    hooks = [layer.register_forward_pre_hook(lambda layer, inputs: note(inputs)) for layer in module.modules()]
+    hooks += [
+        layer.register_forward_hook(lambda layer, inputs, output: note((*inputs, output))) for layer in module.modules()
+    ]
+    try:
+        with torch.inference_mode():
+            module(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return peak
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    """What running ``batch`` frames of ``width`` x ``height`` through the network takes, in bytes."""
+
+    network: float  # the network's activations (with a margin for workspaces)
+    output: float  # the float32 result at output size, and the copy the colour conversion makes
+
+    @property
+    def total(self) -> float:
+        return self.network + self.output
+
+
+def memory_need(
+    width: int, height: int, *, batch: int, scale: int, per_pixel: float, output_scale: float | None = None
+) -> MemoryNeed:
+    """The memory one network pass over whole frames needs."""
+    out = output_scale or scale
+    return MemoryNeed(
+        network=_WORKSPACE * per_pixel * width * height * batch,
+        output=2 * 3 * 4 * width * height * out * out * batch,
+    )
+
+
+def largest_tile_that_fits(
+    width: int, height: int, *, batch: int, scale: int, per_pixel: float, overlap: int, budget: float, smallest: int
+) -> int | None:
+    """0 if whole frames fit in ``budget`` bytes, else the largest tile side (input pixels) whose
+    pass fits beside the full-size result the tiles are blended into; None if not even
+    ``smallest`` does (the frame cannot be upscaled on this device)."""
+    whole = memory_need(width, height, batch=batch, scale=scale, per_pixel=per_pixel)
+    if whole.total <= budget:
+        return 0
+    blended = 2 * (3 + 1) * 4 * width * height * scale * scale * batch  # output and weights, float32, twice
+    room = budget - blended
+    tile = max(width, height)
+    while True:
+        window = min(tile + 2 * overlap, width), min(tile + 2 * overlap, height)
+        if memory_need(*window, batch=batch, scale=scale, per_pixel=per_pixel).total <= room:
+            return tile
+        if tile <= smallest:
+            return None
+        tile = max(smallest, tile // 2)
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes this process can still allocate on ``device``: on a GPU what the driver says is free
+    (plus what torch holds unused); on the CPU the least of the memory available to the system,
+    the cgroup's limit (containers) and this process's address-space limit."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    if device.type == "mps":
+        return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+    return min(_available_ram(), _cgroup_room(), _address_space_room())
+
+
+def _available_ram() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: the out-of-memory recovery is the safety net
+
+
+def _cgroup_room() -> int:
+    try:
+        limit = open("/sys/fs/cgroup/memory.max", encoding="ascii").read().strip()
+        used = int(open("/sys/fs/cgroup/memory.current", encoding="ascii").read())
+    except (OSError, ValueError):
+        return 1 << 62
+    return 1 << 62 if limit == "max" else max(int(limit) - used, 0)
+
+
+def _address_space_room() -> int:
+    try:
+        import resource
+
+        limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if limit == resource.RLIM_INFINITY:
+            return 1 << 62
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return max(limit - int(line.split()[1]) * 1024, 0)
+    except (ImportError, OSError, ValueError):
+        pass
+    return 1 << 62
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` means the device ran out of memory: torch's OutOfMemoryError on a GPU; on
+    the CPU a RuntimeError from its allocator ("DefaultCPUAllocator: can't allocate ...")."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and (
+        "DefaultCPUAllocator" in text or "can't allocate memory" in text or "not enough memory" in text
+    )
