@@ -254,3 +254,83 @@ def random_rrdb_model(path: Path, *, scale: int = 4) -> Path:
     network = RRDBNet(scale=scale, num_feat=8, num_block=1, num_grow_ch=4)
     torch.save({"params_ema": network.state_dict()}, path)
     return path
+
+
+# ---- files with several picture streams ---------------------------------------------------------
+
+
+@dataclass
+class Track:
+    """One picture stream of a file made by ``write_tracks``.
+
+    ``moving``: an H.264 clip of ``frames`` frames; ``still``: one ``codec`` picture (mjpeg or png) as
+    an ordinary track, as a remux leaves it; ``cover``: one picture flagged as cover art.
+    """
+
+    kind: str = "moving"  # "moving" | "still" | "cover"
+    codec: str = "mjpeg"  # for still and cover pictures
+    width: int = 64
+    height: int = 48
+    frames: int = 24
+    default: bool | None = None  # None: whatever the muxer does
+
+
+def still_picture(codec: str = "mjpeg", width: int = 32, height: int = 32) -> bytes:
+    """One encoded picture (a JPEG or PNG file's bytes)."""
+    import io
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="image2pipe") as container:
+        stream = _add_picture_stream(container, codec, width, height)
+        container.mux(stream.encode(_picture_frame(stream, 0)))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def write_tracks(
+    path: Path, tracks: list[Track], *, audio: bool = True, attached_jpeg: bool = False, fps: int = 24
+) -> Path:
+    """A file with the picture streams ``tracks`` in that order, then AAC (``audio``), then a
+    Matroska cover attachment (``attached_jpeg``). MP4 lists cover art after the other streams."""
+    with av.open(str(path), "w") as container:
+        streams = []
+        for track in tracks:
+            if track.kind == "moving":
+                stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "23"})
+                stream.width, stream.height, stream.pix_fmt = track.width, track.height, "yuv420p"
+            else:
+                stream = _add_picture_stream(container, track.codec, track.width, track.height)
+            disposition = av.stream.Disposition(0)
+            if track.kind == "cover":
+                disposition |= av.stream.Disposition.attached_pic
+            if track.default:
+                disposition |= av.stream.Disposition.default
+            if track.default is not None or track.kind == "cover":
+                stream.disposition = disposition
+            streams.append(stream)
+        audio_stream = _add_audio(container, "aac", 0) if audio else None
+        if attached_jpeg:
+            container.add_attachment("cover.jpg", "image/jpeg", still_picture("mjpeg", 40, 40))
+        for track, stream in zip(tracks, streams):
+            count = track.frames if track.kind == "moving" else 1
+            for index in range(count):
+                frame = _picture_frame(stream, index)
+                frame.pts, frame.time_base = index, Fraction(1, fps)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+        if audio_stream is not None:
+            seconds = max((t.frames for t in tracks if t.kind == "moving"), default=fps) / fps
+            _write_tone(container, audio_stream, seconds, frequency=440.0)
+    return path
+
+
+def _add_picture_stream(container, codec: str, width: int, height: int):
+    stream = container.add_stream(codec, rate=1)
+    stream.width, stream.height = width, height
+    stream.pix_fmt = "rgb24" if codec == "png" else "yuvj420p"
+    return stream
+
+
+def _picture_frame(stream, index: int) -> av.VideoFrame:
+    image = pattern(index, stream.width, stream.height)
+    return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=stream.pix_fmt)

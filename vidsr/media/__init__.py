@@ -20,15 +20,18 @@ from vidsr.media.encode import (
 from vidsr.media.frame_arrays import frame_planes
 from vidsr.media.probe import StreamSummary, VideoInfo, probe
 from vidsr.media.remux import count_video_packets, finalize
+from vidsr.media.streams import LeftOutVideo, choose_video_stream
 from vidsr.media.timecode import name_time, parse_time, show_time
 
 __all__ = [
     "EncodeSettings",
+    "LeftOutVideo",
     "Segmentation",
     "StreamSummary",
     "VideoInfo",
     "VideoWriter",
     "automatic_preset",
+    "choose_video_stream",
     "close_output",
     "count_video_packets",
     "decode_batches",

@@ -15,6 +15,7 @@ import av.video.stream
 
 from vidsr.errors import InputError
 from vidsr.media.container import failure_reason, open_input
+from vidsr.media.streams import LeftOutVideo, choose_video_stream
 from vidsr.media.timecode import show_time
 from vidsr.planes import ColourSpec, Matrix
 
@@ -57,6 +58,7 @@ class VideoInfo:
     rotation: int
     others: tuple[StreamSummary, ...]
     chapters: int
+    videos_left_out: tuple[LeftOutVideo, ...] = ()  # cover art, still tracks, other angles: not upscaled
 
     @property
     def audio(self) -> tuple[StreamSummary, ...]:
@@ -67,10 +69,14 @@ class VideoInfo:
         return tuple(s for s in self.others if s.kind == "subtitle")
 
 
-def probe(path: Path) -> VideoInfo:
-    """Read the streams of ``path``; raise InputError if it has no decodable video."""
+def probe(path: Path, *, stream: int | None = None) -> VideoInfo:
+    """Read the streams of ``path``; raise InputError if it has no decodable video.
+
+    The video is the stream a player would show (see ``choose_video_stream``), or the stream
+    at index ``stream`` when given (SettingsError if that is not a video stream).
+    """
     with open_input(path) as container:
-        video = _first_video_stream(container, path)
+        video, left_out = choose_video_stream(container, path, stream)
         if video.time_base is None:
             raise InputError(f"{path}: its video stream has no time base, so its frames have no times")
         first_frame = _first_frame(container, video, path)
@@ -110,15 +116,8 @@ def probe(path: Path) -> VideoInfo:
             rotation=int(first_frame.rotation or 0),
             others=tuple(_summaries(container, video.index)),
             chapters=len(container.chapters()),
+            videos_left_out=left_out,
         )
-
-
-def _first_video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
-    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-    if not streams:
-        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
-        raise InputError(f"{path} has no video stream (found: {kinds})")
-    return streams[0]
 
 
 def _first_frame(
@@ -136,6 +135,8 @@ def _first_frame(
 
 def _duration_seconds(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> float:
     """The video stream's own duration where the file states it, else the whole file's."""
+    if video.disposition & av.stream.Disposition.attached_pic:
+        return 0.0  # one picture: the file's duration is its audio's
     if video.duration is not None and video.time_base is not None:
         return float(video.duration * video.time_base)
     tagged = video.metadata.get("DURATION")  # Matroska writes it per stream
