@@ -39,6 +39,7 @@ class ClipSpec:
     subtitles: Path | None = None  # an .srt file to carry as a subtitle stream
     chapters: bool = False
     rotation: int = 0
+    sample_aspect_ratio: Fraction | None = None  # written by the encoder (H.264 VUI, and MP4 'pasp')
 
 
 def pattern(index: int, width: int, height: int, *, deep: bool = False) -> np.ndarray:
@@ -130,6 +131,8 @@ def _add_video(container, spec: ClipSpec, time_base: Fraction):
         stream.codec_context.color_range = 2 if spec.full_range else 1
     if spec.rotation:
         stream.set_display_rotation(spec.rotation)
+    if spec.sample_aspect_ratio is not None:
+        stream.codec_context.sample_aspect_ratio = spec.sample_aspect_ratio
     return stream
 
 
@@ -334,3 +337,49 @@ def _add_picture_stream(container, codec: str, width: int, height: int):
 def _picture_frame(stream, index: int) -> av.VideoFrame:
     image = pattern(index, stream.width, stream.height)
     return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=stream.pix_fmt)
+
+
+# ---- the render's media path without a network ---------------------------------------------------
+
+
+def render_like_vidsr(
+    source: Path,
+    output: Path,
+    *,
+    repeat: tuple[int, int] = (1, 1),
+    codec: str = "libx264",
+    sample_aspect_ratio: Fraction | None = None,
+    warn=None,
+    probe_options: dict | None = None,
+    decode_options: dict | None = None,
+) -> Path:
+    """What a render does to the media, with pixel repetition (``repeat`` = x, y) as the "network":
+    probe, decode_batches, VideoWriter into a NUT work file, finalize into ``output``."""
+    from vidsr.media.decode import decode_batches
+    from vidsr.media.encode import EncodeSettings, VideoWriter, output_pix_fmt
+    from vidsr.media.probe import probe
+    from vidsr.media.remux import finalize
+    from vidsr.planes import OutputBatch
+
+    info = probe(source, **(probe_options or {}))
+    settings = EncodeSettings(codec=codec, preset="veryfast" if codec.startswith("libx26") else "auto")
+    part = output.with_name(f".{output.name}.part.nut")
+    writer_options = {} if sample_aspect_ratio is None else {"sample_aspect_ratio": sample_aspect_ratio}
+    writer = VideoWriter(
+        part,
+        width=info.width * repeat[0],
+        height=info.height * repeat[1],
+        time_base=info.time_base,
+        frame_rate=info.frame_rate,
+        settings=settings,
+        pix_fmt=output_pix_fmt(settings, info.bit_depth),
+        colour=info.colour,
+        **writer_options,
+    )
+    for batch in decode_batches(info, batch_size=8, **(decode_options or {})):
+        planes = tuple(np.repeat(np.repeat(p, repeat[1], axis=1), repeat[0], axis=2) for p in batch.planes)
+        writer.write(OutputBatch(planes=planes, pts=batch.pts, first_index=batch.first_index, segment=batch.segment))
+    writer.close()
+    finalize([part], info, output, warn=warn or (lambda message: None), sample_aspect_ratio=sample_aspect_ratio)
+    part.unlink()
+    return output

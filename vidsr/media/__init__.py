@@ -7,6 +7,7 @@ and writing video stays cheap and usable on its own. It may import ``vidsr.error
 
 from __future__ import annotations
 
+from vidsr.media.aspect import display_aspect_ratio, output_sample_aspect_ratio
 from vidsr.media.container import close_output, format_accepts, open_input, open_output, video_stream
 from vidsr.media.decode import Segmentation, decode_batches, frames_from
 from vidsr.media.encode import (
@@ -35,6 +36,7 @@ __all__ = [
     "close_output",
     "count_video_packets",
     "decode_batches",
+    "display_aspect_ratio",
     "finalize",
     "format_accepts",
     "frame_planes",
@@ -43,6 +45,7 @@ __all__ = [
     "open_input",
     "open_output",
     "output_pix_fmt",
+    "output_sample_aspect_ratio",
     "parse_time",
     "pix_fmt_layout",
     "probe",

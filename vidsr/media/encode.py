@@ -21,6 +21,7 @@ import av.video.stream
 import numpy as np
 
 from vidsr.errors import OutputError, SettingsError
+from vidsr.media.aspect import SQUARE
 from vidsr.media.container import close_output, failure_reason, open_output
 from vidsr.media.frame_arrays import plane_rows
 from vidsr.planes import ColourSpec, OutputBatch, PlaneLayout
@@ -140,13 +141,17 @@ class VideoWriter:
         settings: EncodeSettings,
         pix_fmt: str,
         colour: ColourSpec,
+        sample_aspect_ratio: Fraction = SQUARE,
     ) -> None:
+        """``sample_aspect_ratio`` is the output's pixel shape (see ``output_sample_aspect_ratio``);
+        the encoder writes it into the bitstream, where every container finds it."""
         self.path = path
         self.width, self.height = width, height
         self.time_base = time_base
         self.pix_fmt = pix_fmt
         self.frames_written = 0
         self._container = open_output(path, WORK_FORMAT, {"avoid_negative_ts": "disabled"})
+        self.sample_aspect_ratio = sample_aspect_ratio
         try:
             self._stream = self._add_stream(settings, frame_rate, colour)
         except BaseException:
@@ -169,6 +174,8 @@ class VideoWriter:
         context.color_range = _RANGE_TAGS[colour.full_range]
         context.color_primaries = colour.primaries
         context.color_trc = colour.transfer
+        if self.sample_aspect_ratio != SQUARE:  # square pixels stay unsaid, as before
+            context.sample_aspect_ratio = self.sample_aspect_ratio
         return stream
 
     def write(self, batch: OutputBatch) -> None:

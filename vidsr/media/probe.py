@@ -14,6 +14,7 @@ import av.stream
 import av.video.stream
 
 from vidsr.errors import InputError
+from vidsr.media.aspect import SQUARE, source_sample_aspect_ratio
 from vidsr.media.container import failure_reason, open_input
 from vidsr.media.streams import LeftOutVideo, choose_video_stream
 from vidsr.media.timecode import show_time
@@ -59,6 +60,7 @@ class VideoInfo:
     others: tuple[StreamSummary, ...]
     chapters: int
     videos_left_out: tuple[LeftOutVideo, ...] = ()  # cover art, still tracks, other angles: not upscaled
+    sample_aspect_ratio: Fraction = SQUARE  # the shape of a stored pixel (4:3 for 16:9 shown from 4:3 stored)
 
     @property
     def audio(self) -> tuple[StreamSummary, ...]:
@@ -117,6 +119,7 @@ def probe(path: Path, *, stream: int | None = None) -> VideoInfo:
             others=tuple(_summaries(container, video.index)),
             chapters=len(container.chapters()),
             videos_left_out=left_out,
+            sample_aspect_ratio=source_sample_aspect_ratio(video),
         )
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -25,6 +27,7 @@ import av.stream
 import av.video.stream
 
 from vidsr.errors import InputError, OutputError
+from vidsr.media.aspect import SQUARE, source_sample_aspect_ratio
 from vidsr.media.container import close_output, failure_reason, format_accepts, open_input, open_output
 from vidsr.media.probe import VideoInfo
 
@@ -41,13 +44,18 @@ def finalize(
     *,
     output_format: str | None = None,
     warn: Warn = lambda message: None,
+    sample_aspect_ratio: Fraction | None = None,
 ) -> None:
     """Write ``output``: the video packets of ``video_parts`` (in order), plus every other
-    stream of the input that the output container can carry."""
+    stream of the input that the output container can carry.
+
+    ``sample_aspect_ratio`` is the output's pixel shape (None: what the parts' encoder wrote);
+    MP4 and MOV store it beside the bitstream too, so it survives codecs that have no place for it.
+    """
     with open_input(info.path) as source:
         container = open_output(output, output_format)
         try:
-            _mux_all(container, source, video_parts, info, warn)
+            _mux_all(container, source, video_parts, info, _VideoOptions(sample_aspect_ratio, warn))
         except (OSError, av.error.FFmpegError) as exc:
             raise OutputError(f"cannot write {output}: {failure_reason(exc)}") from None
         finally:
@@ -65,14 +73,12 @@ def _mux_all(
     source: av.container.InputContainer,
     video_parts: Sequence[Path],
     info: VideoInfo,
-    warn: Warn,
+    options: _VideoOptions,
 ) -> None:
     container.metadata.update(_container_tags(source))
     with open_input(video_parts[0]) as first_part:
-        video_out = container.add_stream_from_template(first_part.streams.video[0])
-    if info.rotation:
-        video_out.set_display_rotation(info.rotation)
-    carried = _plan_other_streams(container, source, warn)
+        video_out = _add_video_stream(container, first_part.streams.video[0], info, options)
+    carried = _plan_other_streams(container, source, options.warn)
     chapters = source.chapters()
     if chapters:
         container.set_chapters(chapters)
@@ -84,6 +90,46 @@ def _mux_all(
         if isinstance(out_stream, _Transcoder):
             for packet in out_stream.flush():
                 container.mux(packet)
+
+
+@dataclass(frozen=True)
+class _VideoOptions:
+    sample_aspect_ratio: Fraction | None
+    warn: Warn
+
+
+def _add_video_stream(
+    container: av.container.OutputContainer,
+    part: av.video.stream.VideoStream,
+    info: VideoInfo,
+    options: _VideoOptions,
+) -> av.video.stream.VideoStream:
+    """The output's video stream, a copy of the work file's, with the source's rotation and pixel shape."""
+    video_out = container.add_stream_from_template(part)
+    if info.rotation:
+        video_out.set_display_rotation(info.rotation)
+    _carry_aspect(video_out, part, container.format.name, options)
+    return video_out
+
+
+_MOV_FAMILY = ("mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v")  # muxers that write 'pasp'
+
+
+def _carry_aspect(
+    video_out: av.video.stream.VideoStream, part: av.video.stream.VideoStream, format_name: str, options: _VideoOptions
+) -> None:
+    in_bitstream = source_sample_aspect_ratio(part)
+    wanted = options.sample_aspect_ratio if options.sample_aspect_ratio is not None else in_bitstream
+    if wanted == SQUARE:
+        return
+    video_out.codec_context.sample_aspect_ratio = wanted  # becomes 'pasp' in MP4 and MOV
+    if in_bitstream != wanted and format_name not in _MOV_FAMILY:
+        codec = part.codec_context.name
+        options.warn(
+            f"{format_name} output cannot keep the pixel aspect ratio {wanted.numerator}:{wanted.denominator}: "
+            f"{codec} has no place for it and the container takes it from there, so players will show the "
+            "picture squeezed; write .mp4, or use --codec libx264 or libx265"
+        )
 
 
 class _Transcoder:
