@@ -10,6 +10,7 @@ from __future__ import annotations
 from vidsr.media.aspect import display_aspect_ratio, output_sample_aspect_ratio
 from vidsr.media.container import close_output, format_accepts, open_input, open_output, video_stream
 from vidsr.media.decode import Segmentation, decode_batches, frames_from
+from vidsr.media.deinterlace import Deinterlacer, FieldOrder
 from vidsr.media.encode import (
     EncodeSettings,
     VideoWriter,
@@ -25,7 +26,9 @@ from vidsr.media.streams import LeftOutVideo, choose_video_stream
 from vidsr.media.timecode import name_time, parse_time, show_time
 
 __all__ = [
+    "Deinterlacer",
     "EncodeSettings",
+    "FieldOrder",
     "LeftOutVideo",
     "Segmentation",
     "StreamSummary",

@@ -16,6 +16,7 @@ import numpy as np
 
 from vidsr.errors import InputError
 from vidsr.media.container import failure_reason, open_input, video_stream
+from vidsr.media.deinterlace import Deinterlacer
 from vidsr.media.frame_arrays import frame_planes
 from vidsr.media.probe import VideoInfo, truncation_tolerance
 from vidsr.media.timecode import show_time
@@ -85,12 +86,14 @@ def decode_batches(
     first_segment: int = 0,
     first_index: int = 0,
     decoder_threads: int = 0,
+    deinterlace: bool = False,
 ) -> Iterator[FrameBatch]:
     """Yield the video of ``info`` in batches of up to ``batch_size`` frames, from the start of
     ``first_segment`` on (seeking there, frame-exactly, instead of decoding what comes before).
 
-    ``first_index`` is the number of frames before that point. Raises InputError if the
-    stream is corrupt mid-way or changes resolution.
+    ``first_index`` is the number of frames before that point. ``deinterlace`` rebuilds
+    interlaced frames whole (pass ``info.interlaced``); a resumed run gives the same frames as
+    an uninterrupted one. Raises InputError if the stream is corrupt mid-way or changes resolution.
     """
     with open_input(info.path) as container:
         stream = video_stream(container, info.video_index)
@@ -100,7 +103,7 @@ def decode_batches(
         builder: _BatchBuilder | None = None
         frames_seen = first_index
         last_pts: int | None = None
-        for frame in frames_from(container, stream, info, start_pts):
+        for frame in frames_from(container, stream, info, start_pts, deinterlace=deinterlace):
             _check_size(frame, info)
             pts = _presentation_pts(frame, last_pts)
             last_pts = pts
@@ -133,16 +136,23 @@ def frames_from(
     stream: av.video.stream.VideoStream,
     info: VideoInfo,
     start_pts: int | None,
+    *,
+    deinterlace: bool = False,
 ) -> Generator[av.VideoFrame, None, None]:
-    """Frames with pts >= ``start_pts`` (all frames if None), found by seeking.
+    """Frames with pts >= ``start_pts`` (all frames if None), found by seeking; with
+    ``deinterlace``, interlaced frames rebuilt whole (see Deinterlacer), at their own pts.
 
     A seek lands on a keyframe at or before its target, but an index can be coarse: if the
     first frame decoded is already past ``start_pts``, seek again from further back, and in
-    the end decode from the start, so no frame is ever skipped.
+    the end decode from the start, so no frame is ever skipped. Deinterlacing needs a frame
+    before the first one wanted, so that it is rebuilt exactly as in a run from the start.
     """
+    deinterlacer = Deinterlacer(info.time_base) if deinterlace else None
     if start_pts is None:
-        yield from _decoded_frames(container, stream, info)
+        frames = _decoded_frames(container, stream, info)
+        yield from deinterlacer.frames(frames) if deinterlacer else frames
         return
+    needs_earlier = deinterlace and start_pts > info.start_pts
     for margin in (*_SEEK_MARGINS_SECONDS, None):
         if margin is None:
             container.seek(0)
@@ -152,12 +162,22 @@ def frames_from(
         first = next(frames, None)
         if first is None:
             continue
-        if margin is not None and first.pts is not None and first.pts > start_pts:
-            continue  # landed after the target
-        for frame in itertools.chain((first,), frames):
+        if margin is not None and not _landed_before(first, start_pts, strictly=needs_earlier):
+            continue  # landed after the target (or on it, with no neighbour for the deinterlacer)
+        chained = itertools.chain((first,), frames)
+        if deinterlacer is not None:
+            deinterlacer.reset()
+            chained = deinterlacer.frames(chained)
+        for frame in chained:
             if frame.pts is None or frame.pts >= start_pts:
                 yield frame
         return
+
+
+def _landed_before(first: av.VideoFrame, start_pts: int, *, strictly: bool) -> bool:
+    if first.pts is None:
+        return True
+    return first.pts < start_pts if strictly else first.pts <= start_pts
 
 
 def _decoded_frames(

@@ -16,6 +16,7 @@ import av.video.stream
 from vidsr.errors import InputError
 from vidsr.media.aspect import SQUARE, source_sample_aspect_ratio
 from vidsr.media.container import failure_reason, open_input
+from vidsr.media.deinterlace import FieldOrder, field_order
 from vidsr.media.streams import LeftOutVideo, choose_video_stream
 from vidsr.media.timecode import show_time
 from vidsr.planes import ColourSpec, Matrix
@@ -61,6 +62,8 @@ class VideoInfo:
     chapters: int
     videos_left_out: tuple[LeftOutVideo, ...] = ()  # cover art, still tracks, other angles: not upscaled
     sample_aspect_ratio: Fraction = SQUARE  # the shape of a stored pixel (4:3 for 16:9 shown from 4:3 stored)
+    field_order: FieldOrder = "progressive"  # of the first frame; "unknown": flagged interlaced, no order stated
+    interlaced: bool = False  # decode with deinterlace=True to rebuild whole frames
 
     @property
     def audio(self) -> tuple[StreamSummary, ...]:
@@ -85,6 +88,7 @@ def probe(path: Path, *, stream: int | None = None) -> VideoInfo:
         context = video.codec_context
         pix_fmt = first_frame.format.name
         frame_rate = video.average_rate or video.guessed_rate
+        fields, interlaced = field_order(video, first_frame)
         duration = _duration_seconds(container, video)
         _check_not_truncated(container, video, duration, path)
         frames_exact = bool(video.frames)
@@ -120,6 +124,8 @@ def probe(path: Path, *, stream: int | None = None) -> VideoInfo:
             chapters=len(container.chapters()),
             videos_left_out=left_out,
             sample_aspect_ratio=source_sample_aspect_ratio(video),
+            field_order=fields,
+            interlaced=interlaced,
         )
 
 
