@@ -40,6 +40,8 @@ class ClipSpec:
     chapters: bool = False
     rotation: int = 0
     sample_aspect_ratio: Fraction | None = None  # written by the encoder (H.264 VUI, and MP4 'pasp')
+    start_seconds: Fraction = Fraction(0)  # where every stream starts (a cut from a longer recording)
+    container_options: dict[str, str] = field(default_factory=dict)  # {"movflags": "+faststart"}
 
 
 def pattern(index: int, width: int, height: int, *, deep: bool = False) -> np.ndarray:
@@ -81,7 +83,7 @@ def write_clip(path: Path, spec: ClipSpec | None = None) -> Path:
     """Write a clip per ``spec`` and return its path."""
     spec = spec or ClipSpec()
     time_base = Fraction(1, 90000) if path.suffix != ".mkv" else Fraction(1, 1000)
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options=spec.container_options) as container:
         video = _add_video(container, spec, time_base)
         audio_streams = [_add_audio(container, codec, n) for n, codec in enumerate(spec.audio)]
         subtitle_source = av.open(str(spec.subtitles)) if spec.subtitles else None
@@ -104,13 +106,13 @@ def write_clip(path: Path, spec: ClipSpec | None = None) -> Path:
                 dst_color_range=2 if spec.full_range else 1,
                 interpolation=ACCURATE_SWSCALE,
             )
-            frame.pts = round(moment / time_base)
+            frame.pts = round((spec.start_seconds + moment) / time_base)
             frame.time_base = time_base
             container.mux(video.encode(frame))
         container.mux(video.encode())
         duration = float(times[-1] + Fraction(1, spec.fps))
         for stream, n in zip(audio_streams, range(len(audio_streams))):
-            _write_tone(container, stream, duration, frequency=440.0 * (n + 1))
+            _write_tone(container, stream, duration, frequency=440.0 * (n + 1), start=spec.start_seconds)
         if subtitle_source is not None:
             for packet in subtitle_source.demux(subtitle_source.streams[0]):
                 if packet.size:
@@ -143,20 +145,20 @@ def _add_audio(container, codec: str, number: int):
     return stream
 
 
-def _write_tone(container, stream, seconds: float, *, frequency: float) -> None:
+def _write_tone(container, stream, seconds: float, *, frequency: float, start: Fraction = Fraction(0)) -> None:
     context = stream.codec_context
     frame_size = context.frame_size or 1024
     rate = context.sample_rate
     total = int(round(seconds * rate))
     channels = len(context.layout.channels)
-    for start in range(0, total, frame_size):
-        count = min(frame_size, total - start)
-        t = (np.arange(start, start + count) / rate).astype(np.float32)
+    for first in range(0, total, frame_size):
+        count = min(frame_size, total - first)
+        t = (np.arange(first, first + count) / rate).astype(np.float32)
         tone = 0.3 * np.sin(2 * np.pi * frequency * t)
         samples = np.tile(tone, (channels, 1)).astype(np.float32)
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=context.layout)
         frame.sample_rate = rate
-        frame.pts = start
+        frame.pts = round(start * rate) + first
         frame.time_base = Fraction(1, rate)
         container.mux(stream.encode(frame))
     container.mux(stream.encode())
@@ -451,3 +453,83 @@ def combing(luma: np.ndarray) -> float:
     lines two apart (about 0 for a whole picture, large where two fields disagree)."""
     y = luma.astype(np.int32)
     return float(np.abs(np.diff(y, axis=0)).mean() - np.abs(y[2:] - y[:-2]).mean() / 2)
+
+
+# ---- audio and video sync ------------------------------------------------------------------------
+
+SYNC_EVENT = Fraction(1, 2)  # seconds after the start: a white frame and a click
+
+
+def write_sync_clip(
+    path: Path,
+    *,
+    start_seconds: Fraction = Fraction(0),
+    audio_codec: str = "aac",
+    frames: int = 24,
+    fps: int = 24,
+    size: tuple[int, int] = (64, 48),
+) -> Path:
+    """Grey H.264 video (with B-frames) with one white frame at SYNC_EVENT, and audio (``audio_codec``,
+    48 kHz mono, with its encoder's priming) silent but for a click at the same moment; every stream
+    starts at ``start_seconds``. The source time base is 1/12288 in MP4 and MOV, as FFmpeg's own."""
+    time_base = Fraction(1, 1000) if path.suffix in (".mkv", ".webm") else Fraction(1, fps * 512)
+    width, height = size
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "23"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.time_base = video.codec_context.time_base = time_base
+        audio = container.add_stream(audio_codec, rate=SAMPLE_RATE)
+        audio.layout = "mono"
+        for index in range(frames):
+            level = 235 if Fraction(index, fps) == SYNC_EVENT else 60
+            image = np.full((height, width, 3), level, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+            frame.pts = round((start_seconds + Fraction(index, fps)) / time_base)
+            frame.time_base = time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        total, click = SAMPLE_RATE * frames // fps, int(SAMPLE_RATE * SYNC_EVENT)
+        samples = np.zeros(total, np.float32)
+        samples[click : click + 480] = 0.8 * np.sin(np.arange(480) / 3)
+        frame_size = audio.codec_context.frame_size or 1024
+        for first in range(0, total, frame_size):
+            chunk = samples[None, first : first + frame_size]
+            sound = av.AudioFrame.from_ndarray(
+                chunk, format="fltp" if audio_codec != "libopus" else "flt", layout="mono"
+            )
+            sound.sample_rate = SAMPLE_RATE
+            sound.pts, sound.time_base = round(start_seconds * SAMPLE_RATE) + first, Fraction(1, SAMPLE_RATE)
+            container.mux(audio.encode(sound))
+        container.mux(audio.encode())
+    return path
+
+
+@dataclass
+class SyncMarks:
+    first_video: float  # seconds: the first frame's pts
+    flash: float  # seconds: the white frame's pts
+    click: float | None  # seconds: where the click starts in the decoded audio
+    frames: int
+    video_tick: Fraction  # the video stream's time base
+
+    @property
+    def audio_after_video(self) -> float:
+        """How far the click lands after the flash: 0 in a file in sync."""
+        assert self.click is not None
+        return self.click - self.flash
+
+
+def sync_marks(path: Path) -> SyncMarks:
+    """Where a file made by write_sync_clip (or its render) shows the flash and plays the click."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        flash = next(f.time for f in frames if f.to_ndarray()[: f.height].mean() > 150)
+        marks = SyncMarks(frames[0].time, flash, None, len(frames), stream.time_base)
+    with av.open(str(path)) as container:
+        for sound in container.decode(audio=0):
+            loud = np.nonzero(np.abs(sound.to_ndarray()).max(axis=0) > 0.3)[0]
+            if loud.size:
+                marks.click = sound.time + loud[0] / sound.sample_rate
+                break
+    return marks

@@ -8,7 +8,15 @@ and writing video stays cheap and usable on its own. It may import ``vidsr.error
 from __future__ import annotations
 
 from vidsr.media.aspect import display_aspect_ratio, output_sample_aspect_ratio
-from vidsr.media.container import close_output, format_accepts, open_input, open_output, video_stream
+from vidsr.media.container import (
+    close_output,
+    format_accepts,
+    open_input,
+    open_output,
+    rewind,
+    seek_before,
+    video_stream,
+)
 from vidsr.media.decode import Segmentation, decode_batches, frames_from
 from vidsr.media.deinterlace import Deinterlacer, FieldOrder
 from vidsr.media.encode import (
@@ -24,6 +32,7 @@ from vidsr.media.probe import StreamSummary, VideoInfo, probe
 from vidsr.media.remux import count_video_packets, finalize
 from vidsr.media.streams import LeftOutVideo, choose_video_stream
 from vidsr.media.timecode import name_time, parse_time, show_time
+from vidsr.media.truncation import Truncation
 
 __all__ = [
     "Deinterlacer",
@@ -32,6 +41,7 @@ __all__ = [
     "LeftOutVideo",
     "Segmentation",
     "StreamSummary",
+    "Truncation",
     "VideoInfo",
     "VideoWriter",
     "automatic_preset",
@@ -52,6 +62,8 @@ __all__ = [
     "parse_time",
     "pix_fmt_layout",
     "probe",
+    "rewind",
+    "seek_before",
     "show_time",
     "video_stream",
     "with_automatic_preset",

@@ -10,11 +10,21 @@ from pathlib import Path
 import av
 import av.container
 import av.error
+import av.stream
 import av.video.stream
 
 from vidsr.errors import InputError, OutputError
 
-__all__ = ["close_output", "failure_reason", "format_accepts", "open_input", "open_output", "video_stream"]
+__all__ = [
+    "close_output",
+    "failure_reason",
+    "format_accepts",
+    "open_input",
+    "open_output",
+    "rewind",
+    "seek_before",
+    "video_stream",
+]
 
 
 @contextmanager
@@ -84,6 +94,29 @@ def video_stream(container: av.container.InputContainer, index: int) -> av.video
     if not isinstance(stream, av.video.stream.VideoStream):
         raise TypeError(f"stream {index} of {container.name} is {stream.type}, not video")
     return stream
+
+
+def seek_before(container: av.container.InputContainer, stream: av.stream.Stream, pts: int) -> bool:
+    """Seek to the keyframe at or before ``pts`` (never before the stream's own start); False if
+    the file cannot seek there, so the caller can try from further back or rewind."""
+    if stream.start_time is not None:
+        pts = max(pts, stream.start_time)
+    try:
+        container.seek(pts, stream=stream, backward=True)
+    except av.error.FFmpegError:
+        return False
+    return True
+
+
+def rewind(container: av.container.InputContainer, stream: av.stream.Stream) -> None:
+    """Back to the first packet of ``stream``.
+
+    Not ``container.seek(0)``: Matroska without an index (a cut file, or one written to a pipe)
+    refuses any target before the video's own start with "Operation not permitted", and a video
+    can start at 10 s. Seeking to the stream's own start works there. InputError if even that fails.
+    """
+    if not seek_before(container, stream, stream.start_time or 0):
+        raise InputError(f"{container.name}: cannot go back to the start of its video to read it again")
 
 
 def failure_reason(exc: BaseException) -> str:
