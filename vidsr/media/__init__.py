@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from vidsr.media.aspect import display_aspect_ratio, output_sample_aspect_ratio
 from vidsr.media.container import (
+    check_output_container,
     close_output,
+    container_refusal,
     format_accepts,
     open_input,
     open_output,
+    output_format_name,
     rewind,
     seek_before,
     video_stream,
@@ -45,8 +48,10 @@ __all__ = [
     "VideoInfo",
     "VideoWriter",
     "automatic_preset",
+    "check_output_container",
     "choose_video_stream",
     "close_output",
+    "container_refusal",
     "count_video_packets",
     "decode_batches",
     "display_aspect_ratio",
@@ -57,6 +62,7 @@ __all__ = [
     "name_time",
     "open_input",
     "open_output",
+    "output_format_name",
     "output_pix_fmt",
     "output_sample_aspect_ratio",
     "parse_time",

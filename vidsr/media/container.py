@@ -16,11 +16,14 @@ import av.video.stream
 from vidsr.errors import InputError, OutputError
 
 __all__ = [
+    "check_output_container",
     "close_output",
+    "container_refusal",
     "failure_reason",
     "format_accepts",
     "open_input",
     "open_output",
+    "output_format_name",
     "rewind",
     "seek_before",
     "video_stream",
@@ -66,6 +69,49 @@ def close_output(container: av.container.OutputContainer, path: Path) -> None:
         container.close()
     except (OSError, av.error.FFmpegError) as exc:
         raise OutputError(f"cannot write {path}: {failure_reason(exc)}") from None
+
+
+# Muxers that cannot keep a timestamp for each frame, and why. vidsr's promise is every frame at its
+# own time with the sound in sync; these would break it without an error anywhere.
+_NO_TIMESTAMPS = {
+    "avi": "AVI keeps no timestamps, only a frame rate, so variable frame rate, B-frames and the sync "
+    "with the sound would be lost (players show frames late)",
+    "h264": "a raw H.264 stream keeps no timestamps and no sound",
+    "hevc": "a raw HEVC stream keeps no timestamps and no sound",
+    "obu": "a raw AV1 stream keeps no timestamps and no sound",
+}
+
+
+def container_refusal(format_name: str) -> str | None:
+    """Why vidsr will not write the muxer ``format_name`` (FFmpeg's name, as ``container.format.name``),
+    or None if it can. AVI and raw elementary streams cannot keep each frame's timestamp."""
+    return _NO_TIMESTAMPS.get(format_name)
+
+
+def output_format_name(path: Path) -> str | None:
+    """The muxer FFmpeg picks for ``path`` from its extension ("matroska" for .mkv), or None if it
+    knows none. Nothing is written: the name is asked of FFmpeg with an in-memory file."""
+    buffer = io.BytesIO()
+    buffer.name = path.name  # FFmpeg guesses the muxer from the name of a file object
+    try:
+        container = av.open(buffer, mode="w")
+    except (ValueError, av.error.FFmpegError):
+        return None
+    try:
+        return container.format.name
+    finally:
+        container.close()
+
+
+def check_output_container(path: Path) -> None:
+    """Refuse, before any work, an output whose extension FFmpeg has no muxer for, or a muxer that
+    cannot keep timestamps (AVI): one line saying why and what to write instead. Writes nothing."""
+    format_name = output_format_name(path)
+    if format_name is None:
+        raise OutputError(f"output {path}: FFmpeg knows no container for '{path.suffix}' (try .mp4 or .mkv)")
+    refusal = container_refusal(format_name)
+    if refusal is not None:
+        raise OutputError(f"output {path}: {refusal}; write .mkv or .mp4 instead")
 
 
 def format_accepts(format_name: str, add_stream: Callable[[av.container.OutputContainer], object]) -> bool:

@@ -28,7 +28,14 @@ import av.video.stream
 
 from vidsr.errors import InputError, OutputError
 from vidsr.media.aspect import SQUARE, source_sample_aspect_ratio
-from vidsr.media.container import close_output, failure_reason, format_accepts, open_input, open_output
+from vidsr.media.container import (
+    close_output,
+    container_refusal,
+    failure_reason,
+    format_accepts,
+    open_input,
+    open_output,
+)
 from vidsr.media.probe import VideoInfo
 
 Warn = Callable[[str], None]
@@ -53,13 +60,26 @@ def finalize(
     MP4 and MOV store it beside the bitstream too, so it survives codecs that have no place for it.
     """
     with open_input(info.path) as source:
-        container = open_output(output, output_format)
+        container = open_output(output, output_format, _MUXER_OPTIONS)
         try:
+            _refuse_without_timestamps(container, output)
             _mux_all(container, source, video_parts, info, _VideoOptions(sample_aspect_ratio, warn))
         except (OSError, av.error.FFmpegError) as exc:
             raise OutputError(f"cannot write {output}: {failure_reason(exc)}") from None
         finally:
             close_output(container, output)
+
+
+# The muxer's default (auto) shifts every stream so the smallest timestamp is 0: the AAC priming
+# packet (-21.3 ms) moved Matroska output 21 ms later, and the B-frame decode times before 0 moved
+# MPEG-TS output 83 ms later. Disabled, every container keeps the source's times, as `ffmpeg -c copy`.
+_MUXER_OPTIONS = {"avoid_negative_ts": "disabled"}
+
+
+def _refuse_without_timestamps(container: av.container.OutputContainer, output: Path) -> None:
+    refusal = container_refusal(container.format.name)
+    if refusal is not None:  # check_output_container says so before any work; this is the backstop
+        raise OutputError(f"output {output}: {refusal}; write .mkv or .mp4 instead")
 
 
 def count_video_packets(path: Path) -> int:
@@ -104,8 +124,14 @@ def _add_video_stream(
     info: VideoInfo,
     options: _VideoOptions,
 ) -> av.video.stream.VideoStream:
-    """The output's video stream, a copy of the work file's, with the source's rotation and pixel shape."""
-    video_out = container.add_stream_from_template(part)
+    """The output's video stream, a copy of the work file's, with the source's time base, rotation
+    and pixel shape."""
+    # opaque: copy the parameters without opening a codec; by default PyAV opens the template's
+    # decoder as an encoder, and AV1's decoder (libdav1d) cannot encode.
+    video_out = container.add_stream_from_template(part, opaque=True)
+    # NUT raises time bases coarser than 1/48000 (1/12288 becomes 1/49152); the muxer may keep the
+    # source's again (MP4, MOV) or impose its own (Matroska 1/1000, MPEG-TS 1/90000).
+    video_out.time_base = info.time_base
     if info.rotation:
         video_out.set_display_rotation(info.rotation)
     _carry_aspect(video_out, part, container.format.name, options)
