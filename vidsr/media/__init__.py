@@ -23,11 +23,14 @@ from vidsr.media.container import (
 from vidsr.media.decode import Segmentation, decode_batches, frames_from
 from vidsr.media.deinterlace import Deinterlacer, FieldOrder
 from vidsr.media.encode import (
+    ENCODER_THREADS,
     EncodeSettings,
     VideoWriter,
     automatic_preset,
+    check_encode_settings,
     output_pix_fmt,
     pix_fmt_layout,
+    video_encoders,
     with_automatic_preset,
 )
 from vidsr.media.frame_arrays import frame_planes
@@ -36,9 +39,11 @@ from vidsr.media.remux import count_video_packets, finalize
 from vidsr.media.streams import LeftOutVideo, choose_video_stream
 from vidsr.media.timecode import name_time, parse_time, show_time
 from vidsr.media.truncation import Truncation
+from vidsr.media.versions import media_versions
 
 __all__ = [
     "Deinterlacer",
+    "ENCODER_THREADS",
     "EncodeSettings",
     "FieldOrder",
     "LeftOutVideo",
@@ -48,6 +53,7 @@ __all__ = [
     "VideoInfo",
     "VideoWriter",
     "automatic_preset",
+    "check_encode_settings",
     "check_output_container",
     "choose_video_stream",
     "close_output",
@@ -59,6 +65,7 @@ __all__ = [
     "format_accepts",
     "frame_planes",
     "frames_from",
+    "media_versions",
     "name_time",
     "open_input",
     "open_output",
@@ -71,6 +78,7 @@ __all__ = [
     "rewind",
     "seek_before",
     "show_time",
+    "video_encoders",
     "video_stream",
     "with_automatic_preset",
 ]
