@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -15,11 +15,15 @@ import av.video.stream
 import numpy as np
 
 from vidsr.errors import InputError
-from vidsr.media.container import failure_reason, open_input, video_stream
+from vidsr.media.container import failure_reason, open_input, rewind, seek_before, video_stream
+from vidsr.media.deinterlace import Deinterlacer
 from vidsr.media.frame_arrays import frame_planes
-from vidsr.media.probe import VideoInfo, truncation_tolerance
+from vidsr.media.probe import VideoInfo
 from vidsr.media.timecode import show_time
+from vidsr.media.truncation import Truncation
 from vidsr.planes import FrameBatch, PlaneLayout, Planes
+
+TruncationCallback = Callable[[Truncation], None]
 
 
 @dataclass(frozen=True)
@@ -86,13 +90,22 @@ def decode_batches(
     last_segment: int | None = None,
     first_index: int = 0,
     decoder_threads: int = 0,
+    deinterlace: bool = False,
+    accept_truncated: bool = False,
+    on_truncated: TruncationCallback | None = None,
 ) -> Iterator[FrameBatch]:
     """Yield the video of ``info`` in batches of up to ``batch_size`` frames, from the start of
     ``first_segment`` on (seeking there, frame-exactly, instead of decoding what comes before),
     to the end of ``last_segment`` (None: to the end of the stream).
 
-    ``first_index`` is the number of frames before that point. Raises InputError if the
-    stream is corrupt mid-way or changes resolution.
+    ``first_index`` is the number of frames before that point. ``deinterlace`` rebuilds
+    interlaced frames whole (pass ``info.interlaced``); a resumed run gives the same frames as
+    an uninterrupted one. Raises InputError if the stream is corrupt mid-way or changes resolution.
+
+    A video that stops short of its stated length where probe could not tell (its end could not
+    be read ahead) raises InputError once decoding gets there, saying how much is missing; with
+    ``accept_truncated`` the frames there are are given and ``on_truncated`` hears of it. A cut
+    the probe found and accepted (``info.truncated_at``) is not reported again.
     """
     with open_input(info.path) as container:
         stream = video_stream(container, info.video_index)
@@ -102,7 +115,16 @@ def decode_batches(
         builder: _BatchBuilder | None = None
         frames_seen = first_index
         last_pts: int | None = None
-        for frame in frames_from(container, stream, info, start_pts):
+        frames = frames_from(
+            container,
+            stream,
+            info,
+            start_pts,
+            deinterlace=deinterlace,
+            accept_truncated=accept_truncated,
+            on_truncated=on_truncated,
+        )
+        for frame in frames:
             _check_size(frame, info)
             pts = _presentation_pts(frame, last_pts)
             last_pts = pts
@@ -137,52 +159,115 @@ def frames_from(
     stream: av.video.stream.VideoStream,
     info: VideoInfo,
     start_pts: int | None,
+    *,
+    deinterlace: bool = False,
+    accept_truncated: bool = False,
+    on_truncated: TruncationCallback | None = None,
 ) -> Generator[av.VideoFrame, None, None]:
-    """Frames with pts >= ``start_pts`` (all frames if None), found by seeking.
+    """Frames with pts >= ``start_pts`` (all frames if None), found by seeking; with
+    ``deinterlace``, interlaced frames rebuilt whole (see Deinterlacer), at their own pts.
 
     A seek lands on a keyframe at or before its target, but an index can be coarse: if the
     first frame decoded is already past ``start_pts``, seek again from further back, and in
-    the end decode from the start, so no frame is ever skipped.
+    the end decode from the start, so no frame is ever skipped. Deinterlacing needs a frame
+    before the first one wanted, so that it is rebuilt exactly as in a run from the start.
+
+    A video that stops short of its length where only decoding can tell (see ``decode_batches``)
+    raises InputError at the end, or with ``accept_truncated`` is reported to ``on_truncated``.
     """
+    end = _EndCheck(info, accept_truncated, on_truncated)
+    deinterlacer = Deinterlacer(info.time_base) if deinterlace else None
     if start_pts is None:
-        yield from _decoded_frames(container, stream, info)
+        frames = _decoded_frames(container, stream, info, end)
+        yield from deinterlacer.frames(frames) if deinterlacer else frames
         return
+    needs_earlier = deinterlace and start_pts > info.start_pts
     for margin in (*_SEEK_MARGINS_SECONDS, None):
         if margin is None:
-            container.seek(0)
-        else:
-            container.seek(max(0, start_pts - int(margin / info.time_base)), stream=stream, backward=True)
-        frames = _decoded_frames(container, stream, info)
+            rewind(container, stream)
+        elif not seek_before(container, stream, start_pts - int(margin / info.time_base)):
+            continue
+        frames = _decoded_frames(container, stream, info, end)
         first = next(frames, None)
         if first is None:
             continue
-        if margin is not None and first.pts is not None and first.pts > start_pts:
-            continue  # landed after the target
-        for frame in itertools.chain((first,), frames):
+        if margin is not None and not _landed_before(first, start_pts, strictly=needs_earlier):
+            continue  # landed after the target (or on it, with no neighbour for the deinterlacer)
+        chained = itertools.chain((first,), frames)
+        if deinterlacer is not None:
+            deinterlacer.reset()
+            chained = deinterlacer.frames(chained)
+        for frame in chained:
             if frame.pts is None or frame.pts >= start_pts:
                 yield frame
         return
 
 
+def _landed_before(first: av.VideoFrame, start_pts: int, *, strictly: bool) -> bool:
+    if first.pts is None:
+        return True
+    return first.pts < start_pts if strictly else first.pts <= start_pts
+
+
+@dataclass(frozen=True)
+class _EndCheck:
+    """Whether decoding reached the end the file states, and what to do when it did not."""
+
+    info: VideoInfo
+    accept_truncated: bool
+    on_truncated: TruncationCallback | None
+
+    def check(self, video_seconds: float) -> None:
+        info = self.info
+        rate = float(info.frame_rate) if info.frame_rate else None
+        # Loose: probe already compared the packets with the stated length, closely.
+        tolerance = max(0.5, 3.0 / rate) if rate else 0.5
+        if video_seconds >= info.available_duration - tolerance:
+            return
+        truncation = Truncation(info.path, video_seconds, info.duration)
+        if not self.accept_truncated:
+            raise InputError(truncation.refusal())
+        if self.on_truncated is not None:
+            self.on_truncated(truncation)
+
+
 def _decoded_frames(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, info: VideoInfo
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, info: VideoInfo, end: _EndCheck
 ) -> Generator[av.VideoFrame, None, None]:
-    """Every frame, then a check that decoding reached the end the file promised."""
+    """Every frame, then a check that decoding reached the end the file states.
+
+    A read or decode error after which the file has no more packets is where its data stops (a
+    cut file), judged by that check; an error with more to come is damage, an InputError.
+    """
     start = float(stream.start_time * info.time_base) if stream.start_time is not None else 0.0
-    last_time = start
+    video_end = start
     try:
         for frame in container.decode(stream):
             if frame.pts is not None:
-                last_time = frame.time
+                video_end = max(video_end, _frame_end(frame, info))
             yield frame
     except av.error.FFmpegError as exc:
-        raise InputError(f"{info.path} is corrupt near {show_time(last_time - start)}: {failure_reason(exc)}") from None
-    frame_rate = float(info.frame_rate) if info.frame_rate else None
-    if last_time - start < info.duration - truncation_tolerance(frame_rate) - (1 / frame_rate if frame_rate else 0):
-        raise InputError(
-            f"{info.path} is corrupt or truncated: decoding stopped at {show_time(last_time - start)} "
-            f"of {show_time(info.duration)}"
-        )
+        if _more_packets(container, stream):
+            raise InputError(
+                f"{info.path} is corrupt near {show_time(video_end - start)}: {failure_reason(exc)}"
+            ) from None
+    end.check(video_end - start)
+
+
+def _frame_end(frame: av.VideoFrame, info: VideoInfo) -> float:
+    """Seconds where a frame stops being shown: its pts plus its duration (or one frame)."""
+    pts = frame.pts or 0
+    if frame.duration:
+        return float((pts + frame.duration) * info.time_base)
+    step = 1 / info.frame_rate if info.frame_rate else Fraction(0)
+    return float(pts * info.time_base + step)
+
+
+def _more_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> bool:
+    try:
+        return any(packet.size for packet in itertools.islice(container.demux(stream), 8))
+    except av.error.FFmpegError:
+        return False
 
 
 def _presentation_pts(frame: av.VideoFrame, last_pts: int | None) -> int:

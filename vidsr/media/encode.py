@@ -22,6 +22,7 @@ import av.video.stream
 import numpy as np
 
 from vidsr.errors import OutputError, SettingsError
+from vidsr.media.aspect import SQUARE
 from vidsr.media.container import close_output, failure_reason, open_output
 from vidsr.media.frame_arrays import plane_rows
 from vidsr.planes import ColourSpec, OutputBatch, PlaneLayout
@@ -40,6 +41,15 @@ _PIX_FMT_LAYOUTS = {
 }
 
 
+# Encoder threads, fixed so that the same job gives the same file on any machine: x264 and x265
+# code the video differently for each thread count, and left to themselves they choose it from
+# the core count. 8 is about what x264 chooses itself on 5 or 6 cores; it covers the encoder's
+# share of a CPU render (about a tenth of the network's CPU time) up to about 48 cores, and it
+# keeps the memory of a 4K encode modest. Only where the encoder is the bottleneck on many
+# cores (a GPU render of a light model) would the encoder's own choice be faster; 0 gives it back.
+ENCODER_THREADS = 8
+
+
 @dataclass(frozen=True)
 class EncodeSettings:
     """What the user chooses about the output video; ``pix_fmt`` None follows the source depth."""
@@ -48,7 +58,7 @@ class EncodeSettings:
     crf: int = 18
     preset: str = "auto"  # see automatic_preset
     pix_fmt: str | None = None
-    threads: int = 0  # 0: the codec decides
+    threads: int = ENCODER_THREADS  # fixed: the output does not depend on the machine (0: the encoder decides)
 
 
 AUTO_PRESET = "auto"
@@ -88,16 +98,90 @@ def with_automatic_preset(settings: EncodeSettings, network_flops_per_pixel: flo
 def output_pix_fmt(settings: EncodeSettings, source_bit_depth: int) -> str:
     """The output pixel format: the user's, or 4:2:0 at 8 bits (10 for a deeper source)."""
     codec = _codec(settings.codec)
-    supported = {fmt.name for fmt in codec.video_formats or ()}
     if settings.pix_fmt is not None:
-        if settings.pix_fmt not in _PIX_FMT_LAYOUTS:
-            raise SettingsError(f"--pix-fmt {settings.pix_fmt}: choose one of {', '.join(_PIX_FMT_LAYOUTS)}")
-        if supported and settings.pix_fmt not in supported:
-            raise SettingsError(f"--pix-fmt {settings.pix_fmt}: {settings.codec} cannot encode it")
+        _check_pix_fmt(settings.pix_fmt, codec)
         return settings.pix_fmt
-    if source_bit_depth > 8 and "yuv420p10le" in supported:
+    if source_bit_depth > 8 and "yuv420p10le" in _writable_formats(codec):
         return "yuv420p10le"
     return "yuv420p"
+
+
+# ---- settings checked before any work, each refusal with the choices -----------------------------
+
+_X26X_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+_SVTAV1_PRESETS = tuple(str(preset) for preset in range(14))  # 0 slowest and best .. 13 fastest
+_CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libsvtav1": (1, 63)}  # SVT-AV1 takes 0 as "unset"
+_NVENC_CQ_RANGE = (0, 51)
+# The video encoders worth suggesting, in order; a message lists those this PyAV build has.
+_SUGGESTED_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "h264_nvenc", "hevc_nvenc", "av1_nvenc")
+
+
+def check_encode_settings(settings: EncodeSettings) -> None:
+    """Refuse, before any work, encoder settings that cannot work, naming the valid choices: an
+    encoder that is not a video encoder of this build, a preset or CRF the encoder does not take,
+    a pixel format it cannot encode or vidsr cannot write, a negative thread count."""
+    codec = _codec(settings.codec)
+    _check_preset(settings)
+    _check_crf(settings)
+    if settings.pix_fmt is not None:
+        _check_pix_fmt(settings.pix_fmt, codec)
+    if settings.threads < 0:
+        raise SettingsError(f"encoder threads {settings.threads}: give 1 or more, or 0 to let the encoder choose")
+
+
+def video_encoders() -> list[str]:
+    """The video encoders vidsr suggests that this PyAV build has, best known first."""
+    return [name for name in _SUGGESTED_ENCODERS if name in av.codecs_available]
+
+
+def _check_preset(settings: EncodeSettings) -> None:
+    name, preset = settings.codec, settings.preset
+    if preset == AUTO_PRESET:
+        return
+    if name in ("libx264", "libx265"):
+        if preset not in _X26X_PRESETS:
+            raise SettingsError(f"--preset {preset}: {name} takes auto, or {', '.join(_X26X_PRESETS)}")
+    elif name == "libsvtav1":
+        if preset not in _SVTAV1_PRESETS:
+            raise SettingsError(f"--preset {preset}: libsvtav1 takes auto, or 0 (slowest, smallest) to 13 (fastest)")
+    elif preset != "default":
+        raise SettingsError(f"--preset {preset}: vidsr sets no preset for {name}; leave --preset at auto")
+
+
+def _check_crf(settings: EncodeSettings) -> None:
+    name = settings.codec
+    low, high = _NVENC_CQ_RANGE if name.endswith("_nvenc") else _CRF_RANGES.get(name, (None, None))
+    if low is None or high is None or low <= settings.crf <= high:
+        return
+    raise SettingsError(f"--crf {settings.crf}: {name} takes {low} (best) to {high} (smallest)")
+
+
+def _check_pix_fmt(pix_fmt: str, codec: av.Codec) -> None:
+    writable = _writable_formats(codec)
+    if pix_fmt in writable:
+        return
+    if pix_fmt not in _PIX_FMT_LAYOUTS:
+        reason = "vidsr does not write it"
+    else:
+        reason = f"{codec.name} cannot encode it"
+    raise SettingsError(f"--pix-fmt {pix_fmt}: {reason}; choose one of {', '.join(writable)}")
+
+
+def _writable_formats(codec: av.Codec) -> list[str]:
+    """The pixel formats vidsr writes that ``codec`` encodes (all of vidsr's if it does not say)."""
+    supported = {fmt.name for fmt in codec.video_formats or ()}
+    return [name for name in _PIX_FMT_LAYOUTS if not supported or name in supported]
 
 
 def pix_fmt_layout(pix_fmt: str) -> PlaneLayout:
@@ -105,13 +189,19 @@ def pix_fmt_layout(pix_fmt: str) -> PlaneLayout:
 
 
 def _codec(name: str) -> av.Codec:
+    """The video encoder ``name``; SettingsError naming the video encoders there are otherwise."""
+    choices = ", ".join(video_encoders())
     try:
         codec = av.Codec(name, "w")
     except (av.error.FFmpegError, ValueError):
-        raise SettingsError(f"--codec {name}: no such encoder in this PyAV build") from None
+        raise SettingsError(f"--codec {name}: this PyAV build has no such encoder; choose one of {choices}") from None
     if codec.type != "video":
-        raise SettingsError(f"--codec {name} is not a video encoder")
+        raise SettingsError(f"--codec {name} is {_a(codec.type)} encoder; choose a video encoder: {choices}")
     return codec
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
 
 
 def _codec_options(settings: EncodeSettings) -> dict[str, str]:
@@ -141,13 +231,17 @@ class VideoWriter:
         settings: EncodeSettings,
         pix_fmt: str,
         colour: ColourSpec,
+        sample_aspect_ratio: Fraction = SQUARE,
     ) -> None:
+        """``sample_aspect_ratio`` is the output's pixel shape (see ``output_sample_aspect_ratio``);
+        the encoder writes it into the bitstream, where every container finds it."""
         self.path = path
         self.width, self.height = width, height
         self.time_base = time_base
         self.pix_fmt = pix_fmt
         self.frames_written = 0
         self._container = open_output(path, WORK_FORMAT, {"avoid_negative_ts": "disabled"})
+        self.sample_aspect_ratio = sample_aspect_ratio
         try:
             self._stream = self._add_stream(settings, frame_rate, colour)
         except BaseException:
@@ -165,11 +259,16 @@ class VideoWriter:
         stream.time_base = self.time_base
         context = stream.codec_context
         context.time_base = self.time_base
+        # x264 in frame-thread mode: its coded video then does not depend on the thread count up to
+        # 4 (PyAV's default, slice threads, puts one slice a thread into the bitstream).
+        context.thread_type = "FRAME"
         context.thread_count = settings.threads
         context.colorspace = _MATRIX_TAGS[colour.matrix]
         context.color_range = _RANGE_TAGS[colour.full_range]
         context.color_primaries = colour.primaries
         context.color_trc = colour.transfer
+        if self.sample_aspect_ratio != SQUARE:  # square pixels stay unsaid, as before
+            context.sample_aspect_ratio = self.sample_aspect_ratio
         return stream
 
     def write(self, batch: OutputBatch) -> None:

@@ -10,12 +10,14 @@ from pathlib import Path
 import av
 import av.container
 import av.error
-import av.stream
 import av.video.stream
 
 from vidsr.errors import InputError
+from vidsr.media.aspect import SQUARE, source_sample_aspect_ratio
 from vidsr.media.container import failure_reason, open_input
-from vidsr.media.timecode import show_time
+from vidsr.media.deinterlace import FieldOrder, field_order
+from vidsr.media.streams import LeftOutVideo, choose_video_stream
+from vidsr.media.truncation import Truncation, find_truncation, stated_length
 from vidsr.planes import ColourSpec, Matrix
 
 # FFmpeg's AVColorSpace values that name a matrix vidsr converts with.
@@ -51,12 +53,29 @@ class VideoInfo:
     frame_rate: Fraction | None
     frames: int
     frames_exact: bool
-    duration: float
+    duration: float  # the length the file states, from the video's own start
     colour: ColourSpec
     colour_tagged: bool
     rotation: int
     others: tuple[StreamSummary, ...]
     chapters: int
+    videos_left_out: tuple[LeftOutVideo, ...] = ()  # cover art, still tracks, other angles: not upscaled
+    sample_aspect_ratio: Fraction = SQUARE  # the shape of a stored pixel (4:3 for 16:9 shown from 4:3 stored)
+    field_order: FieldOrder = "progressive"  # of the first frame; "unknown": flagged interlaced, no order stated
+    interlaced: bool = False  # decode with deinterlace=True to rebuild whole frames
+    truncated_at: float | None = None  # a cut-off file accepted: the seconds of video there are
+
+    @property
+    def available_duration(self) -> float:
+        """The seconds of video there are to render: ``duration``, or less for a cut-off file."""
+        return self.truncated_at if self.truncated_at is not None else self.duration
+
+    @property
+    def truncation(self) -> Truncation | None:
+        """What is missing from a cut-off file accepted with ``accept_truncated`` (for its warning)."""
+        if self.truncated_at is None:
+            return None
+        return Truncation(self.path, self.truncated_at, self.duration)
 
     @property
     def audio(self) -> tuple[StreamSummary, ...]:
@@ -67,20 +86,25 @@ class VideoInfo:
         return tuple(s for s in self.others if s.kind == "subtitle")
 
 
-def probe(path: Path) -> VideoInfo:
-    """Read the streams of ``path``; raise InputError if it has no decodable video."""
+def probe(path: Path, *, stream: int | None = None, accept_truncated: bool = False) -> VideoInfo:
+    """Read the streams of ``path``; raise InputError if it has no decodable video.
+
+    The video is the stream a player would show (see ``choose_video_stream``), or the stream
+    at index ``stream`` when given (SettingsError if that is not a video stream). A video that
+    stops before the length its file states is refused (InputError, saying how much is missing),
+    unless ``accept_truncated``: then ``truncated_at`` says how much there is, for a warning.
+    """
     with open_input(path) as container:
-        video = _first_video_stream(container, path)
+        video, left_out = choose_video_stream(container, path, stream)
         if video.time_base is None:
             raise InputError(f"{path}: its video stream has no time base, so its frames have no times")
         first_frame = _first_frame(container, video, path)
         context = video.codec_context
         pix_fmt = first_frame.format.name
         frame_rate = video.average_rate or video.guessed_rate
-        duration = _duration_seconds(container, video)
-        _check_not_truncated(container, video, duration, path)
-        frames_exact = bool(video.frames)
-        frames = video.frames or (round(duration * frame_rate) if frame_rate else 0)
+        fields, interlaced = field_order(video, first_frame)
+        duration, truncation = _length(path, container, video, accept_truncated)
+        frames, frames_exact = _frame_count(video, Fraction(frame_rate) if frame_rate else None, duration, truncation)
         colour, tagged = effective_colour(
             colorspace=context.colorspace or first_frame.colorspace,
             color_range=context.color_range or first_frame.color_range,
@@ -110,15 +134,12 @@ def probe(path: Path) -> VideoInfo:
             rotation=int(first_frame.rotation or 0),
             others=tuple(_summaries(container, video.index)),
             chapters=len(container.chapters()),
+            videos_left_out=left_out,
+            sample_aspect_ratio=source_sample_aspect_ratio(video),
+            field_order=fields,
+            interlaced=interlaced,
+            truncated_at=truncation.video_seconds if truncation is not None else None,
         )
-
-
-def _first_video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
-    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-    if not streams:
-        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
-        raise InputError(f"{path} has no video stream (found: {kinds})")
-    return streams[0]
 
 
 def _first_frame(
@@ -134,50 +155,27 @@ def _first_frame(
     raise InputError(f"{path} has a video stream with no decodable frames (empty or truncated)")
 
 
-def _duration_seconds(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> float:
-    """The video stream's own duration where the file states it, else the whole file's."""
-    if video.duration is not None and video.time_base is not None:
-        return float(video.duration * video.time_base)
-    tagged = video.metadata.get("DURATION")  # Matroska writes it per stream
-    if tagged:
-        hours, minutes, seconds = tagged.split(":")
-        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return 0.0
+def _length(
+    path: Path, container: av.container.InputContainer, video: av.video.stream.VideoStream, accept_truncated: bool
+) -> tuple[float, Truncation | None]:
+    """The video's stated length in seconds (0 if the file states none), and its truncation if cut
+    off; a cut-off file is refused here, before any work, unless ``accept_truncated``."""
+    stated = stated_length(container, video)
+    truncation = find_truncation(path, video.index, stated)
+    if truncation is not None and not accept_truncated:
+        raise InputError(truncation.refusal())
+    return (stated.seconds if stated is not None else 0.0), truncation
 
 
-def truncation_tolerance(frame_rate: float | None) -> float:
-    """How far short of its stated duration a video may end before it counts as cut off."""
-    return max(0.5, 3.0 / frame_rate) if frame_rate else 0.5
-
-
-def _check_not_truncated(
-    container: av.container.InputContainer, video: av.video.stream.VideoStream, duration: float, path: Path
-) -> None:
-    """Look at the last seconds of the video: a cut-off file is refused before any work."""
-    if duration <= 0:
-        return
-    time_base = video.time_base or Fraction(1, av.time_base)  # probe refused a stream without one
-    start = float(video.start_time * time_base) if video.start_time is not None else 0.0
-    try:
-        container.seek(int((start + max(0.0, duration - 2.0)) / time_base), stream=video, backward=True)
-        ends = [
-            float((packet.pts + (packet.duration or 0)) * packet.time_base)
-            for packet in container.demux(video)
-            if packet.pts is not None
-        ]
-    except av.error.FFmpegError:
-        return  # not seekable: the decoder checks the end instead
-    finally:
-        container.seek(0)
-    video_end = max(ends, default=start) - start
-    rate = video.average_rate or video.guessed_rate
-    if video_end < duration - truncation_tolerance(float(rate) if rate else None):
-        raise InputError(
-            f"{path} is truncated: its video stops at {show_time(video_end)} "
-            f"but the file says it lasts {show_time(duration)}"
-        )
+def _frame_count(
+    video: av.video.stream.VideoStream, frame_rate: Fraction | None, duration: float, truncation: Truncation | None
+) -> tuple[int, bool]:
+    """Frames, and whether that is a count (MP4 states it) rather than duration x rate."""
+    if truncation is not None:  # the header's count is of frames that are not there
+        return (round(truncation.video_seconds * frame_rate) if frame_rate else 0), False
+    if video.frames:
+        return video.frames, True
+    return (round(duration * frame_rate) if frame_rate else 0), False
 
 
 def _summaries(container: av.container.InputContainer, video_index: int) -> Iterator[StreamSummary]:

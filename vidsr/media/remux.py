@@ -12,6 +12,8 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -25,7 +27,15 @@ import av.stream
 import av.video.stream
 
 from vidsr.errors import InputError, OutputError
-from vidsr.media.container import close_output, failure_reason, format_accepts, open_input, open_output
+from vidsr.media.aspect import SQUARE, source_sample_aspect_ratio
+from vidsr.media.container import (
+    close_output,
+    container_refusal,
+    failure_reason,
+    format_accepts,
+    open_input,
+    open_output,
+)
 from vidsr.media.probe import VideoInfo
 
 Warn = Callable[[str], None]
@@ -41,17 +51,35 @@ def finalize(
     *,
     output_format: str | None = None,
     warn: Warn = lambda message: None,
+    sample_aspect_ratio: Fraction | None = None,
 ) -> None:
     """Write ``output``: the video packets of ``video_parts`` (in order), plus every other
-    stream of the input that the output container can carry."""
+    stream of the input that the output container can carry.
+
+    ``sample_aspect_ratio`` is the output's pixel shape (None: what the parts' encoder wrote);
+    MP4 and MOV store it beside the bitstream too, so it survives codecs that have no place for it.
+    """
     with open_input(info.path) as source:
-        container = open_output(output, output_format)
+        container = open_output(output, output_format, _MUXER_OPTIONS)
         try:
-            _mux_all(container, source, video_parts, info, warn)
+            _refuse_without_timestamps(container, output)
+            _mux_all(container, source, video_parts, info, _VideoOptions(sample_aspect_ratio, warn))
         except (OSError, av.error.FFmpegError) as exc:
             raise OutputError(f"cannot write {output}: {failure_reason(exc)}") from None
         finally:
             close_output(container, output)
+
+
+# The muxer's default (auto) shifts every stream so the smallest timestamp is 0: the AAC priming
+# packet (-21.3 ms) moved Matroska output 21 ms later, and the B-frame decode times before 0 moved
+# MPEG-TS output 83 ms later. Disabled, every container keeps the source's times, as `ffmpeg -c copy`.
+_MUXER_OPTIONS = {"avoid_negative_ts": "disabled"}
+
+
+def _refuse_without_timestamps(container: av.container.OutputContainer, output: Path) -> None:
+    refusal = container_refusal(container.format.name)
+    if refusal is not None:  # check_output_container says so before any work; this is the backstop
+        raise OutputError(f"output {output}: {refusal}; write .mkv or .mp4 instead")
 
 
 def count_video_packets(path: Path) -> int:
@@ -65,14 +93,12 @@ def _mux_all(
     source: av.container.InputContainer,
     video_parts: Sequence[Path],
     info: VideoInfo,
-    warn: Warn,
+    options: _VideoOptions,
 ) -> None:
     container.metadata.update(_container_tags(source))
     with open_input(video_parts[0]) as first_part:
-        video_out = container.add_stream_from_template(first_part.streams.video[0])
-    if info.rotation:
-        video_out.set_display_rotation(info.rotation)
-    carried = _plan_other_streams(container, source, warn)
+        video_out = _add_video_stream(container, first_part.streams.video[0], info, options)
+    carried = _plan_other_streams(container, source, options.warn)
     chapters = source.chapters()
     if chapters:
         container.set_chapters(chapters)
@@ -84,6 +110,52 @@ def _mux_all(
         if isinstance(out_stream, _Transcoder):
             for packet in out_stream.flush():
                 container.mux(packet)
+
+
+@dataclass(frozen=True)
+class _VideoOptions:
+    sample_aspect_ratio: Fraction | None
+    warn: Warn
+
+
+def _add_video_stream(
+    container: av.container.OutputContainer,
+    part: av.video.stream.VideoStream,
+    info: VideoInfo,
+    options: _VideoOptions,
+) -> av.video.stream.VideoStream:
+    """The output's video stream, a copy of the work file's, with the source's time base, rotation
+    and pixel shape."""
+    # opaque: copy the parameters without opening a codec; by default PyAV opens the template's
+    # decoder as an encoder, and AV1's decoder (libdav1d) cannot encode.
+    video_out = container.add_stream_from_template(part, opaque=True)
+    # NUT raises time bases coarser than 1/48000 (1/12288 becomes 1/49152); the muxer may keep the
+    # source's again (MP4, MOV) or impose its own (Matroska 1/1000, MPEG-TS 1/90000).
+    video_out.time_base = info.time_base
+    if info.rotation:
+        video_out.set_display_rotation(info.rotation)
+    _carry_aspect(video_out, part, container.format.name, options)
+    return video_out
+
+
+_MOV_FAMILY = ("mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v")  # muxers that write 'pasp'
+
+
+def _carry_aspect(
+    video_out: av.video.stream.VideoStream, part: av.video.stream.VideoStream, format_name: str, options: _VideoOptions
+) -> None:
+    in_bitstream = source_sample_aspect_ratio(part)
+    wanted = options.sample_aspect_ratio if options.sample_aspect_ratio is not None else in_bitstream
+    if wanted == SQUARE:
+        return
+    video_out.codec_context.sample_aspect_ratio = wanted  # becomes 'pasp' in MP4 and MOV
+    if in_bitstream != wanted and format_name not in _MOV_FAMILY:
+        codec = part.codec_context.name
+        options.warn(
+            f"{format_name} output cannot keep the pixel aspect ratio {wanted.numerator}:{wanted.denominator}: "
+            f"{codec} has no place for it and the container takes it from there, so players will show the "
+            "picture squeezed; write .mp4, or use --codec libx264 or libx265"
+        )
 
 
 class _Transcoder:

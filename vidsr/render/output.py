@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from vidsr.errors import OutputError, SettingsError
-from vidsr.media import accepts_video_codec, count_video_packets, muxer_for
+from vidsr.media import accepts_video_codec, check_output_container, count_video_packets, output_format_name
 
 __all__ = ["check_complete", "check_container", "check_paths", "partial_path"]
 
@@ -32,9 +32,11 @@ def check_paths(source: Path, output: Path, *, force: bool) -> None:
 
 
 def check_container(output: Path, codec_name: str) -> None:
-    """Refuse, before any work, an output extension FFmpeg has no muxer for, or one that
-    cannot hold the chosen video codec. Writes nothing beside the output."""
-    if not accepts_video_codec(muxer_for(output), codec_name):
+    """Refuse, before any work, an output extension FFmpeg has no muxer for, one that cannot keep
+    each frame's timestamp (AVI), or one that cannot hold the chosen video codec. Writes nothing."""
+    check_output_container(output)
+    format_name = output_format_name(output)
+    if format_name is not None and not accepts_video_codec(format_name, codec_name):
         raise SettingsError(
             f"a {output.suffix} file cannot hold {codec_name} video; choose another --codec or extension"
         )
