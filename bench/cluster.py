@@ -126,12 +126,14 @@ def main() -> None:
     print(f"{args.model}, {width}x{height} -> x4, {frames} frames in {args.segments} segments, {cores} cores")
     print(f"ray.init: {ray_start:.1f} s (not in the timings below)")
     for name, seconds in best.items():
-        print(f"  {name:<14} {seconds:7.1f} s  {frames / seconds:6.2f} fps   (runs: {', '.join(f'{t:.1f}' for t in times[name])})")
+        runs = ", ".join(f"{t:.1f}" for t in times[name])
+        print(f"  {name:<14} {seconds:7.1f} s  {frames / seconds:6.2f} fps   (runs: {runs})")
     overhead = (best["ray 1"] - best["one process"]) / args.segments
     print(f"Ray's overhead per segment (1 worker against one process): {overhead * 1000:.0f} ms")
     speedup = best["ray 1"] / best[f"ray {cores}"]
     print(f"speed-up of {cores} workers over 1: {speedup:.2f}x (ideal {cores}x)")
-    print(f"tail (last segments, fewer workers busy than there are): {statistics.median(tails):.1f} s of the {cores}-worker run")
+    tail = statistics.median(tails)
+    print(f"tail (last segments, fewer workers busy than there are): {tail:.1f} s of the {cores}-worker run")
     print()
     print("A 2-hour film on G GPUs, segments of 6 s: 1200 segments; each GPU renders 1200/G of them.")
     print("  wall time = per-GPU time / G + the tail (at most one segment's render time) + start-up")

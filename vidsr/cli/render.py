@@ -128,36 +128,51 @@ def upscale(
         int | None,
         typer.Option(help="With --cluster: CPUs per renderer (default: a GPU's share, or a whole node).", min=1),
     ] = None,
+    stream: Annotated[
+        int | None,
+        typer.Option(help="The input's video stream to upscale (see vidsr info); default: the one a player shows."),
+    ] = None,
+    deinterlace: Annotated[
+        str,
+        typer.Option(help="auto: rebuild whole frames (bwdif) when the input is interlaced; on; off: keep the fields."),
+    ] = "auto",
+    accept_truncated: Annotated[
+        bool,
+        typer.Option(help="Render what there is of a cut-off input (with a warning) instead of refusing it."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no messages but errors.")] = False,
 ) -> None:
     """Upscale a video; audio, subtitles and chapters are kept. Same as `vidsr INPUT OUTPUT`."""
-    job = UpscaleJob(
-        input=input,
-        output=output,
-        upscale=UpscaleOptions(
-            models=tuple(model or [DEFAULT_MODEL]),
-            alpha=alpha,
-            scale=scale,
-            tile=tile,
-            device=device,
-            precision=precision,
-        ),
-        width=width,
-        height=height,
-        batch=batch,
-        compile=compile,
-        encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
-        force=force,
-        segment_seconds=segment_seconds,
-        restart=restart,
-        keep_work=keep_work,
-    )
     say = console.quiet if quiet else console.inform
     with (
         console.user_errors(),
         console.stop_on_sigterm(),
         progress_bar(enabled=not quiet and console.stderr.is_terminal) as on_progress,
     ):
+        job = UpscaleJob(
+            input=input,
+            output=output,
+            upscale=UpscaleOptions(
+                models=tuple(model or [DEFAULT_MODEL]),
+                alpha=alpha,
+                scale=scale,
+                tile=tile,
+                device=device,
+                precision=precision,
+            ),
+            width=width,
+            height=height,
+            batch=batch,
+            compile=compile,
+            encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+            force=force,
+            segment_seconds=segment_seconds,
+            restart=restart,
+            keep_work=keep_work,
+            stream=stream,
+            deinterlace=deinterlace_choice(deinterlace),
+            accept_truncated=accept_truncated,
+        )
         backend = _backend(cluster, worker_cpus)
         try:
             result = upscale_video(job, on_progress=on_progress, warn=console.warn, inform=say, backend=backend)
@@ -183,6 +198,14 @@ def _backend(cluster: str | None, worker_cpus: int | None) -> Backend:
     from vidsr.render.ray_executor import RayBackend
 
     return RayBackend(cluster, worker_cpus=worker_cpus)
+
+
+def deinterlace_choice(choice: str) -> bool | None:
+    """--deinterlace auto|on|off as the job's setting (None: when the input is interlaced)."""
+    choices: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
+    if choice not in choices:
+        raise SettingsError(f"--deinterlace {choice!r} is not a choice: auto, on or off")
+    return choices[choice]
 
 
 def _frames(count: int) -> str:

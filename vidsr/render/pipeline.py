@@ -19,15 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vidsr.durable import sync_folder
 from vidsr.errors import OutputError, VidsrError
-from vidsr.media import finalize
+from vidsr.media import check_encode_settings, finalize
 from vidsr.models import LoadedModel
 from vidsr.render.executor import Activity, Executor, InProcessExecutor
 from vidsr.render.journal import JobChangedError, Journal, describe_changes
 from vidsr.render.output import check_complete, check_container, check_paths, partial_path
-from vidsr.render.plan import DEFAULT_SEGMENT_SECONDS, RenderPlan, UpscaleJob, plan_job
+from vidsr.render.plan import DEFAULT_SEGMENT_SECONDS, STACK, RenderPlan, UpscaleJob, plan_job
 from vidsr.render.segments import RenderedSegment
 from vidsr.render.workfolder import WorkFolder
 
@@ -121,9 +122,10 @@ def upscale_video(
     backend = backend or Backend()
     check_paths(job.input, job.output, force=job.force)
     check_container(job.output, job.encode.codec)
+    check_encode_settings(job.encode)
     device, native_bf16 = backend.worker_device(job.upscale.device)
     plan, model = plan_job(job, device=device, native_bf16=native_bf16)
-    _warn_about_extra_passes(plan, model, warn)
+    _say_what_the_plan_changes(plan, model, warn, inform)
 
     _test_pause_point("planned")
     work = WorkFolder(job.output)
@@ -159,7 +161,7 @@ def upscale_video(
             raise OutputError(f"{plan.info.path}: no video frame could be decoded")
         parts = [work.path / s.file for s in journal.segments if s.file is not None]
         _test_pause_point("finalizing")
-        finalize(parts, plan.info, partial, warn=warn)
+        finalize(parts, plan.info, partial, warn=warn, sample_aspect_ratio=plan.sample_aspect_ratio)
         check_complete(partial, journal.frames_done)
         os.replace(partial, job.output)
         sync_folder(job.output.parent)
@@ -276,12 +278,22 @@ def open_journal(work: WorkFolder, plan: RenderPlan, *, restart: bool, inform: N
     journal = None if restart else work.read_journal()
     if restart:
         work.clear()
-    if journal is not None and journal.job != description:
-        changes = "; ".join(describe_changes(journal.job, description))
-        raise JobChangedError(
-            f"{work.output} has an interrupted render of a different job ({changes}); "
-            "run it with the earlier input and settings to resume, or add --restart to start over"
-        )
+    if journal is not None:
+        recorded, current = _without_stack(journal.job), _without_stack(description)
+        if recorded != current:
+            changes = "; ".join(describe_changes(recorded, current))
+            raise JobChangedError(
+                f"{work.output} has an interrupted render of a different job ({changes}); "
+                "run it with the earlier input and settings to resume, or add --restart to start over"
+            )
+        stack_changes = describe_changes(journal.job.get(STACK, {}), description[STACK], prefix=f"{STACK}.")
+        if stack_changes:
+            inform_stack = "; ".join(stack_changes[:4])
+            inform(
+                f"resuming on another software stack ({inform_stack}): frames made before and after may differ "
+                "in the last bits (--restart renders it all on this one)"
+            )
+            journal.job = description
     journal = journal or Journal(job=description, segment_count=plan.segment_count)
     _drop_damaged_segments(work, journal, inform)
     stray = work.discard_unrecorded(journal)
@@ -290,6 +302,10 @@ def open_journal(work: WorkFolder, plan: RenderPlan, *, restart: bool, inform: N
         inform(_resume_message(journal, plan) + discarded)
     work.write_journal(journal)
     return journal
+
+
+def _without_stack(description: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in description.items() if key != STACK}
 
 
 def _resume_message(journal: Journal, plan: RenderPlan) -> str:
@@ -329,6 +345,24 @@ def _interrupted_message(journal: Journal | None, plan: RenderPlan) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _say_what_the_plan_changes(plan: RenderPlan, model: LoadedModel, warn: Notify, inform: Notify) -> None:
+    """Nothing the user did not ask for happens in silence: left-out streams, a cut-off input,
+    deinterlacing, extra network passes."""
+    info = plan.info
+    for video in info.videos_left_out:
+        warn(f"{video.describe()} is left out of the output: only stream {info.video_index} is upscaled (--stream N)")
+    if info.truncation is not None:
+        warn(info.truncation.warning())
+    if plan.deinterlace:
+        order = {"tff": "top field first", "bff": "bottom field first"}.get(info.field_order, "field order unknown")
+        inform(
+            f"the input is interlaced ({order}): deinterlacing it before upscaling (--no-deinterlace keeps the fields)"
+        )
+    elif info.interlaced:
+        warn("the input is interlaced and --no-deinterlace was given: the network sees combed frames")
+    _warn_about_extra_passes(plan, model, warn)
 
 
 def _warn_about_extra_passes(plan: RenderPlan, model: LoadedModel, warn: Notify) -> None:

@@ -23,7 +23,10 @@ from vidsr.media import (
     EncodeSettings,
     Segmentation,
     VideoInfo,
+    display_aspect_ratio,
+    media_versions,
     output_pix_fmt,
+    output_sample_aspect_ratio,
     pix_fmt_layout,
     probe,
     with_automatic_preset,
@@ -67,6 +70,9 @@ class UpscaleJob:
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
     restart: bool = False  # discard an interrupted render of this output instead of resuming it
     keep_work: bool = False  # keep the segment files after the output is written
+    stream: int | None = None  # the input's video stream to upscale; None: the one a player shows
+    deinterlace: bool | None = None  # None: when the input is interlaced
+    accept_truncated: bool = False  # render what there is of a cut-off input instead of refusing it
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,9 @@ class RenderPlan:
     tile: int
     size: tuple[int, int]  # (width, height) of every output frame
     pix_fmt: str
+    sample_aspect_ratio: Fraction  # of the output's pixels: the source's display shape kept
+    deinterlace: bool
+    accept_truncated: bool
     encode: EncodeSettings  # with the preset resolved
     compile: bool
     batch: int
@@ -124,10 +133,11 @@ def plan_job(
     if job.segment_seconds <= 0:
         raise SettingsError("--segment-seconds must be more than 0")
     check_tile(job.upscale.tile)
-    info = probe(job.input)
+    info = probe(job.input, stream=job.stream, accept_truncated=job.accept_truncated)
     model = choose_model(job.upscale.models, job.upscale.alpha)
     pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
     size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
+    sample_aspect_ratio = output_sample_aspect_ratio(info.width, info.height, info.sample_aspect_ratio, *size)
     device_type = device or select_device(job.upscale.device).type
     precision = choose_precision(
         job.upscale.precision, torch.device(device_type), model, bit_depth=info.bit_depth, native_bf16=native_bf16
@@ -155,21 +165,24 @@ def plan_job(
         tile=job.upscale.tile,
         size=size,
         pix_fmt=pix_fmt,
+        sample_aspect_ratio=sample_aspect_ratio,
+        deinterlace=info.interlaced if job.deinterlace is None else job.deinterlace,
+        accept_truncated=job.accept_truncated,
         encode=encode,
         compile=compile_network,
         batch=job.batch or default_batch(device_type),
         segmentation=segmentation,
-        segment_count=segment_count(info, seconds),
+        segment_count=segment_count(info.available_duration, seconds),
         description={},
     )
     return replace(plan, description=describe_plan(plan, model)), model
 
 
-def segment_count(info: VideoInfo, seconds: Fraction) -> int:
+def segment_count(duration: float, seconds: Fraction) -> int:
     """How many segments of ``seconds`` the probed duration holds, without decoding: the last is
     open-ended (a duration that is short of the truth loses nothing), and a duration that is too
     long gives segments that come back empty."""
-    return max(1, math.ceil(Fraction(info.duration).limit_denominator(1_000_000) / seconds))
+    return max(1, math.ceil(Fraction(duration).limit_denominator(1_000_000) / seconds))
 
 
 def describe_plan(plan: RenderPlan, model: LoadedModel) -> dict[str, Any]:
@@ -179,11 +192,16 @@ def describe_plan(plan: RenderPlan, model: LoadedModel) -> dict[str, Any]:
         "input": input_fingerprint(plan.info),
         "model": {"name": model.name, "sha256": model.content_hash, "scale": model.scale},
         "settings": {
+            "stream": plan.info.video_index,
             "size": f"{plan.size[0]}x{plan.size[1]}",
+            "sample_aspect_ratio": str(plan.sample_aspect_ratio),
+            "deinterlace": plan.deinterlace,
+            "accept_truncated": plan.accept_truncated,
             "tile": plan.tile,
             "codec": plan.encode.codec,
             "crf": plan.encode.crf,
             "preset": plan.encode.preset,
+            "encoder_threads": plan.encode.threads,
             "pix_fmt": plan.pix_fmt,
             "device": plan.device,
             "precision": plan.precision,
@@ -193,7 +211,13 @@ def describe_plan(plan: RenderPlan, model: LoadedModel) -> dict[str, Any]:
             "segments": plan.segment_count,
             "vidsr": __version__,
         },
+        # What computed it: a resume on another stack is allowed, and said (its frames may differ
+        # from the earlier ones in the last bits); see pipeline.open_journal.
+        STACK: {"torch": torch.__version__, **media_versions()},
     }
+
+
+STACK = "stack"
 
 
 def default_batch(device_type: str) -> int:
@@ -207,8 +231,9 @@ def plan_output_size(info: VideoInfo, model: LoadedModel, job: UpscaleJob, layou
     format can hold (even sizes for 4:2:0)."""
     if job.upscale.scale is not None and (job.width or job.height):
         raise SettingsError("--scale and --width/--height both set the size: choose one")
-    if job.width or job.height:
-        width, height = _fill_in_aspect(job.width, job.height, info.width / info.height)
+    if job.width or job.height:  # sized from the picture as shown: an anamorphic source's display shape
+        shown = display_aspect_ratio(info.width, info.height, info.sample_aspect_ratio)
+        width, height = _fill_in_aspect(job.width, job.height, float(shown))
     else:
         scale = check_scale(job.upscale.scale) if job.upscale.scale is not None else float(model.scale)
         width, height = round(info.width * scale), round(info.height * scale)

@@ -90,6 +90,8 @@ class SegmentRenderer:
             first_segment=index,
             last_segment=None if index == plan.segment_count - 1 else index,  # the last one runs to the end
             decoder_threads=self.decoder_threads,
+            deinterlace=plan.deinterlace,
+            accept_truncated=plan.accept_truncated,
         )
         encoded = _EncodedSegment(plan, index)
         decoded: Prefetcher[FrameBatch] | None = None
@@ -142,6 +144,7 @@ class _EncodedSegment:
                 settings=plan.encode,
                 pix_fmt=plan.pix_fmt,
                 colour=plan.info.colour,
+                sample_aspect_ratio=plan.sample_aspect_ratio,
             )
         self.writer.write(batch)
         self.pts.extend(batch.pts)
