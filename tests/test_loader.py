@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 import re
@@ -185,8 +186,9 @@ def test_loaded_module_is_ready_for_inference(tmp_path: Path) -> None:
     assert loaded.params == sum(parameter.numel() for parameter in reference.parameters())
     assert loaded.name == "ready"
     assert loaded.source == str(tmp_path / "ready.pth")
-    assert loaded.supports_half
+    assert loaded.supports_half and loaded.supports_bf16
     assert (loaded.in_channels, loaded.out_channels) == (3, 3)
+    assert loaded.description == "RRDBNet x4: 2 blocks, 8 features, growth 4; RGB in, RGB out"
 
 
 def test_fp16_files_load_as_fp32(tmp_path: Path) -> None:
@@ -277,3 +279,19 @@ def test_an_unknown_file_type_is_a_model_error(tmp_path: Path) -> None:
 def test_a_file_without_a_dictionary_of_weights_is_a_model_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not a dictionary"):
         load_model_file(save([torch.zeros(3)], tmp_path / "list.pth"))  # type: ignore[arg-type]
+
+
+def test_an_unknown_layout_without_spandrel_says_how_to_get_it_in_one_line(tmp_path: Path) -> None:
+    if importlib.util.find_spec("spandrel") is not None:
+        pytest.skip("spandrel is installed here: unknown layouts go to it (tests/test_spandrel.py)")
+    path = save({"encoder.weight": torch.zeros(4, 3, 3, 3)}, tmp_path / "other-architecture.safetensors")
+    with pytest.raises(ModelError) as caught:
+        load_model_file(path)
+    message = str(caught.value)
+    assert "pip install 'vidsr[spandrel]'" in message and "\n" not in message
+
+
+def test_a_single_wrapper_of_any_name_and_a_netg_prefix_are_unwrapped() -> None:
+    state = tiny_compact(4).state_dict()
+    wrapped = {"generator": {f"netG.{key}": value for key, value in state.items()}}
+    assert canonicalize(wrapped).keys() == state.keys()

@@ -242,6 +242,7 @@ def _info_table(report: MediaReport) -> Table:
     if report.estimate:
         estimate = report.estimate
         table.add_row("output", f"{estimate.output_width}x{estimate.output_height} with {estimate.model}")
+        table.add_row("model", escape("; ".join(filter(None, (estimate.model_description, estimate.model_needs)))))
         table.add_row(
             "estimate",
             f"about {show_time(estimate.seconds)} on {estimate.device} in {estimate.precision}, encoding with "

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from vidsr.cli import console
@@ -15,7 +16,7 @@ __all__ = ["interpolate", "models"]
 
 
 def models() -> None:
-    """List the embedded models and the files in the models folder."""
+    """List the embedded models and the files in the models folder, with what each needs."""
     with console.user_errors():
         entries = list_models()
     table = Table(
@@ -28,6 +29,7 @@ def models() -> None:
     table.add_column("scale", justify="right")
     table.add_column("params", justify="right")
     table.add_column("size", justify="right")
+    table.add_column("runs with")
     table.add_column("good for / source")
     for entry in entries:
         table.add_row(*_model_row(entry))
@@ -36,15 +38,17 @@ def models() -> None:
 
 def _model_row(entry: ModelInfo) -> tuple[str, ...]:
     if entry.error:
-        return (entry.name, "", "", "", "", f"[red]unusable:[/] {entry.error}")
+        return (entry.name, "", "", "", "", "", f"[red]unusable:[/] {escape(entry.error)}")
     embedded = entry.source.startswith("embedded")
+    about = entry.summary if embedded else "\n".join(filter(None, (entry.source, entry.description)))
     return (
         entry.name,
         entry.architecture or "",
         f"x{entry.scale}" if entry.scale else "",
         f"{entry.params / 1e6:.2f} M" if entry.params else "",
         f"{entry.size_mb:.1f} MB" if entry.size_mb is not None else "",
-        entry.summary if embedded else entry.source,
+        entry.needs.replace("; ", "\n"),
+        escape(about),
     )
 
 

@@ -37,6 +37,7 @@ from vidsr.media import (
     video_stream,
     with_automatic_preset,
 )
+from vidsr.models import describe_needs
 from vidsr.planes import OutputBatch
 from vidsr.upscale import UpscaleOptions, Upscaler, arithmetic_per_output_pixel, create_upscaler
 from vidsr.upscale.colour import rgb_to_planes, tensors_to_planes
@@ -130,6 +131,8 @@ class Estimate:
     """
 
     model: str
+    model_needs: str  # channels, precisions, size requirements, tiles (the model's descriptor)
+    model_description: str  # the network as read from its file, and what vidsr assumed
     device: str
     precision: str  # fp32, bf16 or fp16: what the network computes in
     encoder: str  # what a render with the default settings encodes with, e.g. "libx264 veryfast"
@@ -266,6 +269,8 @@ def _estimate(
     width, height = upscaler.output_size(info.width, info.height)
     return Estimate(
         model=upscaler.model.name,
+        model_needs=describe_needs(upscaler.model),
+        model_description=upscaler.model.description,
         device=upscaler.device.type,
         precision=_PRECISION_NAMES.get(upscaler.dtype, str(upscaler.dtype)),
         encoder=f"{settings.codec} {settings.preset}",

@@ -66,7 +66,14 @@ def interpolate_models(first: str, second: str, alpha: float) -> LoadedModel:
         state,
         name=f"{model_a.name}+{model_b.name}@{alpha:g}",
         source=f"interpolated: (1-{alpha:g})·{model_a.name} + {alpha:g}·{model_b.name}",
+        hints=_hints(model_a),
     )
+
+
+def _hints(model: LoadedModel) -> dict[str, str]:
+    """What the tensors cannot tell, carried over from the first model (a compact model's activation)."""
+    act_type = model.hyperparameters.get("act_type")
+    return {"act_type": str(act_type)} if act_type else {}
 
 
 def write_interpolated(first: str, second: str, alpha: float, output: Path, *, force: bool = False) -> LoadedModel:
@@ -76,7 +83,7 @@ def write_interpolated(first: str, second: str, alpha: float, output: Path, *, f
     if output.suffix != ".safetensors":
         raise ModelError(f"{output}: interpolated models are written as .safetensors")
     model = interpolate_models(first, second, alpha)
-    data = save(_weights(model), metadata={"vidsr_source": model.source})
+    data = save(_weights(model), metadata={"vidsr_source": model.source, **_hints(model)})
     atomic_write(output, lambda handle: handle.write(data))
     return model
 

@@ -1,20 +1,24 @@
-"""Load a weight file into a ready-to-run network: canonicalise → detect → build → load.
+"""Load a weight file into a ready-to-run network: canonicalise → detect → build → load → describe.
 
 The layout is detected from which keys exist and hyper-parameters are read from tensor
 shapes (as spandrel does), never from the file name. Files are read with
 ``torch.load(weights_only=True)`` or safetensors: a pickle that would run code is refused.
+Weights holding NaN or infinity are refused too. A layout vidsr does not know goes to spandrel
+(the optional ``vidsr[spandrel]`` extra), given the tensors vidsr has already read safely.
+
+What the network needs is stated in the :class:`LoadedModel` it comes back as: scale, channels,
+precisions, size requirements, tiles; and what vidsr had to assume, in ``description``.
 """
 
-# Strict typing, less the unknown-type checks: safetensors types load_file() only in part.
-# pyright: reportUnknownVariableType=false
+# Strict typing, less the unknown-type checks: safetensors types load_file() and safe_open() only in part.
+# pyright: reportUnknownVariableType=false, reportUnknownMemberType=false
 
 from __future__ import annotations
 
 import hashlib
 import pickle
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import isqrt
 from pathlib import Path
 from typing import Any, cast
@@ -24,45 +28,64 @@ from torch import nn
 
 from vidsr.errors import ModelError
 from vidsr.models.arch import RRDBNet, SRVGGNetCompact
+from vidsr.models.arch.compact import ActType
+from vidsr.models.arch.rrdbnet import default_upsample_stages
+from vidsr.models.descriptor import LoadedModel, channels_text, describe_needs
+from vidsr.models.layouts import canonicalize, flat_tensors, preview, rename_to_basicsr
+from vidsr.models.spandrel_adapter import available as spandrel_available
+from vidsr.models.spandrel_adapter import load as load_with_spandrel
+
+__all__ = [
+    "SPANDREL_INSTALL",
+    "SUPPORTED_LAYOUTS",
+    "SUPPORTED_SUFFIXES",
+    "LoadedModel",
+    "build_network",
+    "canonicalize",
+    "content_hash",
+    "describe_needs",
+    "detect_and_build",
+    "load_model_file",
+    "load_state_dict_file",
+    "native_traits",
+    "read_hints",
+]
 
 TORCH_SUFFIXES = (".pth", ".pt", ".ckpt")
 SAFETENSORS_SUFFIXES = (".safetensors",)
 SUPPORTED_SUFFIXES = TORCH_SUFFIXES + SAFETENSORS_SUFFIXES
 
 SUPPORTED_LAYOUTS = (
-    "ESRGAN original (model.0 / model.1.sub.N.RDB1)",
-    "ESRGAN repo (conv_first / RRDB_trunk.N.RDB1 / trunk_conv)",
-    "BasicSR / Real-ESRGAN RRDBNet (body.N.rdb1, bare or in params_ema / params)",
-    "Real-ESRGAN SRVGGNetCompact (body.N with PReLU)",
+    "ESRGAN original (model.0 / model.1.sub.N.RDB1, x1/x2/x4/x8, ESRGAN+)",
+    "ESRGAN repo and KAIR/BSRGAN (conv_first / RRDB_trunk.N.RDB1 / trunk_conv / upconvN)",
+    "BasicSR / Real-ESRGAN RRDBNet (body.N.rdb1 / conv_upN, bare or in params_ema / params)",
+    "Real-ESRGAN SRVGGNetCompact (body.N)",
 )
+SPANDREL_INSTALL = "pip install 'vidsr[spandrel]'"
 
-# Training checkpoints nest the weights; the first of these keys found is unwrapped
-# (params_ema before params: the EMA weights are the ones Real-ESRGAN publishes).
-_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net")
-_DATA_PARALLEL_PREFIX = "module."
-_KEYS_SHOWN_IN_ERRORS = 8
+# A safetensors metadata key vidsr honours where the tensors cannot tell: the activation of a
+# compact model without PReLU weights ("relu" or "leakyrelu").
+ACT_TYPE_HINT = "act_type"
+# ReLU and LeakyReLU(0.1) leave no tensors. Assumed: ReLU. Were the truth LeakyReLU, ReLU drops a
+# tenth of each negative activation; the other way round it would let through activations a ReLU
+# network never had to keep small, an error without bound.
+ASSUMED_COMPACT_ACTIVATION: ActType = "relu"
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    """A network ready to run, plus what a caller needs to know to feed it.
+class Traits:
+    """What an architecture needs and tolerates, before any weights are read."""
 
-    ``module`` is in eval mode, fp32, on the CPU, with gradients off; it takes and returns
-    float RGB NCHW in 0..1. Input H and W must be multiples of ``size_multiple``.
-    """
-
-    module: nn.Module
-    name: str
-    architecture: str
     scale: int
     in_channels: int
     out_channels: int
     size_multiple: int
     supports_half: bool
-    content_hash: str
-    source: str
-    params: int
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    supports_bf16: bool
+    bf16_by_default: bool
+    fp32_layers: tuple[str, ...]
+    min_size: int = 1
+    preferred_tile: int = 0
 
 
 # ---------------------------------------------------------------------------- reading files
@@ -86,6 +109,20 @@ def load_state_dict_file(path: Path) -> dict[str, Any]:
         f"Cannot load {path.name}: unknown model file type {suffix or '(none)'!r}; "
         f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
     )
+
+
+def read_hints(path: Path) -> dict[str, str]:
+    """The metadata of a .safetensors file (where a file can say what its tensors cannot); {} otherwise."""
+    if Path(path).suffix.lower() not in SAFETENSORS_SUFFIXES:
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = cast("dict[str, str] | None", handle.metadata())
+    except Exception:  # the tensors were read already; unreadable metadata is no metadata
+        return {}
+    return dict(metadata or {})
 
 
 def _load_safetensors(path: Path) -> dict[str, Any]:
@@ -113,141 +150,62 @@ def _load_torch(path: Path) -> Any:
         raise ModelError(f"Cannot read {path}: not a PyTorch weights file ({error})") from None
 
 
-# ---------------------------------------------------------------------------- canonicalise
-
-
-def canonicalize(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Return the weights under BasicSR / Real-ESRGAN names, whatever the file's layout.
-
-    Unwraps training-checkpoint wrappers (params_ema, params, state_dict, ...), drops
-    non-tensor metadata, strips DataParallel ``module.`` prefixes and renames the old
-    ESRGAN layouts. Idempotent. Raises ModelError if there are no tensors.
-    """
-    tensors = _strip_data_parallel_prefix(_tensors_only(_unwrap(state)))
-    if _is_original_esrgan(tensors):
-        return _rename_original_esrgan(tensors)
-    if _is_esrgan_repo(tensors):
-        return _rename_esrgan_repo(tensors)
-    return tensors
-
-
-def _unwrap(state: Any) -> Mapping[str, Any]:
-    if not isinstance(state, Mapping):
-        raise ModelError(f"The file holds a {type(state).__name__}, not a dictionary of weights")
-    mapping = cast(Mapping[str, Any], state)
-    while True:
-        inner = next((mapping[key] for key in _WRAPPER_KEYS if isinstance(mapping.get(key), Mapping)), None)
-        if inner is None:
-            return mapping
-        mapping = cast(Mapping[str, Any], inner)
-
-
-def _tensors_only(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    tensors = {str(key): value for key, value in state.items() if isinstance(value, torch.Tensor)}
-    if not tensors:
-        raise ModelError(f"The file holds no weight tensors (keys: {_preview(state)})")
-    return tensors
-
-
-def _strip_data_parallel_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    while state and all(key.startswith(_DATA_PARALLEL_PREFIX) for key in state):
-        state = {key[len(_DATA_PARALLEL_PREFIX) :]: value for key, value in state.items()}
-    return state
-
-
-def _is_original_esrgan(state: Mapping[str, Any]) -> bool:
-    return "model.0.weight" in state and any(key.startswith("model.1.sub.") for key in state)
-
-
-def _is_esrgan_repo(state: Mapping[str, Any]) -> bool:
-    return any(key.startswith("RRDB_trunk.") for key in state)
-
-
-_OLD_RDB_CONV = re.compile(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)")
-_OLD_TRUNK_CONV = re.compile(r"model\.1\.sub\.(\d+)\.(weight|bias)")
-_OLD_TOP_LEVEL = re.compile(r"model\.(\d+)\.(weight|bias)")
-
-
-def _rename_original_esrgan(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map ESRGAN's nn.Sequential indices onto BasicSR names.
-
-    x4 is ``model.0`` conv_first, ``model.1.sub`` the trunk (its last entry conv_body),
-    then conv convs at 3 and 6 (after each upsample), 8 (HR conv) and 10 (last conv).
-    """
-    renamed: dict[str, torch.Tensor] = {}
-    tail: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in state.items():
-        if match := _OLD_RDB_CONV.fullmatch(key):
-            block, rdb, conv, kind = match.groups()
-            renamed[f"body.{block}.rdb{rdb}.conv{conv}.{kind}"] = value
-        elif match := _OLD_TRUNK_CONV.fullmatch(key):
-            renamed[f"conv_body.{match.group(2)}"] = value
-        elif (match := _OLD_TOP_LEVEL.fullmatch(key)) and match.group(1) == "0":
-            renamed[f"conv_first.{match.group(2)}"] = value
-        elif match := _OLD_TOP_LEVEL.fullmatch(key):
-            tail.setdefault(int(match.group(1)), {})[match.group(2)] = value
-        else:
-            raise ModelError(f"Unexpected key {key!r} in an original-ESRGAN model file")
-    renamed.update(_rename_original_tail(tail))
-    return renamed
-
-
-def _rename_original_tail(tail: dict[int, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    indices = sorted(tail)
-    upsampling_convs = len(indices) - 2
-    if upsampling_convs != 2:
-        raise ModelError(
-            f"This ESRGAN model has {max(upsampling_convs, 0)} upsampling stages "
-            f"(scale {2 ** max(upsampling_convs, 0)}x); vidsr supports the x4 layout "
-            "(and x2/x1 with pixel-unshuffle)"
-        )
-    names = ["conv_up1", "conv_up2", "conv_hr", "conv_last"]
-    return {
-        f"{name}.{kind}": value
-        for name, index in zip(names, indices, strict=True)
-        for kind, value in tail[index].items()
-    }
-
-
-_ESRGAN_REPO_RENAMES = (
-    (re.compile(r"^RRDB_trunk\.(\d+)\.RDB(\d)\."), r"body.\1.rdb\2."),
-    (re.compile(r"^trunk_conv\."), "conv_body."),
-    (re.compile(r"^upconv1\."), "conv_up1."),
-    (re.compile(r"^upconv2\."), "conv_up2."),
-    (re.compile(r"^HRconv\."), "conv_hr."),
-)
-
-
-def _rename_esrgan_repo(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    renamed: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        for pattern, replacement in _ESRGAN_REPO_RENAMES:
-            key = pattern.sub(replacement, key)
-        renamed[key] = value
-    return renamed
-
-
 # ---------------------------------------------------------------------------- detect and build
 
 
-def detect_and_build(state: Mapping[str, Any], *, name: str, source: str) -> LoadedModel:
+def detect_and_build(
+    state: Mapping[str, Any], *, name: str, source: str, hints: Mapping[str, str] | None = None
+) -> LoadedModel:
     """Detect the architecture of a state dict, build it and load the weights.
 
-    Accepts raw or canonical state dicts. Raises ModelError for an unknown layout (naming
-    the keys found and the layouts supported) or weights that do not fit the detected network.
+    Accepts raw or canonical state dicts; ``hints`` is the file's metadata (see ``read_hints``).
+    Raises ModelError for weights holding NaN or infinity (naming the first such tensor), an
+    unknown layout without spandrel (saying how to install it), or weights that do not fit.
     """
-    canonical = {key: value.detach().to(torch.float32).contiguous() for key, value in canonicalize(state).items()}
+    tensors = flat_tensors(state)
+    refuse_non_finite(tensors, name=name)
+    canonical = {
+        key: value.detach().to(torch.float32).contiguous() for key, value in rename_to_basicsr(tensors).items()
+    }
+    hints = dict(hints or {})
     if _is_basicsr_rrdbnet(canonical):
         architecture, hyperparameters = "RRDBNet", _rrdbnet_hyperparameters(canonical)
     elif _is_compact(canonical):
-        architecture, hyperparameters = "SRVGGNetCompact", _compact_hyperparameters(canonical)
+        architecture, hyperparameters = "SRVGGNetCompact", _compact_hyperparameters(canonical, hints)
     else:
-        raise ModelError(
-            f"Unrecognised model layout in {name}: found keys {_preview(canonical)}. "
-            f"Supported layouts: {'; '.join(SUPPORTED_LAYOUTS)}"
-        )
+        return _load_with_spandrel(tensors, name=name, source=source)
     module = _build_and_load(architecture, hyperparameters, canonical, name=name)
-    return _describe(module, architecture, hyperparameters, canonical, name=name, source=source)
+    traits = native_traits(architecture, hyperparameters)
+    return LoadedModel(
+        module=module,
+        name=name,
+        architecture=architecture,
+        scale=traits.scale,
+        in_channels=traits.in_channels,
+        out_channels=traits.out_channels,
+        size_multiple=traits.size_multiple,
+        supports_half=traits.supports_half,
+        content_hash=content_hash(canonical),
+        source=source,
+        params=sum(parameter.numel() for parameter in module.parameters()),
+        hyperparameters=dict(hyperparameters),
+        supports_bf16=traits.supports_bf16,
+        bf16_by_default=traits.bf16_by_default,
+        min_size=traits.min_size,
+        preferred_tile=traits.preferred_tile,
+        fp32_layers=traits.fp32_layers,
+        description=describe_native(architecture, hyperparameters, hints),
+    )
+
+
+def refuse_non_finite(tensors: Mapping[str, torch.Tensor], *, name: str) -> None:
+    """ModelError naming the first tensor (in file order) that holds a NaN or an infinity."""
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelError(
+                f"{name}: the weight {key!r} holds NaN or infinite values; the file is damaged "
+                "(or was saved after training diverged) and was not loaded"
+            )
 
 
 def _is_basicsr_rrdbnet(state: Mapping[str, torch.Tensor]) -> bool:
@@ -255,38 +213,52 @@ def _is_basicsr_rrdbnet(state: Mapping[str, torch.Tensor]) -> bool:
 
 
 def _is_compact(state: Mapping[str, torch.Tensor]) -> bool:
-    first = state.get("body.0.weight")
-    return first is not None and first.ndim == 4
+    """``body.N`` only: convs (4-D) at even N, and PReLU slopes (1-D) or nothing at odd N."""
+    if "body.0.weight" not in state:
+        return False
+    for key, tensor in state.items():
+        index, _, kind = key.removeprefix("body.").partition(".")
+        if not key.startswith("body.") or not index.isdigit():
+            return False
+        if kind == "weight" and tensor.ndim != (4 if int(index) % 2 == 0 else 1):
+            return False
+    return True
 
 
 def _rrdbnet_hyperparameters(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     num_feat, first_in_ch = _shape(state, "conv_first.weight")[:2]
     num_out_ch = _shape(state, "conv_last.weight")[0]
-    # Scales 2 and 1 pixel-unshuffle the input, multiplying its channels by 4 or 16.
-    if first_in_ch == num_out_ch * 16:
-        scale, num_in_ch = 1, first_in_ch // 16
-    elif first_in_ch == num_out_ch * 4:
-        scale, num_in_ch = 2, first_in_ch // 4
-    else:
-        scale, num_in_ch = 4, first_in_ch
-    return {
-        "num_in_ch": num_in_ch,
+    stages = _count_indexed(state, "conv_up")
+    # Real-ESRGAN's x2 and x1 pixel-unshuffle the input, multiplying its channels by 4 or 16
+    # (so a 4-channel x4 network with 1 channel out reads as a grey x2: the tensors are the same).
+    unshuffle = next(
+        (factor for factor in (4, 2) if first_in_ch == num_out_ch * factor * factor and factor <= 2**stages), 1
+    )
+    scale = 2**stages // unshuffle
+    hyperparameters: dict[str, Any] = {
+        "num_in_ch": first_in_ch // (unshuffle * unshuffle),
         "num_out_ch": num_out_ch,
         "scale": scale,
         "num_feat": num_feat,
         "num_block": _count_indexed(state, "body."),
         "num_grow_ch": _shape(state, "body.0.rdb1.conv1.weight")[0],
     }
+    # Only what differs from BasicSR's layout is named, so BasicSR files keep their old description.
+    if stages != default_upsample_stages(scale):
+        hyperparameters["num_upsample"] = stages
+    if "body.0.rdb1.conv1x1.weight" in state:
+        hyperparameters["plus"] = True
+    return hyperparameters
 
 
-def _compact_hyperparameters(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+def _compact_hyperparameters(state: Mapping[str, torch.Tensor], hints: Mapping[str, str]) -> dict[str, Any]:
     num_feat, num_in_ch = _shape(state, "body.0.weight")[:2]
     last_index = _count_indexed(state, "body.") - 1
-    if "body.1.weight" not in state:
+    if last_index < 2 or last_index % 2:
         raise ModelError(
-            "This compact model has no PReLU weights, so its activation cannot be told from "
-            "the file; vidsr supports Real-ESRGAN's PReLU compact models"
+            f"This compact model's last layer is body.{last_index}; SRVGGNetCompact ends on a conv at an even index"
         )
+    act_type = _compact_activation(state, hints)
     # Real-ESRGAN assumes out channels == in channels; the last conv feeds a pixel shuffle.
     num_out_ch = num_in_ch
     shuffle_channels = _shape(state, f"body.{last_index}.weight")[0]
@@ -302,8 +274,26 @@ def _compact_hyperparameters(state: Mapping[str, torch.Tensor]) -> dict[str, Any
         "num_feat": num_feat,
         "num_conv": (last_index - 2) // 2,
         "upscale": upscale,
-        "act_type": "prelu",
+        "act_type": act_type,
     }
+
+
+def _compact_activation(state: Mapping[str, torch.Tensor], hints: Mapping[str, str]) -> ActType:
+    """PReLU leaves its slopes at the odd indices; ReLU and LeakyReLU leave nothing, so the file's
+    ``act_type`` metadata decides, or vidsr assumes ReLU (and says so in the description)."""
+    has_slopes = "body.1.weight" in state
+    hint = hints.get(ACT_TYPE_HINT, "").strip().lower()
+    if hint and hint not in ("prelu", "relu", "leakyrelu"):
+        raise ModelError(f"act_type {hint!r} in the file's metadata: vidsr knows prelu, relu and leakyrelu")
+    if has_slopes:
+        if hint and hint != "prelu":
+            raise ModelError(f"The file's metadata says act_type {hint!r}, but its tensors hold PReLU slopes")
+        return "prelu"
+    if hint == "prelu":
+        raise ModelError("The file's metadata says act_type 'prelu', but it holds no PReLU slopes (body.1.weight)")
+    if hint in ("relu", "leakyrelu"):
+        return "relu" if hint == "relu" else "leakyrelu"
+    return ASSUMED_COMPACT_ACTIVATION
 
 
 def _shape(state: Mapping[str, torch.Tensor], key: str) -> tuple[int, ...]:
@@ -313,9 +303,14 @@ def _shape(state: Mapping[str, torch.Tensor], key: str) -> tuple[int, ...]:
 
 
 def _count_indexed(state: Mapping[str, torch.Tensor], prefix: str) -> int:
-    """Number of entries of an indexed container such as ``body.N.*`` (highest N + 1)."""
-    indices = {int(key[len(prefix) :].split(".", 1)[0]) for key in state if key.startswith(prefix)}
-    return max(indices) + 1
+    """Entries of an indexed family: ``body.N.*`` counts N + 1 (from 0), ``conv_upN.*`` counts N
+    (from 1); 0 if there is none. A gap shows up when the weights are loaded, as a missing key."""
+    indices = [
+        int(head) for key in state if key.startswith(prefix) and (head := key[len(prefix) :].split(".", 1)[0]).isdigit()
+    ]
+    if not indices:
+        return 0
+    return max(indices) + (1 if prefix.endswith(".") else 0)
 
 
 _BUILDERS = {"RRDBNet": RRDBNet, "SRVGGNetCompact": SRVGGNetCompact}
@@ -331,7 +326,10 @@ def _build_and_load(
     architecture: str, hyperparameters: dict[str, Any], state: dict[str, torch.Tensor], *, name: str
 ) -> nn.Module:
     # Built on the meta device and given the loaded tensors: no time spent on random init.
-    module = build_network(architecture, hyperparameters, device="meta")
+    try:
+        module = build_network(architecture, hyperparameters, device="meta")
+    except ValueError as error:
+        raise ModelError(f"{name}: {error}") from None
     try:
         module.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as error:
@@ -343,29 +341,79 @@ def _build_and_load(
     return module.eval()
 
 
-def _describe(
-    module: nn.Module,
-    architecture: str,
-    hyperparameters: dict[str, Any],
-    state: Mapping[str, torch.Tensor],
-    *,
-    name: str,
-    source: str,
-) -> LoadedModel:
-    return LoadedModel(
-        module=module,
-        name=name,
-        architecture=architecture,
-        scale=int(hyperparameters["scale"] if "scale" in hyperparameters else hyperparameters["upscale"]),
-        in_channels=hyperparameters["num_in_ch"],
-        out_channels=hyperparameters["num_out_ch"],
-        size_multiple=getattr(module, "unshuffle", 1),
-        supports_half=True,
-        content_hash=content_hash(state),
-        source=source,
-        params=sum(parameter.numel() for parameter in module.parameters()),
-        hyperparameters=dict(hyperparameters),
-    )
+# ---------------------------------------------------------------------------- what a network needs
+
+
+def native_traits(architecture: str, hyperparameters: Mapping[str, Any]) -> Traits:
+    """What one of vidsr's own networks needs and tolerates, from its hyper-parameters alone.
+
+    Both run in fp16 and bf16. bf16 is the CPU default for neither: measured with
+    bench/precision.py (models/README.md), the RRDB trunk's error grows with depth, and even the
+    compact network's margin over 45 dB could only be shown with emulated bf16, not on a CPU
+    with bf16 in hardware (whose numbers came out lower where both were known); the embedded
+    models' cards (vidsr.models.zoo) may say otherwise for a model measured natively.
+    The first and last convs stay in fp32 at reduced precision: a fraction of the arithmetic,
+    and the input is then never rounded to 8 significant bits (bench/precision.py).
+    """
+    if architecture == "RRDBNet":
+        stages = hyperparameters.get("num_upsample", default_upsample_stages(hyperparameters["scale"]))
+        unshuffle = 2**stages // hyperparameters["scale"]
+        return Traits(
+            scale=hyperparameters["scale"],
+            in_channels=hyperparameters["num_in_ch"],
+            out_channels=hyperparameters["num_out_ch"],
+            size_multiple=unshuffle,
+            min_size=unshuffle,
+            supports_half=True,
+            supports_bf16=True,
+            bf16_by_default=False,
+            fp32_layers=("conv_first", "conv_last"),
+        )
+    if architecture == "SRVGGNetCompact":
+        last = 2 * hyperparameters["num_conv"] + 2
+        return Traits(
+            scale=hyperparameters["upscale"],
+            in_channels=hyperparameters["num_in_ch"],
+            out_channels=hyperparameters["num_out_ch"],
+            size_multiple=1,
+            supports_half=True,
+            supports_bf16=True,
+            bf16_by_default=False,
+            fp32_layers=("body.0", f"body.{last}"),
+        )
+    raise ModelError(f"vidsr has no network called {architecture}")
+
+
+def describe_native(architecture: str, hyperparameters: Mapping[str, Any], hints: Mapping[str, str]) -> str:
+    """One line: the network as read from the file, then anything vidsr had to assume."""
+    notes: list[str] = []
+    if architecture == "RRDBNet":
+        scale, stages = hyperparameters["scale"], hyperparameters.get("num_upsample")
+        kind = "ESRGAN+ " if hyperparameters.get("plus") else ""
+        text = (
+            f"{kind}RRDBNet x{scale}: {hyperparameters['num_block']} blocks, {hyperparameters['num_feat']} "
+            f"features, growth {hyperparameters['num_grow_ch']}"
+        )
+        unshuffle = 2 ** (default_upsample_stages(scale) if stages is None else stages) // scale
+        if unshuffle > 1:
+            text += f", pixel-unshuffle {unshuffle}"
+        if stages == 1 and unshuffle == 1:
+            notes.append(
+                "one upsampling stage, read as x2: an x3 ESRGAN file has the same tensors and is not supported"
+            )
+    else:
+        act = hyperparameters["act_type"]
+        text = (
+            f"SRVGGNetCompact x{hyperparameters['upscale']}: {hyperparameters['num_conv']} convs, "
+            f"{hyperparameters['num_feat']} features, {act}"
+        )
+        if act != "prelu" and ACT_TYPE_HINT not in hints:
+            notes.append(
+                "activation assumed ReLU (ReLU and LeakyReLU leave no weights; "
+                "act_type=leakyrelu in the safetensors metadata says otherwise)"
+            )
+    text += f"; {channels_text(hyperparameters['num_in_ch'], hyperparameters['num_out_ch'])}"
+    return "; ".join([text, *notes])
 
 
 def content_hash(state: Mapping[str, torch.Tensor]) -> str:
@@ -381,11 +429,18 @@ def content_hash(state: Mapping[str, torch.Tensor]) -> str:
 def load_model_file(path: Path) -> LoadedModel:
     """Load any supported weight file; its name is the file name without extension."""
     path = Path(path)
-    return detect_and_build(load_state_dict_file(path), name=path.stem, source=str(path))
+    state = load_state_dict_file(path)
+    return detect_and_build(state, name=path.stem, source=str(path), hints=read_hints(path))
 
 
-def _preview(keys: Any) -> str:
-    names = list(keys)
-    shown = ", ".join(str(name) for name in names[:_KEYS_SHOWN_IN_ERRORS])
-    more = f", ... ({len(names)} keys)" if len(names) > _KEYS_SHOWN_IN_ERRORS else ""
-    return shown + more
+# ---------------------------------------------------------------------------- other architectures
+
+
+def _load_with_spandrel(tensors: dict[str, torch.Tensor], *, name: str, source: str) -> LoadedModel:
+    """A layout vidsr's own loader does not know, through spandrel if it is installed."""
+    if not spandrel_available():
+        raise ModelError(
+            f"Unrecognised model layout in {name} (keys: {preview(tensors)}); vidsr reads ESRGAN and "
+            f"SRVGGNetCompact files itself, and other architectures with spandrel: {SPANDREL_INSTALL}"
+        )
+    return load_with_spandrel(tensors, name=name, source=source, content_hash=content_hash(tensors))

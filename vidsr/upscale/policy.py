@@ -52,19 +52,21 @@ def select_device(name: str) -> torch.device:
 def default_precision(
     device: torch.device, model: LoadedModel, *, bit_depth: int = 8, native_bf16: bool | None = None
 ) -> Precision:
-    """The fastest precision that keeps the output faithful.
+    """The fastest precision that keeps the output faithful, as the model's descriptor allows.
 
-    fp16 on CUDA. bf16 on CPUs with native bf16 dot products: measured within 52-56 dB of fp32
-    with the three embedded models on real frames, and 1.9x as fast (bench/speed.py). Not for
-    sources above 8 bits, though: bf16 holds 8 significant bits, which would be the 8-bit detour
-    10-bit video must not take. fp32 everywhere else. ``native_bf16`` says whether the CPUs that
-    will run the network have bf16 in hardware (None: this one's).
+    fp16 on CUDA for models that support it. bf16 on CPUs with native bf16 dot products, only
+    for models whose descriptor says bf16 holds there (``bf16_by_default``: at least 45 dB of
+    fp32 with margin, bench/precision.py), and not for sources above 8 bits: bf16 holds 8
+    significant bits, which would be the 8-bit detour 10-bit video must not take. fp32
+    everywhere else. ``native_bf16`` says whether the CPUs that will run the network have bf16
+    in hardware (None: this one's).
     """
     if device.type == "cuda" and model.supports_half:
         return "fp16"
-    native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
-    if device.type == "cpu" and bit_depth <= 8 and native:
-        return "bf16"
+    if device.type == "cpu" and bit_depth <= 8 and model.bf16_by_default and model.supports_bf16:
+        native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
+        if native:
+            return "bf16"
     return "fp32"
 
 
@@ -94,6 +96,8 @@ def choose_precision(
         raise SettingsError(f"--precision {name}: choose one of {', '.join(PRECISIONS)}")
     if name == "fp16" and device.type == "cpu":
         raise SettingsError("--precision fp16 is for GPUs; on the CPU use bf16 or fp32")
+    if (name == "fp16" and not model.supports_half) or (name == "bf16" and not model.supports_bf16):
+        raise SettingsError(f"--precision {name}: {model.name} does not run in {name}; use fp32")
     return name  # type: ignore[return-value]
 
 
@@ -124,7 +128,7 @@ def arithmetic_per_output_pixel(model: LoadedModel) -> float:
     It is what tells a light network (realesr-animevideov3: 77 kFLOP a pixel) from a heavy one
     (realesrgan-x4plus: 2.2 MFLOP), and so how much the encoder's share of the CPU matters.
     """
-    side = 8 * model.size_multiple
+    side = max(8 * model.size_multiple, -(-model.min_size // model.size_multiple) * model.size_multiple)
     total = 0
 
     def count(conv: torch.nn.Conv2d, inputs: object, output: torch.Tensor) -> None:
@@ -136,8 +140,9 @@ def arithmetic_per_output_pixel(model: LoadedModel) -> float:
     hooks = [conv.register_forward_hook(count) for conv in convolutions]
     try:
         weight = next(module.parameters())  # an Upscaler may have moved the network already
+        dtype = torch.float32 if model.fp32_layers else weight.dtype  # such a network casts for itself
         with torch.inference_mode():
-            module(torch.zeros(1, model.in_channels, side, side, dtype=weight.dtype, device=weight.device))
+            module(torch.zeros(1, model.in_channels, side, side, dtype=dtype, device=weight.device))
     finally:
         for hook in hooks:
             hook.remove()

@@ -3,7 +3,8 @@
 It owns the network's device, dtype and memory layout, batching, tiling, scales the model does
 not have natively, and recovery from running out of memory, so the rest of the pipeline only
 sees integer planes in and integer planes out. The choices it is given (device, precision,
-compile) come from :mod:`vidsr.upscale.policy`.
+compile) come from :mod:`vidsr.upscale.policy`; what the network needs (padding, channels, the
+layers kept in fp32, tiles) comes from the model's descriptor, :class:`vidsr.models.LoadedModel`.
 """
 
 # Strict typing, less the unknown-type checks: torch types Module.eval() and torch.compile only in part.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vidsr.errors import SettingsError, VidsrError
+from vidsr.errors import ModelError, SettingsError, VidsrError
 from vidsr.models import DEFAULT_MODEL, LoadedModel, choose_model
 from vidsr.planes import ColourSpec, FrameBatch, OutputBatch, PlaneLayout
 from vidsr.upscale.colour import TensorPlanes, planes_to_rgb, planes_to_tensors, rgb_to_planes, tensors_to_planes
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 MIN_SCALE, MAX_SCALE = 1.0, 16.0
+# Grey networks see this luma of the RGB frame: ITU-R BT.601's weights, the ones Pillow's
+# convert("L") and OpenCV's RGB2GRAY use, so what grey models were trained on.
+GREY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 # Each tile is processed with DEFAULT_OVERLAP pixels of its neighbours on every side, so a tile of
@@ -112,14 +116,19 @@ class Upscaler:
     """Runs one model on batches of frames, from source planes (or RGB) to output planes (or RGB).
 
     It takes the model's module over: the module is moved to the device, dtype and layout it
-    runs in, in place.
+    runs in, in place (the layers the model keeps in fp32 stay fp32).
+
+    Grey networks work on colour frames: a grey input is the frame's luma (``GREY_WEIGHTS``),
+    and a grey output becomes the luma of the result, whose colour comes from a bicubic
+    enlargement of the frame (a grey frame stays exactly the network's output).
 
     Args:
         model: the loaded network and what it supports.
         device: where the network and the colour conversion run.
         precision: the dtype the network computes in.
         scale: the output scale of RGB work, any value from 1 to 16; None for the model's own.
-        tile: cut frames into tiles of this size (pixels, input side) with blended overlaps; 0: whole frames.
+        tile: cut frames into tiles of this size (pixels, input side) with blended overlaps; 0: the
+            model's preferred tile (whole frames for every model vidsr knows).
         video: the planes ``upscale`` reads and writes (None: RGB work only).
         compile: run the network through torch.compile (see ``should_compile``); if that fails,
             ``warn`` is told and the network runs as it is.
@@ -137,18 +146,28 @@ class Upscaler:
         compile: bool = False,
         warn: Callable[[str], None] = lambda message: None,
     ) -> None:
+        _check_channels(model)
         self.model = model
         self.device = device
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         self.output_scale = check_scale(scale) if scale is not None else float(model.scale)
-        self.tile = check_tile(tile)
+        check_tile(tile)
+        if tile and model.tiling != "supported":
+            warn(f"{model.name} works best on whole frames (tiling {model.tiling}); --tile {tile} may show seams")
+        self.tile = tile or model.preferred_tile
         self.video = video
         # torch's stubs leave memory_format out of Module.to's overloads; it is accepted all the same.
         self.network: torch.nn.Module = model.module.to(  # pyright: ignore[reportCallIssue]
             device=device, dtype=self.dtype, memory_format=torch.channels_last
         ).eval()
+        reduced = self.dtype != torch.float32
+        for name in model.fp32_layers if reduced else ():
+            self.network.get_submodule(name).float()
+        # A network that keeps its first layer in fp32 casts for itself: its input is never rounded.
+        self._input_dtype = torch.float32 if reduced and model.fp32_layers else self.dtype
         self._compiled = compiled_network(self.network) if compile else None
         self._warn = warn
+        self._output_checked = False
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """The (width, height) an input of this size comes out at."""
@@ -218,14 +237,36 @@ class Upscaler:
         return run_tiled(self._forward, rgb, scale=self.model.scale, tile=tile, overlap=DEFAULT_OVERLAP)
 
     def _forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        model = self.model
         height, width = rgb.shape[-2:]
-        padded = _pad_to_multiple(rgb, self.model.size_multiple)
-        network_input = padded.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        padded = pad_to_requirements(rgb, multiple=model.size_multiple, minimum=model.min_size, square=model.square)
+        if model.in_channels == 1:
+            padded = grey(padded)
+        network_input = padded.to(self._input_dtype).contiguous(memory_format=torch.channels_last)
         output = self._run_network(network_input)
-        scale = self.model.scale
+        if not self._output_checked:
+            self._check_finite(output)
+        scale = model.scale
         # Planar float32 from here on: the colour conversion reads whole planes (measured 20 % less CPU).
         cropped = output[..., : height * scale, : width * scale]
-        return cropped.to(torch.float32, memory_format=torch.contiguous_format).clamp_(0.0, 1.0)
+        cropped = cropped.to(torch.float32, memory_format=torch.contiguous_format)
+        if model.out_channels == 1:
+            cropped = colour_from(rgb, cropped, scale)
+        return cropped.clamp_(0.0, 1.0)
+
+    def _check_finite(self, output: torch.Tensor) -> None:
+        """The first output of a render, checked once: NaN or infinity would otherwise be
+        encoded as black or white frames without a word (a half-precision overflow on a GPU
+        looks just like damaged weights)."""
+        if not bool(torch.isfinite(output).all()):
+            precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype)
+            if precision:
+                raise VidsrError(
+                    f"{self.model.name} gives NaN or infinite values in {precision} on the "
+                    f"{self.device.type} (its values overflow that precision); run again with --precision fp32"
+                )
+            raise VidsrError(f"{self.model.name} gives NaN or infinite values even in fp32; the model is unusable")
+        self._output_checked = True
 
     def _run_network(self, images: torch.Tensor) -> torch.Tensor:
         if self._compiled is not None:
@@ -266,13 +307,50 @@ def resize(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return resized.clamp_(0.0, 1.0)
 
 
-def _pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad height and width up to a multiple (pixel-unshuffle models need it)."""
+def pad_to_requirements(
+    images: torch.Tensor, *, multiple: int = 1, minimum: int = 1, square: bool = False
+) -> torch.Tensor:
+    """Pad height and width (at the bottom and right) up to at least ``minimum`` and a multiple of
+    ``multiple``, and to a square if asked: by reflection as far as the frame allows, then by
+    repeating the edge (pixel-unshuffle and window-attention models need it)."""
     height, width = images.shape[-2:]
-    pad_bottom, pad_right = -height % multiple, -width % multiple
+    target_height, target_width = (_round_up(max(side, minimum), multiple) for side in (height, width))
+    if square:
+        target_height = target_width = max(target_height, target_width)
+    pad_bottom, pad_right = target_height - height, target_width - width
     if not (pad_bottom or pad_right):
         return images
-    return F.pad(images, (0, pad_right, 0, pad_bottom), mode="reflect")
+    reflect_bottom, reflect_right = min(pad_bottom, height - 1), min(pad_right, width - 1)
+    if reflect_bottom or reflect_right:
+        images = F.pad(images, (0, reflect_right, 0, reflect_bottom), mode="reflect")
+    if pad_bottom > reflect_bottom or pad_right > reflect_right:
+        images = F.pad(images, (0, pad_right - reflect_right, 0, pad_bottom - reflect_bottom), mode="replicate")
+    return images
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def grey(rgb: torch.Tensor) -> torch.Tensor:
+    """B x 3 x H x W RGB to B x 1 x H x W luma (``GREY_WEIGHTS``)."""
+    weights = torch.tensor(GREY_WEIGHTS, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    return (rgb * weights).sum(dim=1, keepdim=True)
+
+
+def colour_from(rgb: torch.Tensor, luma: torch.Tensor, scale: int) -> torch.Tensor:
+    """RGB at ``scale`` times ``rgb``'s size whose luma is ``luma`` (a grey network's output) and
+    whose colour is that of ``rgb`` enlarged bicubically. The same offset is added to the three
+    channels, so a grey frame gives ``luma`` in each of them exactly."""
+    enlarged = F.interpolate(rgb, scale_factor=scale, mode="bicubic", align_corners=False) if scale > 1 else rgb
+    return enlarged + (luma - grey(enlarged))
+
+
+def _check_channels(model: LoadedModel) -> None:
+    """vidsr feeds RGB or grey networks; anything else cannot be fed from a frame."""
+    for side, channels in (("takes", model.in_channels), ("gives", model.out_channels)):
+        if channels not in (1, 3):
+            raise ModelError(f"{model.name} {side} {channels}-channel images; vidsr runs RGB (3) and grey (1) models")
 
 
 def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:

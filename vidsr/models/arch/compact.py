@@ -3,6 +3,10 @@
 A plain stack of 3x3 convs and activations at input resolution, a pixel shuffle to the
 output size, and the nearest-upsampled input added back, so the convs only learn the detail.
 Parameter names (``body.N``) match Real-ESRGAN's checkpoints.
+
+Mixed precision: the first and the last conv may be kept in float32 while the rest runs in bf16
+or fp16 (``.to(dtype)`` then ``.float()`` on those two); the network casts between them, and an
+fp32 input keeps the added nearest enlargement exact.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ def _activation(act_type: ActType, num_feat: int) -> nn.Module:
 
 
 class SRVGGNetCompact(nn.Module):
-    """Compact VGG-style upscaler. Input and output: float RGB, NCHW, 0..1.
+    """Compact VGG-style upscaler. Input and output: float NCHW in 0..1 (RGB, or grey for 1 channel).
 
     Args:
         num_in_ch: image channels in.
@@ -60,6 +64,8 @@ class SRVGGNetCompact(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
         for layer in self.body:
+            if isinstance(layer, (nn.Conv2d, nn.PReLU)):
+                out = out.to(layer.weight.dtype)
             out = layer(out)
         out = self.upsampler(out)
         # The network predicts a residual over the plain nearest-neighbour enlargement.
