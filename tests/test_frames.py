@@ -156,9 +156,9 @@ def test_frames_are_found_by_seeking_near_ones_by_decoding_on(gop_clip, tmp_path
 
     seeks = []
 
-    def recording(container, stream, info, start_pts):
+    def recording(container, stream, info, start_pts, **options):
         seeks.append(start_pts)
-        return frames_from(container, stream, info, start_pts)
+        return frames_from(container, stream, info, start_pts, **options)
 
     monkeypatch.setattr(vidsr.inspect.timeline, "frames_from", recording)
     run("frames", gop_clip, tmp_path, "--index", "41", "--index", "43", "--index", "130")

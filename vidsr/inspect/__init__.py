@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from vidsr.inspect.frames import FramesJob, WrittenFrame, extract_frames, frame_to_rgb
 from vidsr.inspect.images import ImageJob, ImageResult, upscale_images
-from vidsr.inspect.info import MediaReport, describe
+from vidsr.inspect.info import MediaReport, VideoFacts, describe
 from vidsr.inspect.timeline import Selection, Timeline
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "MediaReport",
     "Selection",
     "Timeline",
+    "VideoFacts",
     "WrittenFrame",
     "describe",
     "extract_frames",

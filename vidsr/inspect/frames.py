@@ -39,6 +39,9 @@ class FramesJob:
     compare: bool = False
     upscale: UpscaleOptions = UpscaleOptions()
     force: bool = False
+    stream: int | None = None  # the input's video stream; None: the one a player shows
+    deinterlace: bool | None = None  # None: when the input is interlaced, as a render does
+    accept_truncated: bool = False  # take frames from a cut-off input instead of refusing it
 
 
 @dataclass(frozen=True)
@@ -55,15 +58,24 @@ class WrittenFrame:
 FrameCallback = Callable[[WrittenFrame], None]
 
 
-def extract_frames(job: FramesJob, *, on_frame: FrameCallback | None = None) -> list[WrittenFrame]:
-    """Write the selected frames of ``job.input`` into ``job.output_dir``; ``on_frame`` hears of each.
+def extract_frames(
+    job: FramesJob, *, on_frame: FrameCallback | None = None, warn: Callable[[str], None] | None = None
+) -> list[WrittenFrame]:
+    """Write the selected frames of ``job.input`` into ``job.output_dir``; ``on_frame`` hears of
+    each, ``warn`` of a cut-off input taken with ``accept_truncated``.
 
     Raises InputError for bad input, SettingsError for a selection outside the video,
     OutputError if an output exists (without ``force``) or the folder cannot be made,
     ModelError for an unknown model (only with ``upscaled`` or ``compare``).
     """
-    info = probe(job.input)
-    duration = Fraction(info.duration) if info.duration > 0 else Fraction(max(info.frames, 1)) / (info.frame_rate or 1)
+    info = probe(job.input, stream=job.stream, accept_truncated=job.accept_truncated)
+    duration = (
+        Fraction(info.available_duration)
+        if info.available_duration > 0
+        else Fraction(max(info.frames, 1)) / (info.frame_rate or 1)
+    )
+    if info.truncation is not None and warn is not None:
+        warn(info.truncation.warning())
     upscaler = None
     if job.upscaled or job.compare:  # a bad model or option is refused before anything is written
         upscaler = create_upscaler(job.upscale, bit_depth=info.bit_depth)
@@ -71,7 +83,9 @@ def extract_frames(job: FramesJob, *, on_frame: FrameCallback | None = None) -> 
     with open_input(info.path) as container:
         stream = video_stream(container, info.video_index)
         stream.thread_type = "AUTO"
-        video = _Video(container, stream, info)
+        video = _Video(
+            container, stream, info, deinterlace=info.interlaced if job.deinterlace is None else job.deinterlace
+        )
         timeline = Timeline.proven_constant(stream, info)
         if timeline is not None:
             try:
@@ -88,6 +102,7 @@ class _Video:
     container: av.container.InputContainer
     stream: av.video.stream.VideoStream
     info: VideoInfo
+    deinterlace: bool
 
 
 def _prepare_folder(folder: Path) -> None:
@@ -112,7 +127,7 @@ def _extract(
         refuse_existing([path for ref in refs for path in _targets(job, ref) if path is not None])
     written: list[WrittenFrame] = []
     try:
-        for ref, frame in decode_at(video.container, video.stream, video.info, refs):
+        for ref, frame in decode_at(video.container, video.stream, video.info, refs, deinterlace=video.deinterlace):
             written.append(_write_frame(job, ref, frame, video.info, upscaler))
             if on_frame is not None:
                 on_frame(written[-1])

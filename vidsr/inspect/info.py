@@ -29,6 +29,7 @@ from vidsr.media import (
     EncodeSettings,
     VideoInfo,
     VideoWriter,
+    display_aspect_ratio,
     frames_from,
     open_input,
     output_pix_fmt,
@@ -99,6 +100,10 @@ class VideoFacts:
     transfer: str
     colour_tagged: bool  # False: matrix and range are vidsr's guess for untagged video
     rotation: int
+    sample_aspect_ratio: str  # the shape of a stored pixel, "1" for square, "32/27" for NTSC 16:9 DVD
+    display_aspect_ratio: str  # the shape of the picture as shown, "16/9"
+    interlaced: bool
+    field_order: str  # "progressive", "tff", "bff" or "unknown"
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,8 @@ class MediaReport:
     others: tuple[OtherFacts, ...]
     chapters: int
     estimate: Estimate | None
+    videos_left_out: tuple[str, ...] = ()  # the other video streams and why they are not the video
+    truncation: str | None = None  # the input is cut off: what is missing
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -170,14 +177,16 @@ def describe(
     upscale: UpscaleOptions = UpscaleOptions(),
     estimate: bool = True,
     frames_timed: int = FRAMES_TIMED,
+    stream: int | None = None,
 ) -> MediaReport:
-    """Everything ``vidsr info`` shows. Raises InputError for bad input, ModelError and
-    SettingsError from the model options (only when ``estimate``)."""
-    info = probe(path)
+    """Everything ``vidsr info`` shows, of the video ``stream`` (None: the one a player shows).
+    Raises InputError for bad input, ModelError and SettingsError from the model options (only
+    when ``estimate``). A cut-off input is described, with what is missing, not refused."""
+    info = probe(path, stream=stream, accept_truncated=True)
     upscaler = create_upscaler(upscale, bit_depth=info.bit_depth) if estimate else None
     with open_input(path) as container:
-        stream = video_stream(container, info.video_index)
-        timeline = Timeline.proven_constant(stream, info) or Timeline.read(container, stream, info)
+        chosen = video_stream(container, info.video_index)
+        timeline = Timeline.proven_constant(chosen, info) or Timeline.read(container, chosen, info)
         video = _video_facts(info, timeline)
         audio = tuple(
             AudioFacts(
@@ -189,7 +198,7 @@ def describe(
             )
             for s in container.streams.audio
         )
-        measured = _estimate(container, stream, info, video.frames, upscaler, frames_timed) if upscaler else None
+        measured = _estimate(container, chosen, info, video.frames, upscaler, frames_timed) if upscaler else None
     return MediaReport(
         path=str(path),
         container=info.container,
@@ -200,6 +209,8 @@ def describe(
         others=tuple(OtherFacts(s.index, s.kind, s.codec, s.language) for s in info.others if s.kind != "audio"),
         chapters=info.chapters,
         estimate=measured,
+        videos_left_out=tuple(video.describe() for video in info.videos_left_out),
+        truncation=info.truncation.warning() if info.truncation is not None else None,
     )
 
 
@@ -225,6 +236,10 @@ def _video_facts(info: VideoInfo, timeline: Timeline) -> VideoFacts:
         transfer=_TRANSFERS.get(info.colour.transfer, f"code {info.colour.transfer}"),
         colour_tagged=info.colour_tagged,
         rotation=info.rotation,
+        sample_aspect_ratio=str(info.sample_aspect_ratio),
+        display_aspect_ratio=str(display_aspect_ratio(info.width, info.height, info.sample_aspect_ratio)),
+        interlaced=info.interlaced,
+        field_order=info.field_order,
     )
 
 
@@ -315,11 +330,14 @@ def _frames_from_the_middle(
     """Frames from the middle on; from the start when no frame begins after the middle (a video
     of one frame, or a few long ones)."""
     found = False
-    for frame in frames_from(container, stream, info, middle):
+    # As a render would decode them: deinterlaced (its cost timed too); a cut-off input as it is.
+    for frame in frames_from(container, stream, info, middle, deinterlace=info.interlaced, accept_truncated=True):
         found = True
         yield frame
     if not found:
-        yield from frames_from(container, stream, info, info.start_pts)
+        yield from frames_from(
+            container, stream, info, info.start_pts, deinterlace=info.interlaced, accept_truncated=True
+        )
 
 
 def _repeat_last(frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:

@@ -24,7 +24,7 @@ import av.container
 import av.video.stream
 
 from vidsr.errors import InputError, SettingsError
-from vidsr.media import VideoInfo, frames_from, show_time
+from vidsr.media import VideoInfo, frames_from, rewind, show_time
 
 __all__ = [
     "DEFAULT_COUNT",
@@ -108,7 +108,7 @@ class Timeline:
     ) -> Timeline:
         """Timestamps from the packet headers (demuxing only), far enough to hold the frame at
         ``until_pts`` and ``until_count`` frames; to the end of the file if neither is given."""
-        container.seek(0)
+        rewind(container, stream)
         found: list[int] = []
         past_target = 0
         complete = True
@@ -126,7 +126,7 @@ class Timeline:
                 if past_target > _REORDER_SLACK_PACKETS:
                     complete = False
                     break
-        container.seek(0)
+        rewind(container, stream)
         return cls(info, frame_pts=sorted(found), complete=complete)
 
     def seconds_of(self, pts: int) -> Fraction:
@@ -246,8 +246,11 @@ def decode_at(
     stream: av.video.stream.VideoStream,
     info: VideoInfo,
     refs: list[FrameRef],
+    *,
+    deinterlace: bool = False,
 ) -> Iterator[tuple[FrameRef, av.VideoFrame]]:
-    """Decode exactly the frames ``refs`` (sorted by pts): seek to far ones, decode forward to near ones.
+    """Decode exactly the frames ``refs`` (sorted by pts): seek to far ones, decode forward to near ones;
+    with ``deinterlace``, rebuilt whole as a render's would be (the same frames, at the same times).
 
     Raises PredictionMissed if a decoded frame's pts is not the one expected.
     """
@@ -259,7 +262,8 @@ def decode_at(
             if frames is None or position is None or ref.pts - position > ahead:
                 if frames is not None:
                     frames.close()
-                frames = frames_from(container, stream, info, ref.pts)
+                # A frame past a cut is refused below by name; the frames there are are whole.
+                frames = frames_from(container, stream, info, ref.pts, deinterlace=deinterlace, accept_truncated=True)
             frame = next((f for f in frames if f.pts is None or f.pts >= ref.pts), None)
             if frame is None:
                 raise InputError(f"{info.path}: the video ends before {show_time(ref.seconds)} (frame {ref.index})")
