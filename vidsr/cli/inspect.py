@@ -189,7 +189,7 @@ def image(
             format=format,
             transparency=transparency,
         )
-        results = upscale_images(job, on_image=report)
+        results = upscale_images(job, on_image=report, warn=console.warn)
     console.stderr.print(f"wrote {len(results)} image(s)", soft_wrap=True)
 
 

@@ -78,7 +78,7 @@ def extract_frames(
         warn(info.truncation.warning())
     upscaler = None
     if job.upscaled or job.compare:  # a bad model or option is refused before anything is written
-        upscaler = create_upscaler(job.upscale, bit_depth=info.bit_depth)
+        upscaler = create_upscaler(job.upscale, bit_depth=info.bit_depth, warn=warn or (lambda message: None))
     _prepare_folder(job.output_dir)
     with open_input(info.path) as container:
         stream = video_stream(container, info.video_index)

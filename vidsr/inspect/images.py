@@ -97,8 +97,14 @@ class ImageResult:
 # ---------------------------------------------------------------------------- the job
 
 
-def upscale_images(job: ImageJob, *, on_image: Callable[[ImageResult], None] | None = None) -> list[ImageResult]:
-    """Upscale every image of ``job``; returns one result per image.
+def upscale_images(
+    job: ImageJob,
+    *,
+    on_image: Callable[[ImageResult], None] | None = None,
+    warn: Callable[[str], None] = lambda message: None,
+) -> list[ImageResult]:
+    """Upscale every image of ``job``; returns one result per image. ``warn`` hears what the user
+    should know (a picture too large for memory upscaled in tiles).
 
     Raises InputError/OutputError before any work for a missing input, an unusable output
     name, outputs that already exist (without ``force``) or two inputs that would write the
@@ -107,13 +113,13 @@ def upscale_images(job: ImageJob, *, on_image: Callable[[ImageResult], None] | N
     plan = plan_outputs(job.inputs, job.output, job.format)
     if not job.force:
         refuse_existing([target for _, target in plan])
-    upscalers = {8: _create_upscaler(job, bits=8)}  # now: a bad model name stops before any work
+    upscalers = {8: _create_upscaler(job, bits=8, warn=warn)}  # now: a bad model name stops before any work
     results = []
     for source, target in plan:
         try:
             picture = read_image(source)
             if picture.bits not in upscalers:
-                upscalers[picture.bits] = _create_upscaler(job, bits=picture.bits)
+                upscalers[picture.bits] = _create_upscaler(job, bits=picture.bits, warn=warn)
             picture = upscale_picture(picture, upscalers[picture.bits], transparency=job.transparency)
             save_image(target, picture)
             result = ImageResult(source, target, picture.width, picture.height)
@@ -129,9 +135,9 @@ def upscale_images(job: ImageJob, *, on_image: Callable[[ImageResult], None] | N
     return results
 
 
-def _create_upscaler(job: ImageJob, *, bits: int) -> Upscaler:
+def _create_upscaler(job: ImageJob, *, bits: int, warn: Callable[[str], None]) -> Upscaler:
     """The automatic precision depends on the source's depth (16-bit images are not computed in bf16)."""
-    return create_upscaler(job.upscale, bit_depth=bits)
+    return create_upscaler(job.upscale, bit_depth=bits, warn=warn)
 
 
 def _describe(exc: Exception) -> str:

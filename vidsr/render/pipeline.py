@@ -17,7 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from vidsr.models import LoadedModel
 from vidsr.render.executor import Activity, Executor, InProcessExecutor
 from vidsr.render.journal import JobChangedError, Journal, describe_changes
 from vidsr.render.output import check_complete, check_container, check_paths, partial_path
-from vidsr.render.plan import DEFAULT_SEGMENT_SECONDS, STACK, RenderPlan, UpscaleJob, plan_job
+from vidsr.render.plan import CHOSEN, DEFAULT_SEGMENT_SECONDS, STACK, RenderPlan, UpscaleJob, plan_job
 from vidsr.render.segments import RenderedSegment
 from vidsr.render.workfolder import WorkFolder
 
@@ -143,6 +143,9 @@ def upscale_video(
     workers = 1
     try:
         journal = open_journal(work, plan, restart=job.restart, inform=inform)
+        plan = keep_what_was_chosen(plan, journal, inform)
+        if plan.tile_message:
+            warn(plan.tile_message)
         frames_resumed = journal.frames_done
         if not journal.complete:
             if plan.compile:
@@ -293,7 +296,7 @@ def open_journal(work: WorkFolder, plan: RenderPlan, *, restart: bool, inform: N
                 f"resuming on another software stack ({inform_stack}): frames made before and after may differ "
                 "in the last bits (--restart renders it all on this one)"
             )
-            journal.job = description
+            journal.job = {**description, CHOSEN: journal.job.get(CHOSEN, description[CHOSEN])}
     journal = journal or Journal(job=description, segment_count=plan.segment_count)
     _drop_damaged_segments(work, journal, inform)
     stray = work.discard_unrecorded(journal)
@@ -305,7 +308,19 @@ def open_journal(work: WorkFolder, plan: RenderPlan, *, restart: bool, inform: N
 
 
 def _without_stack(description: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in description.items() if key != STACK}
+    """What must match for a resume: not the software stack, nor what was chosen for a machine."""
+    return {key: value for key, value in description.items() if key not in (STACK, CHOSEN)}
+
+
+def keep_what_was_chosen(plan: RenderPlan, journal: Journal, inform: Notify) -> RenderPlan:
+    """``plan`` with the choices the interrupted run made for its machine (the tile, chosen from its
+    free memory), so a resume cuts frames as the frames before it were cut."""
+    recorded = journal.job.get(CHOSEN, {})
+    tile = recorded.get("tile", plan.tile)
+    if tile == plan.tile:
+        return plan
+    inform(f"keeping the interrupted run's {f'tiles of {tile} pixels' if tile else 'whole frames'}")
+    return replace(plan, tile=tile, tile_message="", description={**plan.description, CHOSEN: recorded})
 
 
 def _resume_message(journal: Journal, plan: RenderPlan) -> str:

@@ -37,9 +37,11 @@ from vidsr.render.journal import input_fingerprint
 from vidsr.upscale import (
     MAX_SCALE,
     MIN_SCALE,
+    TileChoice,
     UpscaleOptions,
     VideoPlanes,
     arithmetic_per_output_pixel,
+    automatic_tile,
     check_scale,
     check_tile,
     choose_precision,
@@ -92,7 +94,8 @@ class RenderPlan:
     model_hash: str
     device: str  # the device type that renders: "cpu", "cuda" or "mps"
     precision: Precision
-    tile: int
+    tile: int  # the user's, the model's, or chosen from the free memory (kept by a resume: see CHOSEN)
+    tile_message: str  # why frames are tiled when the user did not ask for it, else ""
     size: tuple[int, int]  # (width, height) of every output frame
     pix_fmt: str
     sample_aspect_ratio: Fraction  # of the output's pixels: the source's display shape kept
@@ -142,6 +145,7 @@ def plan_job(
     precision = choose_precision(
         job.upscale.precision, torch.device(device_type), model, bit_depth=info.bit_depth, native_bf16=native_bf16
     )
+    tile = plan_tile(job, model, info, size, device_type, precision)
     arithmetic = arithmetic_per_output_pixel(model)
     compile_network = should_compile(
         job.compile,
@@ -149,7 +153,7 @@ def plan_job(
         arithmetic=arithmetic,
         output_pixels=size[0] * size[1],
         frames=info.frames,
-        tile=job.upscale.tile,
+        tile=tile.tile,
     )
     encode = with_automatic_preset(job.encode, arithmetic)
     seconds = Fraction(job.segment_seconds).limit_denominator(1000)
@@ -162,7 +166,8 @@ def plan_job(
         model_hash=model.content_hash,
         device=device_type,
         precision=precision,
-        tile=job.upscale.tile,
+        tile=tile.tile,
+        tile_message=tile.message,
         size=size,
         pix_fmt=pix_fmt,
         sample_aspect_ratio=sample_aspect_ratio,
@@ -176,6 +181,22 @@ def plan_job(
         description={},
     )
     return replace(plan, description=describe_plan(plan, model)), model
+
+
+def plan_tile(
+    job: UpscaleJob, model: LoadedModel, info: VideoInfo, size: tuple[int, int], device_type: str, precision: str
+) -> TileChoice:
+    """The user's --tile, else the model's preferred tile, else whole frames where the device's free
+    memory holds the largest pass whole and the largest tiles that fit where it does not. Decided
+    once for the whole render, so every segment is cut alike. Planned for this machine's memory;
+    a device type this machine lacks (a CPU driver for GPU workers) is left to the renderers."""
+    chosen = job.upscale.tile or model.preferred_tile
+    if chosen or device_type != select_device(job.upscale.device).type:
+        return TileChoice(chosen)
+    passes = network_passes(model.scale, max(size[0] / info.width, size[1] / info.height))
+    growth = model.scale ** (passes - 1)  # the last pass runs on the earlier passes' output
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return automatic_tile(model, torch.device(device_type), info.width * growth, info.height * growth, dtype=dtype)
 
 
 def segment_count(duration: float, seconds: Fraction) -> int:
@@ -197,7 +218,7 @@ def describe_plan(plan: RenderPlan, model: LoadedModel) -> dict[str, Any]:
             "sample_aspect_ratio": str(plan.sample_aspect_ratio),
             "deinterlace": plan.deinterlace,
             "accept_truncated": plan.accept_truncated,
-            "tile": plan.tile,
+            "tile": plan.tile if not plan.tile_message else 0,  # what was asked for (0: whole, or as memory allows)
             "codec": plan.encode.codec,
             "crf": plan.encode.crf,
             "preset": plan.encode.preset,
@@ -214,10 +235,14 @@ def describe_plan(plan: RenderPlan, model: LoadedModel) -> dict[str, Any]:
         # What computed it: a resume on another stack is allowed, and said (its frames may differ
         # from the earlier ones in the last bits); see pipeline.open_journal.
         STACK: {"torch": torch.__version__, **media_versions()},
+        # What was chosen for this machine rather than asked for: a resume keeps it (see
+        # pipeline.open_journal), so frames before and after are made alike.
+        CHOSEN: {"tile": plan.tile},
     }
 
 
 STACK = "stack"
+CHOSEN = "chosen"
 
 
 def default_batch(device_type: str) -> int:

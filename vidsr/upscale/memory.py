@@ -21,13 +21,19 @@ from vidsr.models import LoadedModel
 __all__ = [
     "MemoryNeed",
     "activation_bytes_per_pixel",
+    "format_bytes",
     "free_memory",
     "is_out_of_memory",
     "largest_tile_that_fits",
+    "memory_need",
+    "plan_tile",
+    "tiled_need",
 ]
 
 HEADROOM = 0.75  # of the free memory, the most a frame may plan to use: the rest is for everything else
-_WORKSPACE = 1.5  # convolution kernels allocate workspaces and reorder buffers beside their tensors
+# Convolution kernels allocate workspaces and reorder buffers beside their tensors: the peak RSS of
+# realesrgan-x4plus on the CPU measured 1.0-1.2 times the tensors counted (1-2 threads, 128-256 px).
+_WORKSPACE = 1.5
 
 
 def activation_bytes_per_pixel(model: LoadedModel, dtype: torch.dtype = torch.float32) -> float:
@@ -100,19 +106,55 @@ def largest_tile_that_fits(
     """0 if whole frames fit in ``budget`` bytes, else the largest tile side (input pixels) whose
     pass fits beside the full-size result the tiles are blended into; None if not even
     ``smallest`` does (the frame cannot be upscaled on this device)."""
-    whole = memory_need(width, height, batch=batch, scale=scale, per_pixel=per_pixel)
-    if whole.total <= budget:
+    if memory_need(width, height, batch=batch, scale=scale, per_pixel=per_pixel).total <= budget:
         return 0
-    blended = 2 * (3 + 1) * 4 * width * height * scale * scale * batch  # output and weights, float32, twice
-    room = budget - blended
-    tile = max(width, height)
-    while True:
-        window = min(tile + 2 * overlap, width), min(tile + 2 * overlap, height)
-        if memory_need(*window, batch=batch, scale=scale, per_pixel=per_pixel).total <= room:
+
+    def fits(tile: int) -> bool:
+        need = tiled_need(width, height, tile, batch=batch, scale=scale, per_pixel=per_pixel, overlap=overlap)
+        return need <= budget
+
+    if not fits(smallest):
+        return None
+    fitting, too_large = smallest, max(width, height)  # a tile as large as the frame is whole frames
+    while too_large - fitting > 1:  # the need only grows with the tile: bisect
+        middle = (fitting + too_large) // 2
+        fitting, too_large = (middle, too_large) if fits(middle) else (fitting, middle)
+    return fitting
+
+
+def tiled_need(width: int, height: int, tile: int, *, batch: int, scale: int, per_pixel: float, overlap: int) -> float:
+    """The memory a pass in ``tile``-pixel tiles needs: the full-size result the tiles are blended
+    into (its weights, and the division that ends the blend, in float32), and one window's pass."""
+    blended = 2 * (3 + 1) * 4 * width * height * scale * scale * batch
+    window = min(tile + 2 * overlap, width), min(tile + 2 * overlap, height)
+    return blended + memory_need(*window, batch=batch, scale=scale, per_pixel=per_pixel).total
+
+
+def plan_tile(
+    width: int, height: int, *, batch: int, scale: int, per_pixel: float, overlap: int, free: float, smallest: int
+) -> int | None:
+    """The tile for a pass when ``free`` bytes are free (see ``largest_tile_that_fits``): planned
+    within ``HEADROOM`` of it, and only where nothing fits that, within all of it (the estimates
+    carry margins of their own, and refusing costs the user the frame)."""
+    for budget in (HEADROOM * free, free):
+        tile = largest_tile_that_fits(
+            width,
+            height,
+            batch=batch,
+            scale=scale,
+            per_pixel=per_pixel,
+            overlap=overlap,
+            budget=budget,
+            smallest=smallest,
+        )
+        if tile is not None:
             return tile
-        if tile <= smallest:
-            return None
-        tile = max(smallest, tile // 2)
+    return None
+
+
+def format_bytes(size: float) -> str:
+    """``size`` for a message: "850 MB", "6.4 GB"."""
+    return f"{size / 1e6:.0f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
 
 
 def free_memory(device: torch.device) -> int:

@@ -1,7 +1,9 @@
 """The network stage: runs a model on batches of frames, from source planes to output planes.
 
 It owns the network's device, dtype and memory layout, batching, tiling, scales the model does
-not have natively, and recovery from running out of memory, so the rest of the pipeline only
+not have natively, and memory: frames the device's free memory cannot hold whole are cut into
+the largest tiles it can (:mod:`vidsr.upscale.memory`), and running out all the same is recovered
+from, on the CPU as on a GPU, in smaller batches, then smaller tiles. The rest of the pipeline only
 sees integer planes in and integer planes out. The choices it is given (device, precision,
 compile) come from :mod:`vidsr.upscale.policy`; what the network needs (padding, channels, the
 layers kept in fp32, tiles) comes from the model's descriptor, :class:`vidsr.models.LoadedModel`.
@@ -22,6 +24,16 @@ from vidsr.errors import ModelError, SettingsError, VidsrError
 from vidsr.models import DEFAULT_MODEL, LoadedModel, choose_model
 from vidsr.planes import ColourSpec, FrameBatch, OutputBatch, PlaneLayout
 from vidsr.upscale.colour import TensorPlanes, planes_to_rgb, planes_to_tensors, rgb_to_planes, tensors_to_planes
+from vidsr.upscale.memory import (
+    HEADROOM,
+    activation_bytes_per_pixel,
+    format_bytes,
+    free_memory,
+    is_out_of_memory,
+    memory_need,
+    plan_tile,
+    tiled_need,
+)
 from vidsr.upscale.policy import Precision, choose_precision, select_device
 from vidsr.upscale.tiling import DEFAULT_OVERLAP, run_tiled
 
@@ -34,6 +46,8 @@ __all__ = [
     "check_scale",
     "check_tile",
     "compiled_network",
+    "TileChoice",
+    "automatic_tile",
     "create_upscaler",
     "network_passes",
     "resize",
@@ -87,9 +101,15 @@ class UpscaleOptions:
     precision: str = "auto"
 
 
-def create_upscaler(options: UpscaleOptions = UpscaleOptions(), *, bit_depth: int = 8) -> Upscaler:
+def create_upscaler(
+    options: UpscaleOptions = UpscaleOptions(),
+    *,
+    bit_depth: int = 8,
+    warn: Callable[[str], None] = lambda message: None,
+) -> Upscaler:
     """An Upscaler for RGB work (images, inspection frames, estimates); ``bit_depth`` is the
-    source's, which the automatic precision depends on."""
+    source's, which the automatic precision depends on; ``warn`` hears what the user should
+    know (frames upscaled in tiles because whole ones do not fit)."""
     loaded = choose_model(options.models, options.alpha)
     torch_device = select_device(options.device)
     return Upscaler(
@@ -98,6 +118,7 @@ def create_upscaler(options: UpscaleOptions = UpscaleOptions(), *, bit_depth: in
         precision=choose_precision(options.precision, torch_device, loaded, bit_depth=bit_depth),
         scale=options.scale,
         tile=options.tile,
+        warn=warn,
     )
 
 
@@ -128,7 +149,8 @@ class Upscaler:
         precision: the dtype the network computes in.
         scale: the output scale of RGB work, any value from 1 to 16; None for the model's own.
         tile: cut frames into tiles of this size (pixels, input side) with blended overlaps; 0: the
-            model's preferred tile (whole frames for every model vidsr knows).
+            model's preferred tile, or if it has none, whole frames where the device's free memory
+            holds them and the largest tiles that fit where it does not (``warn`` is told once).
         video: the planes ``upscale`` reads and writes (None: RGB work only).
         compile: run the network through torch.compile (see ``should_compile``); if that fails,
             ``warn`` is told and the network runs as it is.
@@ -168,6 +190,9 @@ class Upscaler:
         self._compiled = compiled_network(self.network) if compile else None
         self._warn = warn
         self._output_checked = False
+        self._per_pixel: float | None = None  # activation bytes per input pixel, measured when first needed
+        self._plans: dict[tuple[int, int, int], int | None] = {}  # (batch, height, width) -> planned tile
+        self._told_tiles = False
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """The (width, height) an input of this size comes out at."""
@@ -211,25 +236,76 @@ class Upscaler:
         return network_passes(self.model.scale, scale)
 
     def _network_pass(self, rgb: torch.Tensor) -> torch.Tensor:
-        """One run of the network at its native scale; on out-of-memory, smaller batches, then tiles."""
-        try:
-            return self._forward_tiled(rgb, self.tile)
-        except torch.OutOfMemoryError:
-            _release_cached_memory(self.device)
+        """One run of the network at its native scale, in the batches and tiles the free memory
+        allows; on running out of memory all the same, in smaller batches, then smaller tiles."""
+        tile = self._tile_for(rgb)
+        if tile is not None and (result := self._attempt(rgb, tile)) is not None:
+            return result
+        shape = _shape(rgb)
         if len(rgb) > 1:
-            half = len(rgb) // 2
-            return torch.cat((self._network_pass(rgb[:half]), self._network_pass(rgb[half:])))
-        tile = self.tile or max(rgb.shape[-2:])
-        while tile > _SMALLEST_AUTOMATIC_TILE:
-            tile //= 2
-            try:
-                return self._forward_tiled(rgb, tile)
-            except torch.OutOfMemoryError:
-                _release_cached_memory(self.device)
-        raise VidsrError(
-            f"the {self.device.type} device ran out of memory even on {tile}-pixel tiles of a "
-            f"{rgb.shape[-1]}x{rgb.shape[-2]} frame; try --device cpu or a smaller model"
-        )
+            self._plans[shape] = None  # later batches of this size split straight away
+            return self._in_halves(rgb)
+        tile = tile or max(shape[1:])
+        while tile > MIN_TILE:
+            tile = max(MIN_TILE, tile // 2)
+            if (result := self._attempt(rgb, tile)) is not None:
+                self._plans[shape] = tile  # later frames of this size start from the tile that worked
+                return result
+        raise self._too_large(rgb)
+
+    def _attempt(self, rgb: torch.Tensor, tile: int) -> torch.Tensor | None:
+        """The pass in ``tile``-pixel tiles (0: whole frames); None if the device ran out of memory."""
+        try:
+            return self._forward_tiled(rgb, tile)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+        # Released outside the handler: the error's traceback holds the tensors of the failed pass.
+        _release_cached_memory(self.device)
+        return None
+
+    def _in_halves(self, rgb: torch.Tensor) -> torch.Tensor:
+        half = len(rgb) // 2
+        return torch.cat((self._network_pass(rgb[:half]), self._network_pass(rgb[half:])))
+
+    def _tile_for(self, rgb: torch.Tensor) -> int | None:
+        """The tile for a pass over ``rgb`` (0: whole frames; None: split the batch first): what
+        worked for batches of its shape before, else the user's or the model's tile, else planned
+        from the free memory (see ``_plan``). Kept per shape, so the frames of a render are cut alike."""
+        shape = _shape(rgb)
+        if shape not in self._plans:
+            self._plans[shape] = self.tile or self._plan(rgb)
+        return self._plans[shape]
+
+    def _plan(self, rgb: torch.Tensor) -> int | None:
+        """0 where the batch fits the free memory whole; None where it does not and can be split;
+        for one frame the largest tile that fits (the user told once), or SettingsError where not
+        even ``MIN_TILE`` does."""
+        batch, _, height, width = rgb.shape
+        per_pixel = self._activation_bytes_per_pixel()
+        if batch > 1:  # split before tiling: smaller batches cost nothing, tiles cost their overlaps
+            padded_height, padded_width = self._padded_size(height, width)
+            whole = memory_need(padded_width, padded_height, batch=batch, scale=self.model.scale, per_pixel=per_pixel)
+            return 0 if whole.total <= HEADROOM * free_memory(self.device) else None
+        choice = automatic_tile(self.model, self.device, width, height, per_pixel=per_pixel)
+        if choice.tile and not self._told_tiles:
+            self._told_tiles = True
+            self._warn(choice.message)
+        return choice.tile
+
+    def _padded_size(self, height: int, width: int) -> tuple[int, int]:
+        model = self.model
+        return padded_size(height, width, multiple=model.size_multiple, minimum=model.min_size, square=model.square)
+
+    def _activation_bytes_per_pixel(self) -> float:
+        if self._per_pixel is None:
+            self._per_pixel = activation_bytes_per_pixel(self.model, self.dtype)
+        return self._per_pixel
+
+    def _too_large(self, rgb: torch.Tensor) -> SettingsError:
+        height, width = rgb.shape[-2:]
+        per_pixel = self._activation_bytes_per_pixel()
+        return _too_large(self.model, self.device, width, height, per_pixel, free_memory(self.device))
 
     def _forward_tiled(self, rgb: torch.Tensor, tile: int) -> torch.Tensor:
         if not tile or max(rgb.shape[-2:]) <= tile:
@@ -272,9 +348,9 @@ class Upscaler:
         if self._compiled is not None:
             try:
                 return self._compiled(images)
-            except torch.OutOfMemoryError:
-                raise  # the device's limit, not the compiler's: split and tile as uncompiled
             except Exception as exc:  # a compiler fails in many ways; the network below re-raises its own errors
+                if is_out_of_memory(exc):
+                    raise  # the device's limit, not the compiler's: split and tile as uncompiled
                 self._compiled = None
                 cause = getattr(exc, "inner_exception", None) or exc
                 reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
@@ -282,7 +358,63 @@ class Upscaler:
         return self.network(images)
 
 
-_SMALLEST_AUTOMATIC_TILE = 32
+@dataclass(frozen=True)
+class TileChoice:
+    """The tile a frame size gets on a device (0: whole frames) and, when tiled, why, for the user."""
+
+    tile: int
+    message: str = ""
+
+
+def automatic_tile(
+    model: LoadedModel,
+    device: torch.device,
+    width: int,
+    height: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    per_pixel: float | None = None,
+) -> TileChoice:
+    """Whole frames where a ``width`` x ``height`` frame fits the free memory of ``device`` whole
+    (with ``HEADROOM``), else the largest tile that fits; SettingsError where not even ``MIN_TILE``
+    does. ``per_pixel``: the network's activation bytes per input pixel, measured if not given."""
+    per_pixel = activation_bytes_per_pixel(model, dtype) if per_pixel is None else per_pixel
+    padded_height, padded_width = padded_size(
+        height, width, multiple=model.size_multiple, minimum=model.min_size, square=model.square
+    )
+    free = free_memory(device)
+    tile = plan_tile(
+        padded_width,
+        padded_height,
+        batch=1,
+        scale=model.scale,
+        per_pixel=per_pixel,
+        overlap=DEFAULT_OVERLAP,
+        free=free,
+        smallest=MIN_TILE,
+    )
+    if tile is None:
+        raise _too_large(model, device, width, height, per_pixel, free)
+    if not tile:
+        return TileChoice(0)
+    whole = memory_need(width, height, batch=1, scale=model.scale, per_pixel=per_pixel).total
+    seams = f"; {model.name} works best on whole frames and may show seams" if model.tiling != "supported" else ""
+    return TileChoice(
+        tile,
+        f"a {width}x{height} frame needs about {format_bytes(whole)} of memory whole and {_device_name(device)} "
+        f"has {format_bytes(free)} free: upscaling in tiles of {tile} pixels{seams}",
+    )
+
+
+def _too_large(
+    model: LoadedModel, device: torch.device, width: int, height: int, per_pixel: float, free: int
+) -> SettingsError:
+    """What to say when not even the smallest tiles of a frame fit in the device's memory."""
+    need = tiled_need(width, height, MIN_TILE, batch=1, scale=model.scale, per_pixel=per_pixel, overlap=DEFAULT_OVERLAP)
+    return SettingsError(
+        f"a {width}x{height} frame needs about {format_bytes(need)} of memory even in {MIN_TILE}-pixel tiles "
+        f"and {_device_name(device)} has {format_bytes(free)} free; free some memory or use a device with more"
+    )
 
 
 def network_passes(native_scale: int, scale: float) -> int:
@@ -314,9 +446,7 @@ def pad_to_requirements(
     ``multiple``, and to a square if asked: by reflection as far as the frame allows, then by
     repeating the edge (pixel-unshuffle and window-attention models need it)."""
     height, width = images.shape[-2:]
-    target_height, target_width = (_round_up(max(side, minimum), multiple) for side in (height, width))
-    if square:
-        target_height = target_width = max(target_height, target_width)
+    target_height, target_width = padded_size(height, width, multiple=multiple, minimum=minimum, square=square)
     pad_bottom, pad_right = target_height - height, target_width - width
     if not (pad_bottom or pad_right):
         return images
@@ -326,6 +456,16 @@ def pad_to_requirements(
     if pad_bottom > reflect_bottom or pad_right > reflect_right:
         images = F.pad(images, (0, pad_right - reflect_right, 0, pad_bottom - reflect_bottom), mode="replicate")
     return images
+
+
+def padded_size(
+    height: int, width: int, *, multiple: int = 1, minimum: int = 1, square: bool = False
+) -> tuple[int, int]:
+    """The (height, width) ``pad_to_requirements`` pads a frame of this size to."""
+    target_height, target_width = (_round_up(max(side, minimum), multiple) for side in (height, width))
+    if square:
+        return max(target_height, target_width), max(target_height, target_width)
+    return target_height, target_width
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -374,6 +514,15 @@ def _to_host(planes: TensorPlanes) -> tuple[TensorPlanes, Callable[[], None]]:
 
 def _landed_already() -> None:
     pass
+
+
+def _device_name(device: torch.device) -> str:
+    return {"cpu": "the CPU", "cuda": "the GPU", "mps": "the GPU"}.get(device.type, f"the {device.type} device")
+
+
+def _shape(rgb: torch.Tensor) -> tuple[int, int, int]:
+    """(batch, height, width): what a pass's memory depends on."""
+    return len(rgb), rgb.shape[-2], rgb.shape[-1]
 
 
 def _release_cached_memory(device: torch.device) -> None:
