@@ -195,3 +195,48 @@ def test_an_act_type_hint_that_contradicts_the_tensors_is_refused(
     path = save(reference_compact(act).state_dict(), tmp_path / "odd.safetensors", {"act_type": hint})
     with pytest.raises(ModelError, match=message):
         load_model_file(path)
+
+
+# ---------------------------------------------------------------- through the commands
+
+
+def layout_files(folder: Path) -> list[tuple[str, Path, int]]:
+    """One file per case above, (name, path, scale): the ESRGAN cases in the file layouts in turn,
+    .pth and .safetensors alternating, the compact cases with their hints."""
+    files = []
+    for number, case in enumerate(RRDB_CASES):
+        style, suffix = STYLES[number % len(STYLES)], SUFFIXES[number % 2]
+        state = in_style(reference_esrgan(case).state_dict(), style)
+        files.append((case, save(state, folder / f"esrgan {number}{suffix}"), RRDB_CASES[case][1]))
+    for number, (case, (arguments, metadata)) in enumerate(COMPACT_CASES.items()):
+        path = save(reference_compact(**arguments).state_dict(), folder / f"compact {number}.safetensors", metadata)  # type: ignore[arg-type]
+        files.append((case, path, int(arguments.get("upscale", 4))))
+    return files
+
+
+def test_every_layout_upscales_a_photo_and_a_video_at_its_own_scale(tmp_path: Path, clip: Path) -> None:
+    """`vidsr image` and `vidsr` with each file: the size its scale gives, every frame, colour or grey."""
+    import av
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from vidsr.cli.app import app, with_default_command
+
+    runner = CliRunner()
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(photo)
+    for number, (case, model, scale) in enumerate(layout_files(tmp_path)):
+        picture = tmp_path / f"photo {number}.png"
+        result = runner.invoke(app, ["image", str(photo), str(picture), "--model", str(model)])
+        assert result.exit_code == 0, (case, result.output)
+        assert Image.open(picture).size == (32 * scale, 24 * scale), case
+
+        video = tmp_path / f"video {number}.mp4"
+        arguments = [str(clip), str(video), "--model", str(model), "--quiet", "--preset", "ultrafast"]
+        result = runner.invoke(app, with_default_command(arguments))
+        assert result.exit_code == 0, (case, result.output)
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            assert (stream.codec_context.width, stream.codec_context.height) == (64 * scale, 48 * scale), case
+            assert sum(1 for _ in container.decode(stream)) == 24, case
