@@ -70,18 +70,23 @@ class _Shortcut(nn.Module):
 
 
 class OldESRGAN(nn.Module):
-    """ESRGAN's generator: ``stages`` upsampling stages (nearest x2, conv, LeakyReLU), optional
-    pixel-unshuffle of the input (Real-ESRGAN x2/x1), optional ESRGAN+ dense blocks."""
+    """ESRGAN's generator: ``stages`` upsampling stages, ``upconv`` (nearest x2, conv, LeakyReLU) or
+    ``pixelshuffle`` (conv to factor² x the features, pixel shuffle, LeakyReLU; ``factor`` 3 is
+    ESRGAN's x3), optional pixel-unshuffle of the input (Real-ESRGAN x2/x1), optional ESRGAN+ blocks."""
 
     def __init__(
         self, *, in_nc: int = 3, out_nc: int = 3, nf: int = 8, nb: int = 2, gc: int = 4, stages: int = 2,
-        unshuffle: int = 1, plus: bool = False,
+        unshuffle: int = 1, plus: bool = False, upsample_mode: str = "upconv", factor: int = 2,
     ) -> None:  # fmt: skip
         super().__init__()
         self.unshuffle = unshuffle
         upsampling: list[nn.Module] = []
         for _ in range(stages):
-            upsampling += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(nf, nf, 3, 1, 1), nn.LeakyReLU(0.2)]
+            if upsample_mode == "pixelshuffle":
+                stage = [nn.Conv2d(nf, nf * factor**2, 3, 1, 1), nn.PixelShuffle(factor)]
+            else:
+                stage = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(nf, nf, 3, 1, 1)]
+            upsampling += [*stage, nn.LeakyReLU(0.2)]
         self.model = nn.Sequential(
             nn.Conv2d(in_nc * unshuffle**2, nf, 3, 1, 1),
             _Shortcut(nn.Sequential(*(_RRDB(nf, gc, plus) for _ in range(nb)), nn.Conv2d(nf, nf, 3, 1, 1))),

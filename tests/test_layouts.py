@@ -19,7 +19,7 @@ from vidsr.errors import ModelError
 from vidsr.models.loader import LoadedModel, detect_and_build, load_model_file
 
 # name: (OldESRGAN arguments, scale, in channels, out channels, size multiple)
-RRDB_CASES: dict[str, tuple[dict[str, int | bool], int, int, int, int]] = {
+RRDB_CASES: dict[str, tuple[dict[str, int | bool | str], int, int, int, int]] = {
     "x1": ({"stages": 0}, 1, 3, 3, 1),
     "x2": ({"stages": 1}, 2, 3, 3, 1),
     "x4": ({"stages": 2}, 4, 3, 3, 1),
@@ -33,6 +33,11 @@ RRDB_CASES: dict[str, tuple[dict[str, int | bool], int, int, int, int]] = {
     "grey x1 pixel-unshuffle (16-channel first conv)": ({"in_nc": 1, "out_nc": 1, "unshuffle": 4}, 1, 1, 1, 4),
     "grey in, RGB out x2": ({"in_nc": 1, "out_nc": 3, "stages": 1}, 2, 1, 3, 1),
     "12 filters, 3 blocks, growth 6": ({"nf": 12, "nb": 3, "gc": 6}, 4, 3, 3, 1),
+    "pixel-shuffle x2": ({"stages": 1, "upsample_mode": "pixelshuffle"}, 2, 3, 3, 1),
+    "pixel-shuffle x3": ({"stages": 1, "upsample_mode": "pixelshuffle", "factor": 3}, 3, 3, 3, 1),
+    "pixel-shuffle x4": ({"upsample_mode": "pixelshuffle"}, 4, 3, 3, 1),
+    "pixel-shuffle x8, ESRGAN+": ({"stages": 3, "upsample_mode": "pixelshuffle", "plus": True}, 8, 3, 3, 1),
+    "pixel-shuffle x1 (unshuffle 2)": ({"upsample_mode": "pixelshuffle", "stages": 1, "unshuffle": 2}, 1, 3, 3, 2),
 }
 # How a file names the same weights: ESRGAN's original Sequential, BasicSR (bare or as Real-ESRGAN
 # publishes it), and the ESRGAN repository's / KAIR's names (BSRGAN x2 has upconv1 only).
@@ -92,7 +97,9 @@ def test_every_esrgan_layout_loads_and_computes_what_its_own_network_computes(
     torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", ["x2", "ESRGAN+ x4", "grey x2 pixel-unshuffle (4-channel first conv)", "x8"])
+@pytest.mark.parametrize(
+    "case", ["x2", "ESRGAN+ x4", "grey x2 pixel-unshuffle (4-channel first conv)", "x8", "pixel-shuffle x3"]
+)
 def test_one_network_in_every_layout_and_file_type_is_one_model(tmp_path: Path, case: str) -> None:
     """Equal weights give equal outputs and one content hash, whichever layout the file uses."""
     reference = reference_esrgan(case)
@@ -119,17 +126,30 @@ def test_basicsr_files_keep_their_hyperparameters_and_other_layouts_name_what_di
     assert plus.description.startswith("ESRGAN+ RRDBNet x4")
 
 
-def test_x3_cannot_be_told_from_x2_and_the_model_says_so() -> None:
-    """ESRGAN's x3 is one nearest-x3 stage: the same tensors as x2's one nearest-x2 stage."""
+def test_x3_with_the_nearest_upsampler_cannot_be_told_from_x2_and_the_model_says_so() -> None:
+    """ESRGAN's nearest x3 is one nearest-x3 stage: the same tensors as x2's one nearest-x2 stage."""
     loaded = detect_and_build(reference_esrgan("x2").state_dict(), name="maybe-x3", source="t")
     assert loaded.scale == 2
     assert "read as x2" in loaded.description and "x3" in loaded.description
 
 
-def test_a_pixel_shuffle_esrgan_upsampler_is_refused_saying_so() -> None:
+def test_the_pixel_shuffle_upsampler_is_named_and_x3_by_it_needs_no_guess() -> None:
+    loaded = detect_and_build(reference_esrgan("pixel-shuffle x3").state_dict(), name="x3", source="t")
+    assert loaded.scale == 3 and loaded.hyperparameters["upsampler"] == "pixelshuffle"
+    assert "pixel-shuffle upsampler" in loaded.description and "read as" not in loaded.description
+
+
+def test_upsampling_convs_of_neither_upsampler_are_refused_naming_the_widths() -> None:
+    state = reference_esrgan("x4").state_dict()  # nf 8: an upsampling conv to 16 channels is neither 8, 32 nor 72
+    state["model.3.weight"], state["model.3.bias"] = torch.zeros(16, 8, 3, 3), torch.zeros(16)
+    with pytest.raises(ModelError, match="make 8, 16 channels from 8"):
+        detect_and_build(state, name="odd", source="t")
+
+
+def test_convs_where_no_esrgan_upsampler_puts_them_are_refused_saying_where() -> None:
     state = reference_esrgan("x4").state_dict()
-    moved = {key.replace("model.3.", "model.2.").replace("model.6.", "model.5."): value for key, value in state.items()}
-    with pytest.raises(ModelError, match="pixel-shuffle"):
+    moved = {key.replace("model.6.", "model.7."): value for key, value in state.items()}
+    with pytest.raises(ModelError, match=r"model\.\[3, 7, 8, 10\]"):
         detect_and_build(moved, name="ps", source="t")
 
 

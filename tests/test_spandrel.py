@@ -149,6 +149,20 @@ def test_esrgan_files_made_by_spandrels_class_load_natively_with_the_same_output
         torch.testing.assert_close(model.module(image(8, 12)).clamp(0, 1), reference(image(8, 12)), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_pixel_shuffle_esrgan_made_by_spandrels_class_loads_natively_at_its_scale(scale: int) -> None:
+    """spandrel's ESRGAN class builds the pixel-shuffle upsampler (its loader does not detect it):
+    vidsr reads the file's tensors and computes what that network computes."""
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    torch.manual_seed(5)
+    network = ESRGAN(num_filters=8, num_blocks=2, scale=scale, upsampler="pixel_shuffle").eval()
+    model = detect_and_build(network.state_dict(), name="ps", source="t")
+    assert (model.architecture, model.scale, model.hyperparameters["upsampler"]) == ("RRDBNet", scale, "pixelshuffle")
+    with torch.inference_mode():
+        torch.testing.assert_close(model.module(image(8, 12)), network(image(8, 12)), rtol=0, atol=1e-5)
+
+
 def test_spandrel_reads_vidsrs_reference_old_esrgan_the_same_way() -> None:
     torch.manual_seed(4)
     network = OldESRGAN(stages=3, plus=True, gc=32).eval()

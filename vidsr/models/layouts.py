@@ -3,7 +3,8 @@
 ESRGAN-family weights come in three naming schemes for one network (see models/README.md):
 
 * the original ESRGAN ``nn.Sequential`` (``model.0``, ``model.1.sub.N.RDB1.conv1.0``, then the
-  tail convs at indices 3s for upsampling stage s, 3n+2 for the HR conv, 3n+4 for the last);
+  tail convs at indices 3s for upsampling stage s (3s - 1 with the pixel-shuffle upsampler), 3n+2
+  for the HR conv, 3n+4 for the last);
 * the ESRGAN repository's and KAIR's (``RRDB_trunk``, ``trunk_conv``, ``upconvN``, ``HRconv``);
 * BasicSR / Real-ESRGAN's (``body.N.rdb1.conv1``, ``conv_body``, ``conv_upN``, ``conv_hr``),
 
@@ -122,14 +123,17 @@ def _rename_original_esrgan(state: dict[str, torch.Tensor]) -> dict[str, torch.T
 
 
 def _rename_original_tail(tail: dict[int, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stage s's conv sits at 3s with ESRGAN's nearest upsampler (upsample, conv, act) and at 3s - 1
+    with its pixel shuffle (conv, shuffle, act); the convs' widths tell the two apart later."""
     indices = sorted(tail)
     stages = len(indices) - 2
-    expected = [3 * stage for stage in range(1, stages + 1)] + [3 * stages + 2, 3 * stages + 4]
-    if stages < 0 or indices != expected:
+    ending = [3 * stages + 2, 3 * stages + 4]
+    nearest = [3 * stage for stage in range(1, stages + 1)] + ending
+    shuffle = [3 * stage - 1 for stage in range(1, stages + 1)] + ending
+    if stages < 0 or indices not in (nearest, shuffle):
         raise ModelError(
             f"This ESRGAN model's convs after the trunk sit at model.{indices}, not where ESRGAN's "
-            "nearest-neighbour upsampler puts them (3, 6, ... then HR and last conv); "
-            "pixel-shuffle ESRGAN upsamplers are not supported"
+            "upsamplers put them (nearest: 3, 6, ...; pixel shuffle: 2, 5, ...; then the HR and last conv)"
         )
     names = [f"conv_up{stage}" for stage in range(1, stages + 1)] + ["conv_hr", "conv_last"]
     return {

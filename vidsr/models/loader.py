@@ -29,7 +29,7 @@ from torch import nn
 from vidsr.errors import ModelError
 from vidsr.models.arch import RRDBNet, SRVGGNetCompact
 from vidsr.models.arch.compact import ActType
-from vidsr.models.arch.rrdbnet import default_upsample_stages
+from vidsr.models.arch.rrdbnet import default_upsample_stages, unshuffle_factor
 from vidsr.models.descriptor import LoadedModel, channels_text, describe_needs
 from vidsr.models.layouts import canonicalize, flat_tensors, preview, rename_to_basicsr
 from vidsr.models.spandrel_adapter import available as spandrel_available
@@ -229,12 +229,13 @@ def _rrdbnet_hyperparameters(state: Mapping[str, torch.Tensor]) -> dict[str, Any
     num_feat, first_in_ch = _shape(state, "conv_first.weight")[:2]
     num_out_ch = _shape(state, "conv_last.weight")[0]
     stages = _count_indexed(state, "conv_up")
+    upsampler, factor = _upsampler(state, num_feat, stages)
     # Real-ESRGAN's x2 and x1 pixel-unshuffle the input, multiplying its channels by 4 or 16
     # (so a 4-channel x4 network with 1 channel out reads as a grey x2: the tensors are the same).
     unshuffle = next(
-        (factor for factor in (4, 2) if first_in_ch == num_out_ch * factor * factor and factor <= 2**stages), 1
+        (f for f in (4, 2) if first_in_ch == num_out_ch * f * f and f <= factor**stages and factor == 2), 1
     )
-    scale = 2**stages // unshuffle
+    scale = factor**stages // unshuffle
     hyperparameters: dict[str, Any] = {
         "num_in_ch": first_in_ch // (unshuffle * unshuffle),
         "num_out_ch": num_out_ch,
@@ -248,7 +249,27 @@ def _rrdbnet_hyperparameters(state: Mapping[str, torch.Tensor]) -> dict[str, Any
         hyperparameters["num_upsample"] = stages
     if "body.0.rdb1.conv1x1.weight" in state:
         hyperparameters["plus"] = True
+    if upsampler != "nearest":
+        hyperparameters["upsampler"] = upsampler
     return hyperparameters
+
+
+def _upsampler(state: Mapping[str, torch.Tensor], num_feat: int, stages: int) -> tuple[str, int]:
+    """(upsampler, enlargement per stage), told by the upsampling convs' width: a nearest stage's
+    conv keeps the features, a pixel-shuffle x2 (x3) stage's makes 4 (9) times as many."""
+    if stages == 0:
+        return "nearest", 2
+    widths = sorted({_shape(state, f"conv_up{stage}.weight")[0] for stage in range(1, stages + 1)})
+    if widths == [num_feat]:
+        return "nearest", 2
+    if widths == [4 * num_feat]:
+        return "pixelshuffle", 2
+    if widths == [9 * num_feat] and stages == 1:
+        return "pixelshuffle", 3
+    raise ModelError(
+        f"This RRDBNet's upsampling convs make {', '.join(map(str, widths))} channels from {num_feat}: "
+        "neither ESRGAN's nearest upsampler (as many) nor its pixel shuffle (4x, or 9x in one x3 stage)"
+    )
 
 
 def _compact_hyperparameters(state: Mapping[str, torch.Tensor], hints: Mapping[str, str]) -> dict[str, Any]:
@@ -347,17 +368,17 @@ def _build_and_load(
 def native_traits(architecture: str, hyperparameters: Mapping[str, Any]) -> Traits:
     """What one of vidsr's own networks needs and tolerates, from its hyper-parameters alone.
 
-    Both run in fp16 and bf16. bf16 is the CPU default for neither: measured with
-    bench/precision.py (models/README.md), the RRDB trunk's error grows with depth, and even the
-    compact network's margin over 45 dB could only be shown with emulated bf16, not on a CPU
-    with bf16 in hardware (whose numbers came out lower where both were known); the embedded
-    models' cards (vidsr.models.zoo) may say otherwise for a model measured natively.
+    Both run in fp16 and bf16. bf16 is the CPU default for neither: its fidelity depends on the
+    weights (the RRDB trunk's error grows with depth, and one model measured 44 dB on one CPU
+    and 50 dB on another, models/README.md), so only a model measured with bench/precision.py
+    gets it, through its card in vidsr.models.zoo; nobody measured the user's file.
     The first and last convs stay in fp32 at reduced precision: a fraction of the arithmetic,
     and the input is then never rounded to 8 significant bits (bench/precision.py).
     """
     if architecture == "RRDBNet":
-        stages = hyperparameters.get("num_upsample", default_upsample_stages(hyperparameters["scale"]))
-        unshuffle = 2**stages // hyperparameters["scale"]
+        unshuffle = unshuffle_factor(
+            hyperparameters["scale"], hyperparameters.get("num_upsample"), hyperparameters.get("upsampler", "nearest")
+        )
         return Traits(
             scale=hyperparameters["scale"],
             in_channels=hyperparameters["num_in_ch"],
@@ -394,12 +415,16 @@ def describe_native(architecture: str, hyperparameters: Mapping[str, Any], hints
             f"{kind}RRDBNet x{scale}: {hyperparameters['num_block']} blocks, {hyperparameters['num_feat']} "
             f"features, growth {hyperparameters['num_grow_ch']}"
         )
-        unshuffle = 2 ** (default_upsample_stages(scale) if stages is None else stages) // scale
+        upsampler = hyperparameters.get("upsampler", "nearest")
+        unshuffle = unshuffle_factor(scale, stages, upsampler)
         if unshuffle > 1:
             text += f", pixel-unshuffle {unshuffle}"
-        if stages == 1 and unshuffle == 1:
+        if upsampler != "nearest":
+            text += ", pixel-shuffle upsampler"
+        if stages == 1 and unshuffle == 1 and upsampler == "nearest":
             notes.append(
-                "one upsampling stage, read as x2: an x3 ESRGAN file has the same tensors and is not supported"
+                "one upsampling stage, read as x2: an x3 ESRGAN file with the nearest upsampler has the same tensors "
+                "and is not supported"
             )
     else:
         act = hyperparameters["act_type"]

@@ -95,7 +95,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             },
             summary="anime and illustrations (still images and video)",
             speed="medium",
-            bf16_by_default=True,  # 53-58 dB native (Zen 4), 56.9-60.9 dB with fp32 ends (models/README.md)
+            bf16_by_default=True,  # worst 53.6 dB (8-bit) of fp32, native AMX and emulated (models/README.md)
         ),
         EmbeddedModel(
             name="realesr-animevideov3",
@@ -111,7 +111,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             },
             summary="anime video; small and fast, temporally steadier",
             speed="fast",
-            bf16_by_default=True,  # 62.5-65.9 dB with fp32 ends (models/README.md)
+            bf16_by_default=True,  # worst 54.9 dB (8-bit) of fp32, native AMX and emulated (models/README.md)
         ),
     )
 }

@@ -473,7 +473,7 @@ def _build_generator(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
         scale = 4 if config.scale is None else config.scale
         if scale not in (1, 2, 4):
             raise SettingsError(f"a fresh RRDBNet can be x4, x2 or x1, not x{scale}")
-        hyperparameters = {
+        hyperparameters: dict[str, Any] = {  # recorded in checkpoints as they are: plain JSON values
             "num_in_ch": 3,
             "num_out_ch": 3,
             "scale": scale,

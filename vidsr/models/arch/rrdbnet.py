@@ -4,6 +4,8 @@ Parameter names match the published Real-ESRGAN ``params_ema`` checkpoints, so t
 load without renaming. One network covers the whole family: the trunk of RRDB blocks, then
 ``num_upsample`` stages of (nearest x2, conv, LeakyReLU) named ``conv_up1``, ``conv_up2`` ...
 (BasicSR has two; ESRGAN's own x2 and KAIR's BSRGAN x2 have one, x1 none, the forks' x8 three).
+ESRGAN's other upsampler, ``pixelshuffle``, puts the conv first and widens it instead: (conv to
+4x the features, pixel shuffle x2, LeakyReLU), or one x3 stage (9x the features) for x3.
 Real-ESRGAN's x2 and x1 keep the x4 body and fold the input into channels with a
 pixel-unshuffle instead. ESRGAN+ adds a bias-free 1x1 conv to every dense block (``plus``).
 """
@@ -19,11 +21,24 @@ RESIDUAL_SCALE = 0.2
 LEAKY_SLOPE = 0.2
 MAX_UPSAMPLE_STAGES = 4  # x16 from the body; no published layout goes further
 _UNSHUFFLE_FACTORS = (1, 2, 4)
+UPSAMPLERS = ("nearest", "pixelshuffle")
 
 
 def default_upsample_stages(scale: int) -> int:
-    """BasicSR's convention: x8 has three stages, x4 two, and x2/x1 the x4 body behind a pixel-unshuffle."""
-    return 3 if scale == 8 else 2
+    """BasicSR's convention: x8 has three stages, x4 two, and x2/x1 the x4 body behind a pixel-unshuffle
+    (x3 has one: only a pixel-shuffle x3 stage gives it)."""
+    return {8: 3, 3: 1}.get(scale, 2)
+
+
+def stage_factor(scale: int, upsampler: str) -> int:
+    """How much one upsampling stage enlarges: 2, or 3 for ESRGAN's pixel-shuffle x3."""
+    return 3 if upsampler == "pixelshuffle" and scale == 3 else 2
+
+
+def unshuffle_factor(scale: int, num_upsample: int | None = None, upsampler: str = "nearest") -> int:
+    """The pixel-unshuffle in front of the network: what its upsampling gives over ``scale``."""
+    stages = default_upsample_stages(scale) if num_upsample is None else num_upsample
+    return stage_factor(scale, upsampler) ** stages // scale
 
 
 def _conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
@@ -83,14 +98,16 @@ class RRDBNet(nn.Module):
     Args:
         num_in_ch: image channels in (before any pixel-unshuffle).
         num_out_ch: image channels out.
-        scale: native scale, a power of two from 1 to 16.
+        scale: native scale, a power of two from 1 to 16, or 3 with the pixel-shuffle upsampler.
         num_feat: channels of the trunk.
         num_block: number of RRDB blocks in the trunk (23 for RealESRGAN_x4plus).
         num_grow_ch: growth channels inside each dense block.
-        num_upsample: nearest-x2 stages after the trunk; None for BasicSR's choice for ``scale``.
-            When ``2**num_upsample`` exceeds ``scale`` the input is pixel-unshuffled by the
+        num_upsample: upsampling stages after the trunk; None for BasicSR's choice for ``scale``.
+            When their enlargement exceeds ``scale`` the input is pixel-unshuffled by the
             ratio (2 or 4), and its H and W must then be multiples of it.
         plus: ESRGAN+ dense blocks (see ResidualDenseBlock).
+        upsampler: ``nearest`` (interpolate, then conv) or ``pixelshuffle`` (a conv to factor²
+            times the features, then pixel shuffle): ESRGAN's two upsample modes.
 
     Mixed precision: the first and the last conv may be kept in float32 while the rest runs in
     bf16 or fp16 (``.to(dtype)`` then ``.float()`` on those two); the network casts between them.
@@ -107,17 +124,23 @@ class RRDBNet(nn.Module):
         num_grow_ch: int = 32,
         num_upsample: int | None = None,
         plus: bool | int = False,  # int too: callers build hyper-parameters as dicts of ints (vidsr.train)
+        upsampler: str = "nearest",
     ) -> None:
         super().__init__()
+        if upsampler not in UPSAMPLERS:
+            raise ValueError(f"RRDBNet has no upsampler {upsampler!r}: it has {', '.join(UPSAMPLERS)}")
         stages = default_upsample_stages(scale) if num_upsample is None else num_upsample
-        unshuffle, remainder = divmod(2**stages, scale) if scale > 0 else (0, 1)
+        factor = stage_factor(scale, upsampler)
+        unshuffle, remainder = divmod(factor**stages, scale) if scale > 0 else (0, 1)
         if not 0 <= stages <= MAX_UPSAMPLE_STAGES or remainder or unshuffle not in _UNSHUFFLE_FACTORS:
             raise ValueError(
-                f"RRDBNet cannot give x{scale} with {stages} upsampling stages: "
-                "the stages' 2**n over the scale must be 1, 2 or 4 (the pixel-unshuffle)"
+                f"RRDBNet cannot give x{scale} with {stages} {upsampler} upsampling stages: "
+                "the stages' enlargement over the scale must be 1, 2 or 4 (the pixel-unshuffle)"
             )
         self.scale = scale
         self.num_upsample = stages
+        self.upsampler = upsampler
+        self.stage_factor = factor
         self.unshuffle = unshuffle
         self.conv_first = _conv3x3(num_in_ch * unshuffle**2, num_feat)
         self.body = nn.Sequential(
@@ -126,8 +149,9 @@ class RRDBNet(nn.Module):
         self.conv_body = _conv3x3(num_feat, num_feat)
         # Registered one by one under BasicSR's names (conv_up1, conv_up2, ...), in forward order.
         upsampling: list[nn.Conv2d] = []
+        widening = factor * factor if upsampler == "pixelshuffle" else 1
         for stage in range(1, stages + 1):
-            conv = _conv3x3(num_feat, num_feat)
+            conv = _conv3x3(num_feat, num_feat * widening)
             self.add_module(f"conv_up{stage}", conv)
             upsampling.append(conv)
         self.upsampling_convs = tuple(upsampling)  # the same modules, in order (not registered twice)
@@ -142,6 +166,9 @@ class RRDBNet(nn.Module):
         feat = feat.to(self.conv_body.weight.dtype)
         feat = feat + self.conv_body(self.body(feat))
         for conv in self.upsampling_convs:
-            feat = self.lrelu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")))
+            if self.upsampler == "pixelshuffle":
+                feat = self.lrelu(F.pixel_shuffle(conv(feat), self.stage_factor))
+            else:
+                feat = self.lrelu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")))
         feat = self.lrelu(self.conv_hr(feat))
         return self.conv_last(feat.to(self.conv_last.weight.dtype))
