@@ -203,7 +203,7 @@ def test_ctrl_c_cancels_the_workers_keeps_the_journal_and_exits_130(
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130
+    assert process.returncode == 130, stderr
     assert "run the same command again to resume" in stderr and "Traceback" not in stderr
     assert not output.exists()
     deadline = time.monotonic() + 30  # the cancelled segments' workers are gone: every CPU is free again

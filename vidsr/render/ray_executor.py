@@ -299,9 +299,14 @@ class RayExecutor:
             self._on_activity(activity)
 
     def cancel_all(self) -> None:
-        """Stop the segments in flight (their worker processes are killed) and forget the queue."""
-        for ref in list(self._in_flight):
-            self._ray.cancel(ref, force=True)
+        """Forget the segments in flight and the queue: their results are never collected.
+
+        Not ``ray.cancel``: on a segment finishing at that moment (after a Ctrl-C, the one that
+        started beside the one just committed, every time), Ray 2.60 aborts this process in a failed
+        internal check ("Tried to complete task that was not pending"), with ``force`` or without.
+        The tasks stop when this driver disconnects (Ray kills a finished job's workers), which a
+        Ctrl-C or an error does next; a program that embeds vidsr and goes on lets them run out,
+        at most two segments a worker."""
         self._in_flight.clear()
         self._queue.clear()
 
