@@ -123,7 +123,7 @@ class RRDBNet(nn.Module):
         num_block: int = 23,
         num_grow_ch: int = 32,
         num_upsample: int | None = None,
-        plus: bool | int = False,  # int too: callers build hyper-parameters as dicts of ints (vidsr.train)
+        plus: bool = False,
         upsampler: str = "nearest",
     ) -> None:
         super().__init__()
@@ -144,7 +144,7 @@ class RRDBNet(nn.Module):
         self.unshuffle = unshuffle
         self.conv_first = _conv3x3(num_in_ch * unshuffle**2, num_feat)
         self.body = nn.Sequential(
-            *(RRDB(num_feat=num_feat, num_grow_ch=num_grow_ch, plus=bool(plus)) for _ in range(num_block))
+            *(RRDB(num_feat=num_feat, num_grow_ch=num_grow_ch, plus=plus) for _ in range(num_block))
         )
         self.conv_body = _conv3x3(num_feat, num_feat)
         # Registered one by one under BasicSR's names (conv_up1, conv_up2, ...), in forward order.
