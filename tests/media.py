@@ -533,3 +533,12 @@ def sync_marks(path: Path) -> SyncMarks:
                 marks.click = sound.time + loud[0] / sound.sample_rate
                 break
     return marks
+
+
+def with_default_sigint() -> None:
+    """``preexec_fn`` for the tests' child processes: Ctrl-C reaches them as it does from a terminal,
+    even when the suite itself runs as a background job (``cmd &``, many CI runners), which starts
+    every child with SIGINT ignored; vidsr keeps an inherited "ignore", as background jobs should."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from media import with_default_sigint
 from typer.testing import CliRunner
 
 from vidsr.cli.app import app, with_default_command
@@ -76,6 +77,7 @@ def test_stopped_while_starting_it_says_one_line_and_exits_with_the_signals_code
         [sys.executable, "-m", "vidsr", clip, output, "--model", "realesr-animevideov3"],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=with_default_sigint,
     )
     deadline = time.monotonic() + 60
     while not mapped(process.pid, loading) and process.poll() is None and time.monotonic() < deadline:

@@ -24,7 +24,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file written on t
 
 ray = pytest.importorskip("ray")
 
-from media import ClipSpec, audio_packets, write_clip  # noqa: E402
+from media import ClipSpec, audio_packets, with_default_sigint, write_clip  # noqa: E402
 from test_resume import assert_same_render as assert_same_long_render  # noqa: E402
 
 from vidsr.render import UpscaleJob, upscale_video  # noqa: E402
@@ -196,6 +196,7 @@ def test_ctrl_c_cancels_the_workers_keeps_the_journal_and_exits_130(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "RAY_ADDRESS": ray_address},
+        preexec_fn=with_default_sigint,
     )
     journal = WorkFolder(output).journal_path
     while not (journal.exists() and json.loads(journal.read_text())["segments"]):

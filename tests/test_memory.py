@@ -266,7 +266,7 @@ def test_a_video_too_large_for_memory_is_tiled_by_the_plan_and_said(tiny_rrdb, t
 
     from vidsr.cli.app import app, with_default_command
     from vidsr.render import UpscaleJob
-    from vidsr.render.plan import CHOSEN, plan_job
+    from vidsr.render.plan import plan_job
     from vidsr.upscale import UpscaleOptions
 
     clip = write_clip(tmp_path / "wide.mp4", ClipSpec(width=320, height=240, frames=6))
@@ -279,14 +279,15 @@ def test_a_video_too_large_for_memory_is_tiled_by_the_plan_and_said(tiny_rrdb, t
     monkeypatch.setattr("vidsr.upscale.runner.free_memory", lambda device: free)
     job = UpscaleJob(input=clip, output=tmp_path / "out.mp4", upscale=UpscaleOptions(models=(str(tiny_rrdb),)))
     plan, _ = plan_job(job, device="cpu")
-    assert 32 <= plan.tile < 320 and f"tiles of {plan.tile} pixels" in plan.tile_message
-    assert plan.description["settings"]["tile"] == 0 and plan.description[CHOSEN] == {"tile": plan.tile}
+    tile = plan.tile.tile
+    assert 32 <= tile < 320 and f"tiles of {tile} pixels" in plan.tile.message
+    assert plan.identity.settings.tile == 0 and plan.identity.chosen.tile == tile
 
     result = CliRunner().invoke(
         app, with_default_command([str(clip), str(tmp_path / "out.mp4"), "--model", str(tiny_rrdb)])
     )
     assert result.exit_code == 0, result.output
-    assert result.output.count(f"tiles of {plan.tile} pixels") == 1
+    assert result.output.count(f"tiles of {tile} pixels") == 1
     with av.open(str(tmp_path / "out.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 6
 
@@ -294,17 +295,16 @@ def test_a_video_too_large_for_memory_is_tiled_by_the_plan_and_said(tiny_rrdb, t
 def test_a_resume_keeps_the_tiles_the_interrupted_run_chose(clip, nearest_model, tmp_path):
     """On a machine with more memory now, frames after the resume are still cut as before it."""
     from vidsr.render import UpscaleJob
-    from vidsr.render.journal import Journal
-    from vidsr.render.pipeline import keep_what_was_chosen
-    from vidsr.render.plan import CHOSEN, plan_job
+    from vidsr.render.identity import MachineChoices
+    from vidsr.render.plan import plan_job
     from vidsr.upscale import UpscaleOptions
 
     job = UpscaleJob(input=clip, output=tmp_path / "out.mp4", upscale=UpscaleOptions(models=(str(nearest_model),)))
-    plan, _ = plan_job(job, device="cpu")
-    assert plan.tile == 0  # plenty of memory here
-    interrupted = Journal(job={**plan.description, CHOSEN: {"tile": 40}}, segment_count=plan.segment_count)
-    told: list[str] = []
-    kept = keep_what_was_chosen(plan, interrupted, told.append)
-    assert kept.tile == 40 and kept.description[CHOSEN] == {"tile": 40}
-    assert told == ["keeping the interrupted run's tiles of 40 pixels"]
-    assert keep_what_was_chosen(kept, interrupted, told.append) is kept and len(told) == 1
+    fresh, _ = plan_job(job, device="cpu")
+    assert fresh.tile.tile == 0 and fresh.tile.message == ""  # plenty of memory here
+    kept, _ = plan_job(job, device="cpu", kept=MachineChoices(tile=40, precision=fresh.precision))
+    assert kept.tile.tile == 40 and kept.identity.chosen.tile == 40
+    assert kept.tile.message == "keeping the interrupted run's tiles of 40 pixels"
+    assert kept.identity.must_match() == fresh.identity.must_match()  # the same job, cut as before
+    same, _ = plan_job(job, device="cpu", kept=MachineChoices(tile=0, precision=fresh.precision))
+    assert same.tile.message == ""  # nothing to say when the choice would be the same anyway

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import ClipSpec, audio_packets, write_clip
+from media import ClipSpec, audio_packets, with_default_sigint, write_clip
 
 from vidsr.render.workfolder import WorkFolder
 
@@ -111,7 +111,9 @@ def test_kills_at_random_moments_never_lose_finished_work(long_clip, slow_model,
 
 def test_ctrl_c_stops_promptly_says_how_to_resume_and_exits_130(long_clip, slow_model, long_reference, tmp_path):
     output = tmp_path / "out.mp4"
-    process = subprocess.Popen(command(long_clip, output, slow_model), stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command(long_clip, output, slow_model), stderr=subprocess.PIPE, text=True, preexec_fn=with_default_sigint
+    )
     journal = WorkFolder(output).journal_path
     while not (journal.exists() and json.loads(journal.read_text())["segments"]):
         assert process.poll() is None, "the render ended before it could be interrupted"
@@ -130,7 +132,9 @@ def test_ctrl_c_stops_promptly_says_how_to_resume_and_exits_130(long_clip, slow_
 
 def test_sigterm_stops_like_ctrl_c(long_clip, slow_model, tmp_path):
     output = tmp_path / "out.mp4"
-    process = subprocess.Popen(command(long_clip, output, slow_model), stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command(long_clip, output, slow_model), stderr=subprocess.PIPE, text=True, preexec_fn=with_default_sigint
+    )
     journal = WorkFolder(output).journal_path
     while not (journal.exists() and json.loads(journal.read_text())["segments"]):
         assert process.poll() is None

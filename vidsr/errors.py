@@ -21,3 +21,7 @@ class ModelError(VidsrError):
 
 class SettingsError(VidsrError):
     """A combination of options that cannot work (for example a scale the model cannot give)."""
+
+
+class RenderInterrupted(VidsrError):
+    """Ctrl-C (or SIGTERM) stopped a render; the message says how to resume."""

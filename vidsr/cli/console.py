@@ -14,8 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vidsr.errors import VidsrError
-from vidsr.render import RenderInterrupted
+from vidsr.errors import RenderInterrupted, VidsrError
 
 __all__ = ["inform", "quiet", "stderr", "stdout", "stop_on_sigterm", "user_errors", "warn"]
 

@@ -15,7 +15,7 @@ from vidsr.cli.options import AcceptTruncatedOption, DeinterlaceOption, StreamOp
 from vidsr.errors import SettingsError
 from vidsr.media import EncodeSettings
 from vidsr.models import DEFAULT_MODEL
-from vidsr.render import DEFAULT_SEGMENT_SECONDS, Backend, UpscaleJob, upscale_video
+from vidsr.render import DEFAULT_SEGMENT_SECONDS, Backend, InProcessBackend, UpscaleJob, upscale_video
 from vidsr.render import Progress as RenderProgress
 from vidsr.upscale import UpscaleOptions
 
@@ -186,7 +186,7 @@ def _backend(cluster: str | None, worker_cpus: int | None) -> Backend:
     if cluster is None:
         if worker_cpus is not None:
             raise SettingsError("--worker-cpus is for --cluster")
-        return Backend()
+        return InProcessBackend()
     from vidsr.render.ray_executor import RayBackend
 
     return RayBackend(cluster, worker_cpus=worker_cpus)

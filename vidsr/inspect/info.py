@@ -40,7 +40,7 @@ from vidsr.media import (
 )
 from vidsr.models import describe_needs
 from vidsr.planes import OutputBatch
-from vidsr.upscale import UpscaleOptions, Upscaler, arithmetic_per_output_pixel, create_upscaler
+from vidsr.upscale import UpscaleOptions, Upscaler, arithmetic_per_output_pixel, create_upscaler, precision_of
 from vidsr.upscale.colour import rgb_to_planes, tensors_to_planes
 
 FRAMES_TIMED = 3  # frames timed at least for the estimate, after one untimed warm-up frame
@@ -48,7 +48,6 @@ MAX_FRAMES_TIMED = 12  # fast models: keep timing up to this many frames ...
 TIMING_SECONDS = 1.0  # ... until this much time is measured (one stall then weighs less)
 TIMING_CROP = 256  # frames larger than this square are timed on a centre crop and scaled by area
 
-_PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 _PRIMARIES = {
     1: "bt709",
     2: "unspecified",
@@ -287,7 +286,7 @@ def _estimate(
         model_needs=describe_needs(upscaler.model),
         model_description=upscaler.model.description,
         device=upscaler.device.type,
-        precision=_PRECISION_NAMES.get(upscaler.dtype, str(upscaler.dtype)),
+        precision=precision_of(upscaler.dtype),
         encoder=f"{settings.codec} {settings.preset}",
         output_width=width,
         output_height=height,

@@ -93,6 +93,7 @@ def decode_batches(
     deinterlace: bool = False,
     accept_truncated: bool = False,
     on_truncated: TruncationCallback | None = None,
+    on_next_segment: Callable[[int | None], None] | None = None,
 ) -> Iterator[FrameBatch]:
     """Yield the video of ``info`` in batches of up to ``batch_size`` frames, from the start of
     ``first_segment`` on (seeking there, frame-exactly, instead of decoding what comes before),
@@ -106,6 +107,10 @@ def decode_batches(
     be read ahead) raises InputError once decoding gets there, saying how much is missing; with
     ``accept_truncated`` the frames there are are given and ``on_truncated`` hears of it. A cut
     the probe found and accepted (``info.truncated_at``) is not reported again.
+
+    ``on_next_segment`` hears, once the frames run out, which segment the next frame belongs to
+    (None: the stream ended): segments in between hold no frame, which a sparse timeline (a
+    camera that records on motion) has thousands of.
     """
     with open_input(info.path) as container:
         stream = video_stream(container, info.video_index)
@@ -130,6 +135,8 @@ def decode_batches(
             last_pts = pts
             segment = segmentation.index_of(pts) if segmentation else 0
             if last_segment is not None and segment > last_segment:
+                if on_next_segment is not None:
+                    on_next_segment(segment)
                 break
             if builder is not None and (builder.full() or builder.segment != segment):
                 yield builder.build()
@@ -139,6 +146,9 @@ def decode_batches(
                 builder = _BatchBuilder(layout, info.width, info.height, batch_size, frames_seen, segment)
             builder.add(planes, pts)
             frames_seen += 1
+        else:
+            if on_next_segment is not None:
+                on_next_segment(None)
         if builder is not None and builder.pts:
             yield builder.build()
 

@@ -7,11 +7,12 @@ imports the media layer or the layers above.
 
 from __future__ import annotations
 
+from vidsr.defaults import DEFAULT_MODEL
 from vidsr.models.descriptor import LoadedModel, describe_needs
 from vidsr.models.interpolate import choose_model, interpolate_models, write_interpolated
 from vidsr.models.loader import SPANDREL_INSTALL, detect_and_build, load_model_file, load_state_dict_file
 from vidsr.models.paths import cache_dir, models_dir
-from vidsr.models.zoo import DEFAULT_MODEL, EMBEDDED, REAL_ESRGAN_CREDIT, ModelInfo, list_models, resolve_model
+from vidsr.models.zoo import EMBEDDED, REAL_ESRGAN_CREDIT, ModelInfo, list_models, resolve_model
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -115,7 +115,6 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         ),
     )
 }
-DEFAULT_MODEL = "realesrgan-x4plus"
 
 
 def resolve_model(spec: str) -> LoadedModel:

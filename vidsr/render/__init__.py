@@ -9,16 +9,18 @@ layers; nothing but the command line imports it.
 
 from __future__ import annotations
 
-from vidsr.render.executor import Activity, Executor, InProcessExecutor
-from vidsr.render.pipeline import Backend, Progress, RenderInterrupted, RenderResult, upscale_video
+from vidsr.errors import RenderInterrupted
+from vidsr.render.executor import Activity, Backend, Executor, InProcessBackend, InProcessExecutor, WorkerDevice
+from vidsr.render.pipeline import Progress, RenderResult, upscale_video
 from vidsr.render.plan import DEFAULT_SEGMENT_SECONDS, RenderPlan, UpscaleJob, default_batch, plan_job
-from vidsr.render.segments import RenderedSegment, SegmentRenderer, render_segment
+from vidsr.render.segments import RenderedSegment, SegmentRenderer
 
 __all__ = [
     "DEFAULT_SEGMENT_SECONDS",
     "Activity",
     "Backend",
     "Executor",
+    "InProcessBackend",
     "InProcessExecutor",
     "Progress",
     "RenderInterrupted",
@@ -29,6 +31,6 @@ __all__ = [
     "UpscaleJob",
     "default_batch",
     "plan_job",
-    "render_segment",
     "upscale_video",
+    "WorkerDevice",
 ]

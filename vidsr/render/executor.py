@@ -1,14 +1,18 @@
-"""Who renders the segments: the small interface the pipeline drives, and the in-process backend.
+"""Who renders the segments: the one interface the pipeline drives, and the in-process backend.
 
-The pipeline submits the segments the journal lacks, waits for any of them to finish, commits
-each and records it; on Ctrl-C it cancels the rest. ``InProcessExecutor`` renders them here, one
-after the other (this is vidsr without a cluster, and what the tests use); ``vidsr.render.ray_executor``
-spreads them over the workers of a Ray cluster. Either way a segment is rendered by
-:class:`~vidsr.render.segments.SegmentRenderer`.
+A :class:`Backend` is where segments are rendered: it says which device its workers have (the
+plan is made for it) and hands out an :class:`Executor` for one plan. The pipeline submits the
+segments the journal lacks, as many at a time as the executor has room for, waits for any of
+them to finish, commits each and records it; on Ctrl-C it cancels the rest.
+:class:`InProcessBackend` renders them here, one after the other (vidsr without a cluster, and
+what the tests use); ``vidsr.render.ray_executor`` spreads them over the workers of a Ray
+cluster. Either way a segment is rendered by :class:`~vidsr.render.segments.SegmentRenderer`,
+and what the workers are doing reaches the pipeline through ``on_activity``.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +22,7 @@ from vidsr.models import LoadedModel
 from vidsr.render.plan import RenderPlan
 from vidsr.render.segments import RenderedSegment, SegmentRenderer
 
-__all__ = ["Activity", "Executor", "InProcessExecutor"]
+__all__ = ["Activity", "Backend", "Executor", "InProcessBackend", "InProcessExecutor", "WorkerDevice"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,16 @@ class Activity:
 
 
 ActivityCallback = Callable[[Activity], None]
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class WorkerDevice:
+    """The device type the workers render on and whether their CPUs compute bf16 in hardware
+    (None for either: as this process would choose)."""
+
+    type: str | None = None
+    native_bf16: bool | None = None
 
 
 class Executor(Protocol):
@@ -41,8 +55,14 @@ class Executor(Protocol):
     @property
     def workers(self) -> int: ...
 
+    @property
+    def capacity(self) -> int:
+        """How many segments may be submitted and not yet back: enough to keep every worker busy,
+        few enough that a Ctrl-C has little to cancel."""
+        ...
+
     def submit(self, index: int) -> None:
-        """Queue segment ``index`` for rendering."""
+        """Start (or queue) segment ``index``."""
         ...
 
     def pending(self) -> int:
@@ -61,6 +81,39 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+class Backend(ABC):
+    """Where the segments of a render are rendered."""
+
+    name: str
+
+    @abstractmethod
+    def worker_device(self, requested: str) -> WorkerDevice:
+        """The workers' device for ``--device requested``."""
+
+    @abstractmethod
+    def executor(
+        self, plan: RenderPlan, model: LoadedModel, *, warn: Notify, on_activity: ActivityCallback
+    ) -> Executor:
+        """An executor for ``plan`` (``model`` is its network, loaded here already)."""
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing
+        """Let go of what the backend holds (a cluster connection it started)."""
+
+
+class InProcessBackend(Backend):
+    """This process, on the device ``--device`` chooses."""
+
+    name = "this process"
+
+    def worker_device(self, requested: str) -> WorkerDevice:
+        return WorkerDevice()
+
+    def executor(
+        self, plan: RenderPlan, model: LoadedModel, *, warn: Notify, on_activity: ActivityCallback
+    ) -> Executor:
+        return InProcessExecutor(plan, model, warn=warn, on_activity=on_activity)
+
+
 class InProcessExecutor:
     """Renders each segment in this process, in the order submitted, when it is waited for.
 
@@ -73,7 +126,7 @@ class InProcessExecutor:
         plan: RenderPlan,
         model: LoadedModel | None = None,
         *,
-        warn: Callable[[str], None] | None = None,
+        warn: Notify | None = None,
         on_activity: ActivityCallback | None = None,
     ) -> None:
         self._renderer = SegmentRenderer(plan, model, warn=warn)
@@ -82,6 +135,10 @@ class InProcessExecutor:
 
     @property
     def workers(self) -> int:
+        return 1
+
+    @property
+    def capacity(self) -> int:
         return 1
 
     def submit(self, index: int) -> None:

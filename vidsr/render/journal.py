@@ -3,32 +3,36 @@
 Plain JSON, replaced atomically (temp file, fsync, rename, fsync of the folder), so after a
 crash or power loss at any instant it holds either the old state or the new one. A segment
 counts as finished only once its file is on disk and the journal names it. One writer: the
-process that drives the render (workers elsewhere only hand it segment bytes).
+process that drives the render (workers elsewhere only hand it segment bytes). The job is a
+typed :class:`~vidsr.render.identity.JobIdentity`; the journal grows with the segments that hold
+frames, not with the video's duration (a run of empty segments is one record).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
 
 from vidsr.durable import atomic_write
 from vidsr.errors import VidsrError
-from vidsr.media import VideoInfo
+from vidsr.render.identity import JobIdentity, identity_from_json, identity_to_json
 
-JOURNAL_VERSION = 2
-_FINGERPRINT_BYTES = 1 << 20  # how much of the input's head and tail is hashed
+__all__ = ["JOURNAL_VERSION", "Journal", "SegmentRecord", "read_journal", "segment_file_name", "write_journal"]
+
+JOURNAL_VERSION = 3  # 3: a typed job identity, and runs of empty segments in one record
 
 
-class JobChangedError(VidsrError):
-    """The interrupted render was of another input, model or settings."""
+def segment_file_name(index: int) -> str:
+    """The name of segment ``index``'s file in the work folder."""
+    return f"segment-{index:06d}.nut"
 
 
 @dataclass(frozen=True)
 class SegmentRecord:
-    """One finished segment: its file (none for a segment with no frames) and the source frames it holds."""
+    """One finished segment: its file (none for a segment with no frames), the source frames it
+    holds, and how many segments after it are known to hold none (its decoder saw the next frame
+    that far ahead, or the end of the stream): a sparse timeline costs one record, not thousands."""
 
     index: int
     file: str | None
@@ -36,6 +40,11 @@ class SegmentRecord:
     first_pts: int | None
     last_pts: int | None
     size: int
+    empty_after: int = 0
+
+    @property
+    def covers(self) -> range:
+        return range(self.index, self.index + 1 + self.empty_after)
 
 
 @dataclass
@@ -46,9 +55,9 @@ class Journal:
     journal holds a set of them, not a prefix; ``segments`` is kept sorted by index.
     """
 
-    job: dict[str, Any]
+    job: JobIdentity
     segment_count: int
-    segments: list[SegmentRecord] = field(default_factory=list)
+    segments: list[SegmentRecord] = field(default_factory=list[SegmentRecord])
 
     @property
     def frames_done(self) -> int:
@@ -56,7 +65,7 @@ class Journal:
 
     @property
     def done(self) -> set[int]:
-        return {segment.index for segment in self.segments}
+        return {index for segment in self.segments for index in segment.covers if index < self.segment_count}
 
     @property
     def missing(self) -> list[int]:
@@ -71,7 +80,8 @@ class Journal:
     @property
     def done_from_start(self) -> bool:
         """Whether the finished segments are exactly the first few (as one process renders them)."""
-        return self.done == set(range(len(self.segments)))
+        done = self.done
+        return done == set(range(len(done)))
 
     def record(self, segment: SegmentRecord) -> None:
         """Add a finished segment (replacing an earlier record of the same index)."""
@@ -84,7 +94,7 @@ class Journal:
     def to_json(self) -> str:
         payload = {
             "vidsr_journal": JOURNAL_VERSION,
-            "job": self.job,
+            "job": identity_to_json(self.job),
             "segment_count": self.segment_count,
             "segments": [asdict(s) for s in self.segments],
         }
@@ -93,53 +103,23 @@ class Journal:
     @classmethod
     def from_json(cls, text: str) -> Journal:
         payload = json.loads(text)
-        if payload.get("vidsr_journal") != JOURNAL_VERSION:
-            raise ValueError(f"journal version {payload.get('vidsr_journal')!r}, expected {JOURNAL_VERSION}")
+        version = payload.get("vidsr_journal")
+        if version != JOURNAL_VERSION:
+            raise OldJournalError(version)
         count = int(payload["segment_count"])
         segments = [SegmentRecord(**entry) for entry in payload["segments"]]
         indices = [s.index for s in segments]
         if indices != sorted(set(indices)) or any(not 0 <= index < count for index in indices):
             raise ValueError("its segments are out of order or out of range")
-        return cls(job=payload["job"], segment_count=count, segments=segments)
+        return cls(job=identity_from_json(payload["job"]), segment_count=count, segments=segments)
 
 
-def input_fingerprint(info: VideoInfo) -> dict[str, Any]:
-    """Enough about the input to notice it was replaced or edited: size, mtime, a hash of its
-    head and tail, and its stream layout. Hashing all of a 50 GB film would take minutes."""
-    path = info.path
-    stat = path.stat()
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        digest.update(handle.read(_FINGERPRINT_BYTES))
-        if stat.st_size > _FINGERPRINT_BYTES:
-            handle.seek(max(_FINGERPRINT_BYTES, stat.st_size - _FINGERPRINT_BYTES))
-            digest.update(handle.read(_FINGERPRINT_BYTES))
-    streams = [f"video {info.codec} {info.width}x{info.height} {info.pix_fmt}"]
-    streams += [f"{s.kind} {s.codec}" for s in info.others]
-    return {
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "head_tail_sha256": digest.hexdigest(),
-        "streams": streams,
-    }
+class OldJournalError(ValueError):
+    """A journal of another vidsr version's format."""
 
-
-def describe_changes(recorded: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    """Human-readable differences between two job descriptions, e.g. "settings.crf: 18 → 20"."""
-    changes: list[str] = []
-    for key in sorted(set(recorded) | set(current)):
-        name = f"{prefix}{key}"
-        old, new = recorded.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes += describe_changes(cast(dict[str, Any], old), cast(dict[str, Any], new), prefix=f"{name}.")
-        elif old != new:
-            changes.append(f"{name}: {_short(old)} → {_short(new)}")
-    return changes
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 24 else text[:12] + "…" + text[-8:]
+    def __init__(self, version: object) -> None:
+        super().__init__(f"journal version {version!r}, expected {JOURNAL_VERSION}")
+        self.version = version
 
 
 def read_journal(path: Path) -> Journal | None:
@@ -150,6 +130,11 @@ def read_journal(path: Path) -> Journal | None:
         return None
     try:
         return Journal.from_json(text)
+    except OldJournalError as exc:
+        raise VidsrError(
+            f"the resume journal {path} was written by another version of vidsr (format {exc.version!r}, "
+            f"this one reads {JOURNAL_VERSION}); run again with --restart to start over"
+        ) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise VidsrError(
             f"the resume journal {path} is damaged ({exc}); run again with --restart to start over"

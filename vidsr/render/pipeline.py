@@ -14,27 +14,27 @@ segments may be rendered here or on the workers of a cluster.
 from __future__ import annotations
 
 import os
-import signal
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from vidsr.durable import sync_folder
-from vidsr.errors import OutputError, VidsrError
+from vidsr.durable import sync_file, sync_folder
+from vidsr.errors import OutputError, RenderInterrupted
 from vidsr.media import check_encode_settings, finalize
 from vidsr.models import LoadedModel
-from vidsr.render.executor import Activity, Executor, InProcessExecutor
-from vidsr.render.journal import JobChangedError, Journal, describe_changes
+from vidsr.render.executor import Activity, Backend, Executor, InProcessBackend
+from vidsr.render.journal import Journal
 from vidsr.render.output import check_complete, check_container, check_paths, partial_path
-from vidsr.render.plan import CHOSEN, DEFAULT_SEGMENT_SECONDS, STACK, RenderPlan, UpscaleJob, plan_job
+from vidsr.render.plan import DEFAULT_SEGMENT_SECONDS, RenderPlan, UpscaleJob, plan_job
+from vidsr.render.resume import interrupted_message, open_job, recorded_choices
 from vidsr.render.segments import RenderedSegment
+from vidsr.render.testpoints import kill_point, pause_point
 from vidsr.render.workfolder import WorkFolder
 
 __all__ = [
     "DEFAULT_SEGMENT_SECONDS",
-    "Backend",
     "Progress",
     "RenderInterrupted",
     "RenderResult",
@@ -73,33 +73,8 @@ class RenderResult:
     workers: int = 1
 
 
-class RenderInterrupted(VidsrError):
-    """Ctrl-C (or SIGTERM) stopped the render; the message says how to resume."""
-
-
 ProgressCallback = Callable[[Progress], None]
 Notify = Callable[[str], None]
-ActivityCallback = Callable[[Activity], None]
-
-
-class Backend:
-    """Where segments are rendered: this process. A cluster backend (``vidsr.render.ray_executor``)
-    says which device its workers have, and hands out an executor that uses them."""
-
-    name = "this process"
-
-    def worker_device(self, requested: str) -> tuple[str | None, bool | None]:
-        """The workers' device type and whether their CPUs have native bf16 (None: as this
-        process would choose for ``--device requested``)."""
-        return None, None
-
-    def executor(
-        self, plan: RenderPlan, model: LoadedModel, *, warn: Notify, on_activity: ActivityCallback
-    ) -> Executor:
-        return InProcessExecutor(plan, model, warn=warn, on_activity=on_activity)
-
-    def close(self) -> None:
-        """Let go of what the backend holds (a cluster connection it started)."""
 
 
 def _quiet(message: str) -> None:
@@ -116,19 +91,20 @@ def upscale_video(
 ) -> RenderResult:
     """Upscale ``job.input`` into ``job.output``, resuming an interrupted render of the same job.
 
-    OUTPUT appears only when complete: it is written under a temporary name beside it and
-    renamed into place. Raises VidsrError with a user-facing message.
+    OUTPUT appears only when complete: it is written under a temporary name beside it, made
+    durable and renamed into place. Raises VidsrError with a user-facing message.
     """
-    backend = backend or Backend()
+    backend = backend or InProcessBackend()
     check_paths(job.input, job.output, force=job.force)
     check_container(job.output, job.encode.codec)
     check_encode_settings(job.encode)
-    device, native_bf16 = backend.worker_device(job.upscale.device)
-    plan, model = plan_job(job, device=device, native_bf16=native_bf16)
+    work = WorkFolder(job.output)
+    workers = backend.worker_device(job.upscale.device)
+    kept = recorded_choices(work, restart=job.restart)  # an interrupted run's machine choices are kept
+    plan, model = plan_job(job, device=workers.type, native_bf16=workers.native_bf16, kept=kept)
     _say_what_the_plan_changes(plan, model, warn, inform)
 
-    _test_pause_point("planned")
-    work = WorkFolder(job.output)
+    pause_point("planned")
     work.acquire()  # from here on this process owns OUTPUT's work folder and temporary name
     work_existed = work.has_journal()
     try:
@@ -136,23 +112,20 @@ def upscale_video(
     except BaseException:
         work.remove() if not work_existed else work.release()
         raise
-    _test_pause_point("locked")
+    pause_point("locked")
     journal: Journal | None = None
     partial = partial_path(job.output)
     started = time.perf_counter()
-    workers = 1
+    frames_resumed, worker_count = 0, 1
     try:
-        journal = open_journal(work, plan, restart=job.restart, inform=inform)
-        plan = keep_what_was_chosen(plan, journal, inform)
-        if plan.tile_message:
-            warn(plan.tile_message)
+        journal = open_job(work, plan, restart=job.restart, inform=inform)
         frames_resumed = journal.frames_done
         if not journal.complete:
-            if plan.compile:
+            if plan.settings.compiled:
                 inform("compiling the network for this machine (half a minute the first time, then cached)")
             tracker = _ProgressTracker(plan, journal, started, on_progress)
             executor = backend.executor(plan, model, warn=warn, on_activity=tracker.activity)
-            workers = executor.workers
+            worker_count = executor.workers
             try:
                 render_missing(executor, work, journal, tracker)
             except BaseException:
@@ -163,13 +136,14 @@ def upscale_video(
         if journal.frames_done == 0:
             raise OutputError(f"{plan.info.path}: no video frame could be decoded")
         parts = [work.path / s.file for s in journal.segments if s.file is not None]
-        _test_pause_point("finalizing")
-        finalize(parts, plan.info, partial, warn=warn, sample_aspect_ratio=plan.sample_aspect_ratio)
+        pause_point("finalizing")
+        finalize(parts, plan.info, partial, warn=warn, sample_aspect_ratio=plan.settings.sample_aspect_ratio)
         check_complete(partial, journal.frames_done)
+        sync_file(partial)  # its data on disk before the rename that the work folder's removal follows
         os.replace(partial, job.output)
         sync_folder(job.output.parent)
     except KeyboardInterrupt:
-        raise RenderInterrupted(_interrupted_message(journal, plan)) from None
+        raise RenderInterrupted(interrupted_message(journal, plan)) from None
     except BaseException:
         if not work_existed and (journal is None or not journal.segments):
             work.remove()  # nothing worth resuming: leave no trace
@@ -183,24 +157,33 @@ def upscale_video(
         output=job.output,
         frames=journal.frames_done,
         frames_resumed=frames_resumed,
-        width=plan.size[0],
-        height=plan.size[1],
+        width=plan.settings.size[0],
+        height=plan.settings.size[1],
         seconds=time.perf_counter() - started,
-        model=plan.model_name,
-        device=plan.device,
-        encoder=f"{plan.encode.codec} {plan.encode.preset}",
-        workers=workers,
+        model=plan.model.name,
+        device=plan.settings.device,
+        encoder=f"{plan.settings.codec} {plan.settings.preset}",
+        workers=worker_count,
     )
 
 
 def render_missing(executor: Executor, work: WorkFolder, journal: Journal, tracker: _ProgressTracker) -> None:
-    """Submit every segment the journal lacks; commit each as it comes back, in any order."""
-    for index in journal.missing:
-        executor.submit(index)
-    while executor.pending():
+    """Render every segment the journal lacks, as many at a time as the executor has room for, and
+    commit each as it comes back, in any order. A segment found empty with a run of empty ones
+    after it finishes those too, so they are never submitted."""
+    waiting = deque(journal.missing)
+    while waiting or executor.pending():
+        while waiting and executor.pending() < executor.capacity:
+            index = waiting.popleft()
+            if index not in journal.done:
+                executor.submit(index)
+        if not executor.pending():
+            continue
         for segment in executor.wait_any():
             commit_segment(work, journal, segment)
             tracker.segment_done(segment)
+        done = journal.done
+        waiting = deque(index for index in waiting if index not in done)
 
 
 def commit_segment(work: WorkFolder, journal: Journal, segment: RenderedSegment) -> None:
@@ -208,29 +191,10 @@ def commit_segment(work: WorkFolder, journal: Journal, segment: RenderedSegment)
     record = segment.record
     if record.file is not None:
         work.commit_segment(record.index, segment.data)
-    _test_kill_point("segment-committed", record.index)
+    kill_point(f"segment-committed:{record.index}")
     journal.record(record)
     work.write_journal(journal)
-    _test_kill_point("journal-written", record.index)
-
-
-def _test_pause_point(name: str) -> None:
-    """Tests hold vidsr at a named point to race a second one against it: with
-    VIDSR_TEST_PAUSE_AT=locked:/some/file it creates /some/file.reached there and waits for /some/file."""
-    point, _, release = os.environ.get("VIDSR_TEST_PAUSE_AT", "").partition(":")
-    if point != name or not release:
-        return
-    Path(f"{release}.reached").touch()
-    deadline = time.monotonic() + 120
-    while not Path(release).exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
-def _test_kill_point(name: str, segment: int) -> None:
-    """Tests kill vidsr at exact points: VIDSR_TEST_KILL_AT=segment-committed:2 (a segment file is
-    durable but not journaled) or journal-written:2; see also vidsr.render.segments."""
-    if os.environ.get("VIDSR_TEST_KILL_AT") == f"{name}:{segment}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    kill_point(f"journal-written:{record.index}")
 
 
 @dataclass
@@ -268,98 +232,11 @@ class _ProgressTracker:
                 frames_total=max(self.plan.info.frames, done),
                 elapsed=time.perf_counter() - self.started,
                 frames_at_start=self.frames_at_start,
-                segments_done=len(self.journal.segments),
+                segments_done=len(self.journal.done),
                 segments_total=self.journal.segment_count,
                 workers=tuple(self.in_flight.values()),
             )
         )
-
-
-def open_journal(work: WorkFolder, plan: RenderPlan, *, restart: bool, inform: Notify) -> Journal:
-    """The journal to continue: the recorded one if it is of this job, a new one otherwise."""
-    description = plan.description
-    journal = None if restart else work.read_journal()
-    if restart:
-        work.clear()
-    if journal is not None:
-        recorded, current = _without_stack(journal.job), _without_stack(description)
-        if recorded != current:
-            changes = "; ".join(describe_changes(recorded, current))
-            raise JobChangedError(
-                f"{work.output} has an interrupted render of a different job ({changes}); "
-                "run it with the earlier input and settings to resume, or add --restart to start over"
-            )
-        stack_changes = describe_changes(journal.job.get(STACK, {}), description[STACK], prefix=f"{STACK}.")
-        if stack_changes:
-            inform_stack = "; ".join(stack_changes[:4])
-            inform(
-                f"resuming on another software stack ({inform_stack}): frames made before and after may differ "
-                "in the last bits (--restart renders it all on this one)"
-            )
-            journal.job = {**description, CHOSEN: journal.job.get(CHOSEN, description[CHOSEN])}
-    journal = journal or Journal(job=description, segment_count=plan.segment_count)
-    _drop_damaged_segments(work, journal, inform)
-    stray = work.discard_unrecorded(journal)
-    if journal.segments:
-        discarded = f"; discarded {len(stray)} unfinished segment file(s)" if stray else ""
-        inform(_resume_message(journal, plan) + discarded)
-    work.write_journal(journal)
-    return journal
-
-
-def _without_stack(description: dict[str, Any]) -> dict[str, Any]:
-    """What must match for a resume: not the software stack, nor what was chosen for a machine."""
-    return {key: value for key, value in description.items() if key not in (STACK, CHOSEN)}
-
-
-def keep_what_was_chosen(plan: RenderPlan, journal: Journal, inform: Notify) -> RenderPlan:
-    """``plan`` with the choices the interrupted run made for its machine (the tile, chosen from its
-    free memory), so a resume cuts frames as the frames before it were cut."""
-    recorded = journal.job.get(CHOSEN, {})
-    tile = recorded.get("tile", plan.tile)
-    if tile == plan.tile:
-        return plan
-    inform(f"keeping the interrupted run's {f'tiles of {tile} pixels' if tile else 'whole frames'}")
-    return replace(plan, tile=tile, tile_message="", description={**plan.description, CHOSEN: recorded})
-
-
-def _resume_message(journal: Journal, plan: RenderPlan) -> str:
-    done, total = journal.frames_done, max(plan.info.frames, journal.frames_done, 1)
-    share = f"{100 * done / total:.0f} %"
-    if journal.done_from_start:
-        return f"resuming at frame {done} of {total} ({share}), {_count(len(journal.segments), 'segment')} done"
-    return (
-        f"resuming with {done} of {total} frames done ({share}), "
-        f"{len(journal.segments)} of {journal.segment_count} segments"
-    )
-
-
-def _drop_damaged_segments(work: WorkFolder, journal: Journal, inform: Notify) -> None:
-    """Forget recorded segments whose files are gone or damaged: they are rendered again."""
-    for segment in list(journal.segments):
-        if segment.file is None:
-            continue
-        path = work.path / segment.file
-        if not path.is_file() or path.stat().st_size != segment.size:
-            inform(f"segment {segment.index} is missing or damaged; rendering it again")
-            journal.forget(segment.index)
-
-
-def _interrupted_message(journal: Journal | None, plan: RenderPlan) -> str:
-    if journal is None or not journal.segments:
-        return "interrupted before the first segment was finished; nothing to resume"
-    done, total = journal.frames_done, max(plan.info.frames, journal.frames_done)
-    kept = _count(len(journal.segments), "segment")
-    if journal.done_from_start:
-        return f"interrupted after frame {done} of {total} ({kept} kept); run the same command again to resume"
-    return (
-        f"interrupted with {done} of {total} frames done ({kept} of {journal.segment_count} kept); "
-        "run the same command again to resume"
-    )
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _say_what_the_plan_changes(plan: RenderPlan, model: LoadedModel, warn: Notify, inform: Notify) -> None:
@@ -370,7 +247,7 @@ def _say_what_the_plan_changes(plan: RenderPlan, model: LoadedModel, warn: Notif
         warn(f"{video.describe()} is left out of the output: only stream {info.video_index} is upscaled (--stream N)")
     if info.truncation is not None:
         warn(info.truncation.warning())
-    if plan.deinterlace:
+    if plan.settings.deinterlace:
         order = {"tff": "top field first", "bff": "bottom field first"}.get(info.field_order, "field order unknown")
         inform(
             f"the input is interlaced ({order}): deinterlacing it before upscaling (--no-deinterlace keeps the fields)"
@@ -378,6 +255,8 @@ def _say_what_the_plan_changes(plan: RenderPlan, model: LoadedModel, warn: Notif
     elif info.interlaced:
         warn("the input is interlaced and --no-deinterlace was given: the network sees combed frames")
     _warn_about_extra_passes(plan, model, warn)
+    if plan.tile.message:  # frames tiled to fit the memory, or as an interrupted run cut them
+        (inform if plan.tile.source == "kept" else warn)(plan.tile.message)
 
 
 def _warn_about_extra_passes(plan: RenderPlan, model: LoadedModel, warn: Notify) -> None:
@@ -386,6 +265,7 @@ def _warn_about_extra_passes(plan: RenderPlan, model: LoadedModel, warn: Notify)
         native = model.scale
         work = sum(native ** (2 * n) for n in range(passes))
         warn(
-            f"{plan.size[0]}x{plan.size[1]} is beyond {model.name}'s x{native}: it runs {passes} times per frame, "
+            f"{plan.settings.size[0]}x{plan.settings.size[1]} is beyond {model.name}'s x{native}: "
+            f"it runs {passes} times per frame, "
             f"the later passes on the enlarged frames (about {work}x the work of one pass)"
         )

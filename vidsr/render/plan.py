@@ -9,15 +9,16 @@ worker with a GPU the driver does not have); what it renders depends on the plan
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from vidsr import __version__
+from vidsr.defaults import DEFAULT_SEGMENT_SECONDS
 from vidsr.errors import SettingsError
 from vidsr.media import (
     EncodeSettings,
@@ -33,27 +34,34 @@ from vidsr.media import (
 )
 from vidsr.models import LoadedModel, choose_model
 from vidsr.planes import PlaneLayout
-from vidsr.render.journal import input_fingerprint
+from vidsr.render.identity import (
+    InputFingerprint,
+    JobIdentity,
+    MachineChoices,
+    ModelIdentity,
+    OutputSettings,
+    SoftwareStack,
+)
 from vidsr.upscale import (
+    DTYPES,
     MAX_SCALE,
     MIN_SCALE,
+    Precision,
     TileChoice,
     UpscaleOptions,
     VideoPlanes,
     arithmetic_per_output_pixel,
-    automatic_tile,
     check_scale,
     check_tile,
     choose_precision,
+    choose_tile,
     network_passes,
+    round_up,
     select_device,
     should_compile,
 )
-from vidsr.upscale.policy import Precision
 
 __all__ = ["DEFAULT_SEGMENT_SECONDS", "RenderPlan", "UpscaleJob", "default_batch", "plan_job", "plan_output_size"]
-
-DEFAULT_SEGMENT_SECONDS = 6.0  # the most work a resume redoes; see bench/segment_cost.py for its cost
 
 
 @dataclass(frozen=True)
@@ -82,56 +90,72 @@ class RenderPlan:
     """What every segment of one render is made with; the same plan gives the same output anywhere
     the device type and the software stack are the same.
 
-    ``model_hash`` is the content hash of the network's weights: a renderer that loads the model
-    again (on another machine) checks it. ``description`` is what the journal records and a
-    resume must match.
+    Its parts are the job's identity (:mod:`vidsr.render.identity`): ``settings`` must match for a
+    resume, ``tile`` and ``precision`` are what was chosen for the machine (and a resume keeps).
     """
 
     info: VideoInfo
-    models: tuple[str, ...]
+    input: InputFingerprint
+    models: tuple[str, ...]  # as the user named them: a renderer elsewhere loads them again
     alpha: float | None
-    model_name: str
-    model_hash: str
-    device: str  # the device type that renders: "cpu", "cuda" or "mps"
+    model: ModelIdentity  # its hash: a renderer that loads the model again checks it
+    settings: OutputSettings
+    tile: TileChoice
     precision: Precision
-    tile: int  # the user's, the model's, or chosen from the free memory (kept by a resume: see CHOSEN)
-    tile_message: str  # why frames are tiled when the user did not ask for it, else ""
-    size: tuple[int, int]  # (width, height) of every output frame
-    pix_fmt: str
-    sample_aspect_ratio: Fraction  # of the output's pixels: the source's display shape kept
-    deinterlace: bool
-    accept_truncated: bool
-    encode: EncodeSettings  # with the preset resolved
-    compile: bool
     batch: int
-    segmentation: Segmentation
-    segment_count: int  # the last segment is open-ended: it runs to the end of the stream
-    description: dict[str, Any]
+
+    @property
+    def identity(self) -> JobIdentity:
+        """What the journal records of this render."""
+        choices = MachineChoices(tile=self.tile.tile, precision=self.precision)
+        return JobIdentity(self.input, self.model, self.settings, software_stack(), choices)
+
+    @property
+    def encode(self) -> EncodeSettings:
+        settings = self.settings
+        return EncodeSettings(
+            codec=settings.codec,
+            crf=settings.crf,
+            preset=settings.preset,
+            pix_fmt=settings.pix_fmt,
+            threads=settings.encoder_threads,
+        )
+
+    @property
+    def segmentation(self) -> Segmentation:
+        info = self.info
+        return Segmentation(start_pts=info.start_pts, time_base=info.time_base, seconds=self.settings.segment_seconds)
 
     @property
     def video(self) -> VideoPlanes:
         """How frames come in and go out as planes."""
         return VideoPlanes(
             source_colour=self.info.colour,
-            output_size=self.size,
+            output_size=self.settings.size,
             output_colour=self.info.colour,
-            output_layout=pix_fmt_layout(self.pix_fmt),
+            output_layout=pix_fmt_layout(self.settings.pix_fmt),
         )
 
     def network_passes(self, native_scale: int) -> int:
         """How many times a network of ``native_scale`` runs per frame (more than once beyond it)."""
-        return network_passes(native_scale, max(self.size[0] / self.info.width, self.size[1] / self.info.height))
+        width, height = self.settings.size
+        return network_passes(native_scale, max(width / self.info.width, height / self.info.height))
 
 
 def plan_job(
-    job: UpscaleJob, *, device: str | None = None, native_bf16: bool | None = None
+    job: UpscaleJob,
+    *,
+    device: str | None = None,
+    native_bf16: bool | None = None,
+    kept: MachineChoices | None = None,
 ) -> tuple[RenderPlan, LoadedModel]:
     """Probe the input, load the model and decide everything a render needs, for ``device`` (the
     type of device the renderers have; None: this machine's, as ``--device`` chooses). Also returns
     the loaded model, so a renderer in this process need not load it again.
 
     ``native_bf16`` says whether the renderers' CPUs compute bf16 in hardware (None: this one's);
-    it only matters on the CPU. Raises InputError, ModelError or SettingsError before any work.
+    it only matters on the CPU. ``kept``: what an interrupted run of this job chose for its machine,
+    which a resume keeps. Raises InputError, ModelError or SettingsError before any work.
     """
     if job.segment_seconds <= 0:
         raise SettingsError("--segment-seconds must be more than 0")
@@ -140,12 +164,10 @@ def plan_job(
     model = choose_model(job.upscale.models, job.upscale.alpha)
     pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
     size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
-    sample_aspect_ratio = output_sample_aspect_ratio(info.width, info.height, info.sample_aspect_ratio, *size)
-    device_type = device or select_device(job.upscale.device).type
-    precision = choose_precision(
-        job.upscale.precision, torch.device(device_type), model, bit_depth=info.bit_depth, native_bf16=native_bf16
-    )
-    tile = plan_tile(job, model, info, size, device_type, precision)
+    local_type = select_device(job.upscale.device).type
+    device_type = device or local_type
+    precision = _plan_precision(job, model, info, device_type, native_bf16, kept)
+    tile = _plan_tile(job, model, info, size, device_type, precision, local=device_type == local_type, kept=kept)
     arithmetic = arithmetic_per_output_pixel(model)
     compile_network = should_compile(
         job.compile,
@@ -157,46 +179,82 @@ def plan_job(
     )
     encode = with_automatic_preset(job.encode, arithmetic)
     seconds = Fraction(job.segment_seconds).limit_denominator(1000)
-    segmentation = Segmentation(start_pts=info.start_pts, time_base=info.time_base, seconds=seconds)
-    plan = RenderPlan(
-        info=info,
-        models=job.upscale.models,
-        alpha=job.upscale.alpha,
-        model_name=model.name,
-        model_hash=model.content_hash,
-        device=device_type,
-        precision=precision,
-        tile=tile.tile,
-        tile_message=tile.message,
+    colour = info.colour
+    settings = OutputSettings(
+        stream=info.video_index,
         size=size,
+        sample_aspect_ratio=output_sample_aspect_ratio(info.width, info.height, info.sample_aspect_ratio, *size),
         pix_fmt=pix_fmt,
-        sample_aspect_ratio=sample_aspect_ratio,
+        colour=f"{colour.matrix} {'full' if colour.full_range else 'limited'}",
         deinterlace=info.interlaced if job.deinterlace is None else job.deinterlace,
         accept_truncated=job.accept_truncated,
-        encode=encode,
-        compile=compile_network,
-        batch=job.batch or default_batch(device_type),
-        segmentation=segmentation,
-        segment_count=segment_count(info.available_duration, seconds),
-        description={},
+        tile=job.upscale.tile,
+        precision=job.upscale.precision,
+        device=device_type,
+        compiled=compile_network,
+        codec=encode.codec,
+        crf=encode.crf,
+        preset=encode.preset,
+        encoder_threads=encode.threads,
+        segment_seconds=seconds,
+        segments=segment_count(info.available_duration, seconds),
+        vidsr=__version__,
     )
-    return replace(plan, description=describe_plan(plan, model)), model
+    plan = RenderPlan(
+        info=info,
+        input=InputFingerprint.of(info),
+        models=job.upscale.models,
+        alpha=job.upscale.alpha,
+        model=ModelIdentity(name=model.name, sha256=model.content_hash, scale=model.scale),
+        settings=settings,
+        tile=tile,
+        precision=precision,
+        batch=job.batch or default_batch(device_type),
+    )
+    return plan, model
 
 
-def plan_tile(
-    job: UpscaleJob, model: LoadedModel, info: VideoInfo, size: tuple[int, int], device_type: str, precision: str
+def _plan_precision(
+    job: UpscaleJob,
+    model: LoadedModel,
+    info: VideoInfo,
+    device_type: str,
+    native_bf16: bool | None,
+    kept: MachineChoices | None,
+) -> Precision:
+    """The user's --precision, else what an interrupted run chose (frames alike on both sides of a
+    resume), else the fastest faithful one for the renderers' device."""
+    if kept is not None and job.upscale.precision == "auto":
+        return kept.precision
+    return choose_precision(
+        job.upscale.precision, torch.device(device_type), model, bit_depth=info.bit_depth, native_bf16=native_bf16
+    )
+
+
+def _plan_tile(
+    job: UpscaleJob,
+    model: LoadedModel,
+    info: VideoInfo,
+    size: tuple[int, int],
+    device_type: str,
+    precision: Precision,
+    *,
+    local: bool,
+    kept: MachineChoices | None,
 ) -> TileChoice:
-    """The user's --tile, else the model's preferred tile, else whole frames where the device's free
-    memory holds the largest pass whole and the largest tiles that fit where it does not. Decided
-    once for the whole render, so every segment is cut alike. Planned for this machine's memory;
-    a device type this machine lacks (a CPU driver for GPU workers) is left to the renderers."""
-    chosen = job.upscale.tile or model.preferred_tile
-    if chosen or device_type != select_device(job.upscale.device).type:
-        return TileChoice(chosen)
+    """The render's one tile choice (see ``choose_tile``), for the input of the network's last pass."""
     passes = network_passes(model.scale, max(size[0] / info.width, size[1] / info.height))
     growth = model.scale ** (passes - 1)  # the last pass runs on the earlier passes' output
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return automatic_tile(model, torch.device(device_type), info.width * growth, info.height * growth, dtype=dtype)
+    return choose_tile(
+        model,
+        torch.device(device_type),
+        info.width * growth,
+        info.height * growth,
+        asked=job.upscale.tile,
+        kept=kept.tile if kept is not None else None,
+        dtype=DTYPES[precision],
+        local=local,
+    )
 
 
 def segment_count(duration: float, seconds: Fraction) -> int:
@@ -206,43 +264,10 @@ def segment_count(duration: float, seconds: Fraction) -> int:
     return max(1, math.ceil(Fraction(duration).limit_denominator(1_000_000) / seconds))
 
 
-def describe_plan(plan: RenderPlan, model: LoadedModel) -> dict[str, Any]:
-    """Everything that changes the output: a resume must match it exactly."""
-    colour = plan.info.colour
-    return {
-        "input": input_fingerprint(plan.info),
-        "model": {"name": model.name, "sha256": model.content_hash, "scale": model.scale},
-        "settings": {
-            "stream": plan.info.video_index,
-            "size": f"{plan.size[0]}x{plan.size[1]}",
-            "sample_aspect_ratio": str(plan.sample_aspect_ratio),
-            "deinterlace": plan.deinterlace,
-            "accept_truncated": plan.accept_truncated,
-            "tile": plan.tile if not plan.tile_message else 0,  # what was asked for (0: whole, or as memory allows)
-            "codec": plan.encode.codec,
-            "crf": plan.encode.crf,
-            "preset": plan.encode.preset,
-            "encoder_threads": plan.encode.threads,
-            "pix_fmt": plan.pix_fmt,
-            "device": plan.device,
-            "precision": plan.precision,
-            "compiled": plan.compile,
-            "colour": f"{colour.matrix} {'full' if colour.full_range else 'limited'}",
-            "segment_seconds": str(plan.segmentation.seconds),
-            "segments": plan.segment_count,
-            "vidsr": __version__,
-        },
-        # What computed it: a resume on another stack is allowed, and said (its frames may differ
-        # from the earlier ones in the last bits); see pipeline.open_journal.
-        STACK: {"torch": torch.__version__, **media_versions()},
-        # What was chosen for this machine rather than asked for: a resume keeps it (see
-        # pipeline.open_journal), so frames before and after are made alike.
-        CHOSEN: {"tile": plan.tile},
-    }
-
-
-STACK = "stack"
-CHOSEN = "chosen"
+@functools.cache
+def software_stack() -> SoftwareStack:
+    """What computes the frames in this process (a resume on another stack is said)."""
+    return SoftwareStack(torch=torch.__version__, media=media_versions())
 
 
 def default_batch(device_type: str) -> int:
@@ -263,7 +288,7 @@ def plan_output_size(info: VideoInfo, model: LoadedModel, job: UpscaleJob, layou
         scale = check_scale(job.upscale.scale) if job.upscale.scale is not None else float(model.scale)
         width, height = round(info.width * scale), round(info.height * scale)
     shift_x, shift_y = layout.chroma_shift
-    width, height = _round_up(width, 1 << shift_x), _round_up(height, 1 << shift_y)
+    width, height = round_up(width, 1 << shift_x), round_up(height, 1 << shift_y)
     effective = max(width / info.width, height / info.height)
     if not MIN_SCALE <= effective <= MAX_SCALE:
         raise SettingsError(
@@ -282,7 +307,3 @@ def _fill_in_aspect(width: int | None, height: int | None, aspect: float) -> tup
     if height:
         return round(height * aspect), height
     raise ValueError("give a width, a height or both")
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple

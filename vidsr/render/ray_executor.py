@@ -18,15 +18,13 @@ import logging
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 from vidsr.errors import SettingsError, VidsrError
 from vidsr.models import LoadedModel
-from vidsr.render.executor import Activity, Executor
-from vidsr.render.pipeline import Backend
+from vidsr.render.executor import Activity, Backend, Executor, WorkerDevice
 from vidsr.render.plan import RenderPlan
 from vidsr.render.segments import RenderedSegment, SegmentRenderer
 
@@ -89,7 +87,7 @@ class RayBackend(Backend):
         self._ray = ray
         return ray
 
-    def worker_device(self, requested: str) -> tuple[str | None, bool | None]:
+    def worker_device(self, requested: str) -> WorkerDevice:
         ray = self._connect()
         gpus = int(ray.cluster_resources().get("GPU", 0))
         if requested == "mps":
@@ -97,7 +95,7 @@ class RayBackend(Backend):
         if requested == "cuda" and not gpus:
             raise SettingsError("--device cuda: the Ray cluster has no GPU (try --device cpu)")
         device = "cuda" if gpus and requested in ("auto", "cuda") else "cpu"
-        return device, (self._all_nodes_have_native_bf16() if device == "cpu" else None)
+        return WorkerDevice(device, self._all_nodes_have_native_bf16() if device == "cpu" else None)
 
     def _all_nodes_have_native_bf16(self) -> bool:
         """bf16 only where every node computes it in hardware: the plan is the same for all."""
@@ -121,10 +119,8 @@ class RayBackend(Backend):
         on_activity: Callable[[Activity], None],
     ) -> Executor:
         ray = self._connect()
-        cpus, gpus, count = self._worker_shape(plan.device)
-        executor = RayExecutor(ray, plan, cpus=cpus, gpus=gpus, workers=count)
-        executor.follow(on_activity)
-        return executor
+        cpus, gpus, count = self._worker_shape(plan.settings.device)
+        return RayExecutor(ray, plan, cpus=cpus, gpus=gpus, workers=count, on_activity=on_activity)
 
     def _worker_shape(self, device: str) -> tuple[int, int, int]:
         """(CPUs, GPUs, how many at once) of the segment tasks: one per GPU with the CPUs that go
@@ -170,7 +166,7 @@ def _native_bf16() -> bool:
 
 # One renderer per worker process, kept between tasks: the network is loaded once per process,
 # however many segments the process renders (Ray reuses its worker processes).
-_RENDERERS: dict[str, SegmentRenderer] = {}
+_RENDERERS: dict[object, SegmentRenderer] = {}
 
 
 def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any) -> RenderedSegment:
@@ -180,7 +176,7 @@ def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any) -> Rend
     import torch
 
     torch.set_num_threads(cpus)  # Ray's OMP_NUM_THREADS alone does not set torch's pool
-    key = plan.model_hash + repr(sorted(plan.description["settings"].items()))
+    key = (plan.model, plan.settings, plan.tile.tile, plan.precision)
     if key not in _RENDERERS:
         _RENDERERS.clear()  # another render's network: let it go first
         _RENDERERS[key] = SegmentRenderer(plan, decoder_threads=cpus)
@@ -222,7 +218,16 @@ class RayExecutor:
     loads once per worker process, which Ray reuses from task to task.
     """
 
-    def __init__(self, ray: Any, plan: RenderPlan, *, cpus: int, gpus: int, workers: int) -> None:
+    def __init__(
+        self,
+        ray: Any,
+        plan: RenderPlan,
+        *,
+        cpus: int,
+        gpus: int,
+        workers: int,
+        on_activity: Callable[[Activity], None] | None = None,
+    ) -> None:
         self._ray = ray
         self._plan = ray.put(plan)
         self._cpus = cpus
@@ -238,33 +243,30 @@ class RayExecutor:
         # Beside this process: a node lost with its workers does not take the board with it.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
         self._progress = ray.remote(num_cpus=0)(_ProgressBoard).options(scheduling_strategy=here).remote()
-        self._queue: deque[int] = deque()
         self._in_flight: dict[Any, int] = {}
-        self._on_activity: Callable[[Activity], None] | None = None
+        self._on_activity = on_activity
         self._last_poll = 0.0
 
     @property
     def workers(self) -> int:
         return self._workers
 
+    @property
+    def capacity(self) -> int:
+        """Every worker busy and one more segment queued for each, no more: what is in flight is
+        what a Ctrl-C has to cancel."""
+        return 2 * self._workers
+
     def submit(self, index: int) -> None:
-        self._queue.append(index)
+        self._in_flight[self._task.remote(self._plan, index, self._cpus, self._progress)] = index
 
     def pending(self) -> int:
-        return len(self._queue) + len(self._in_flight)
-
-    def _top_up(self) -> None:
-        """Keep every worker busy and one more segment queued for each, no more: what is in
-        flight is what a Ctrl-C has to cancel."""
-        while self._queue and len(self._in_flight) < 2 * self._workers:
-            index = self._queue.popleft()
-            self._in_flight[self._task.remote(self._plan, index, self._cpus, self._progress)] = index
+        return len(self._in_flight)
 
     def wait_any(self) -> list[RenderedSegment]:
         from ray.exceptions import RayTaskError
 
         while True:
-            self._top_up()
             ready, _ = self._ray.wait(list(self._in_flight), num_returns=1, timeout=_POLL_SECONDS)
             if not ready:
                 self._poll_activity()
@@ -281,11 +283,7 @@ class RayExecutor:
                     f"segment {index} was lost with its worker {TASK_RETRIES + 1} times ({reason[:160]}); "
                     "the finished segments are kept: run the same command again to resume"
                 ) from None
-            self._top_up()
             return [segment]
-
-    def follow(self, on_activity: Callable[[Activity], None]) -> None:
-        self._on_activity = on_activity
 
     def _poll_activity(self) -> None:
         if self._on_activity is None or time.monotonic() - self._last_poll < _POLL_SECONDS:
@@ -299,7 +297,7 @@ class RayExecutor:
             self._on_activity(activity)
 
     def cancel_all(self) -> None:
-        """Forget the segments in flight and the queue: their results are never collected.
+        """Forget the segments in flight: their results are never collected.
 
         Not ``ray.cancel``: on a segment finishing at that moment (after a Ctrl-C, the one that
         started beside the one just committed, every time), Ray 2.60 aborts this process in a failed
@@ -308,7 +306,6 @@ class RayExecutor:
         Ctrl-C or an error does next; a program that embeds vidsr and goes on lets them run out,
         at most two segments a worker."""
         self._in_flight.clear()
-        self._queue.clear()
 
     def close(self) -> None:
         self.cancel_all()

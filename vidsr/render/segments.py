@@ -10,8 +10,6 @@ on one. A :class:`SegmentRenderer` loads the network once and renders many segme
 from __future__ import annotations
 
 import io
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,12 +17,13 @@ from vidsr.errors import ModelError
 from vidsr.media import VideoWriter, decode_batches
 from vidsr.models import LoadedModel, choose_model
 from vidsr.planes import FrameBatch, OutputBatch
-from vidsr.render.journal import SegmentRecord
+from vidsr.render.journal import SegmentRecord, segment_file_name
 from vidsr.render.plan import RenderPlan
 from vidsr.render.stages import Prefetcher, Sink
+from vidsr.render.testpoints import kill_point
 from vidsr.upscale import Upscaler, select_device
 
-__all__ = ["RenderedSegment", "SegmentRenderer", "render_segment", "segment_file_name"]
+__all__ = ["RenderedSegment", "SegmentRenderer"]
 
 DECODE_QUEUE_BATCHES = 4  # decoded batches waiting for the network
 ENCODE_QUEUE_BATCHES = 4  # upscaled batches waiting for the encoder
@@ -39,10 +38,6 @@ class RenderedSegment:
 
     data: bytes
     record: SegmentRecord
-
-
-def segment_file_name(index: int) -> str:
-    return f"segment-{index:06d}.nut"
 
 
 class SegmentRenderer:
@@ -62,38 +57,39 @@ class SegmentRenderer:
         decoder_threads: int = 0,
     ) -> None:
         loaded = model if model is not None else choose_model(plan.models, plan.alpha)
-        if loaded.content_hash != plan.model_hash:
+        if loaded.content_hash != plan.model.sha256:
             raise ModelError(
                 f"{loaded.name} here is not the model the render was planned with "
-                f"(weights {loaded.content_hash[:12]}, planned {plan.model_hash[:12]}); "
+                f"(weights {loaded.content_hash[:12]}, planned {plan.model.sha256[:12]}); "
                 "give every machine the same file"
             )
         self.plan = plan
         self.decoder_threads = decoder_threads  # 0: FFmpeg's choice; a cluster worker uses its share of the CPUs
         self.upscaler = Upscaler(
             loaded,
-            device=select_device(plan.device),
+            device=select_device(plan.settings.device),
             precision=plan.precision,
-            tile=plan.tile,
+            tile=plan.tile.tile,
             video=plan.video,
-            compile=plan.compile,
+            compile=plan.settings.compiled,
             warn=warn or _quiet,
         )
 
     def render(self, index: int, *, on_frames: FramesCallback | None = None) -> RenderedSegment:
         """Decode, upscale and encode segment ``index``; raises VidsrError for bad input or output."""
         plan = self.plan
+        encoded = _EncodedSegment(plan, index)
         batches = decode_batches(
             plan.info,
             batch_size=plan.batch,
             segmentation=plan.segmentation,
             first_segment=index,
-            last_segment=None if index == plan.segment_count - 1 else index,  # the last one runs to the end
+            last_segment=None if index == plan.settings.segments - 1 else index,  # the last one runs to the end
             decoder_threads=self.decoder_threads,
-            deinterlace=plan.deinterlace,
-            accept_truncated=plan.accept_truncated,
+            deinterlace=plan.settings.deinterlace,
+            accept_truncated=plan.settings.accept_truncated,
+            on_next_segment=encoded.next_frame_in,
         )
-        encoded = _EncodedSegment(plan, index)
         decoded: Prefetcher[FrameBatch] | None = None
         encoder: Sink[OutputBatch] | None = None
         try:  # the threads start inside it, so whatever stops the render also stops them
@@ -117,11 +113,6 @@ class SegmentRenderer:
         return encoded.finish()
 
 
-def render_segment(plan: RenderPlan, index: int, model: LoadedModel | None = None) -> RenderedSegment:
-    """Render one segment of ``plan`` (loading the network for it: use a SegmentRenderer for many)."""
-    return SegmentRenderer(plan, model).render(index)
-
-
 class _EncodedSegment:
     """The encoder's side of one segment, in the encode thread: frames into NUT bytes in memory."""
 
@@ -131,24 +122,32 @@ class _EncodedSegment:
         self.buffer = io.BytesIO()
         self.writer: VideoWriter | None = None
         self.pts: list[int] = []
+        self.empty_after = 0
+
+    def next_frame_in(self, segment: int | None) -> None:
+        """The decoder saw the next frame in ``segment`` (None: no more frames): the segments in
+        between hold none (the last one is open-ended: a frame beyond it is still its own)."""
+        last = self.plan.settings.segments - 1
+        following = last + 1 if segment is None else min(segment, last)
+        self.empty_after = max(0, following - self.index - 1)
 
     def write(self, batch: OutputBatch) -> None:
         if self.writer is None:  # opened with the first frame: a segment with none stays empty
-            plan = self.plan
+            plan, settings = self.plan, self.plan.settings
             self.writer = VideoWriter(
                 self.buffer,
-                width=plan.size[0],
-                height=plan.size[1],
+                width=settings.size[0],
+                height=settings.size[1],
                 time_base=plan.info.time_base,
                 frame_rate=plan.info.frame_rate,
                 settings=plan.encode,
-                pix_fmt=plan.pix_fmt,
+                pix_fmt=settings.pix_fmt,
                 colour=plan.info.colour,
-                sample_aspect_ratio=plan.sample_aspect_ratio,
+                sample_aspect_ratio=settings.sample_aspect_ratio,
             )
         self.writer.write(batch)
         self.pts.extend(batch.pts)
-        _test_kill_point(f"frame:{self.index}:{batch.first_index}")
+        kill_point(f"frame:{self.index}:{batch.first_index}")
 
     def finish(self) -> RenderedSegment:
         if self.writer is not None:
@@ -161,6 +160,7 @@ class _EncodedSegment:
             first_pts=self.pts[0] if self.pts else None,
             last_pts=self.pts[-1] if self.pts else None,
             size=len(data),
+            empty_after=self.empty_after,
         )
         return RenderedSegment(data, record)
 
@@ -168,13 +168,6 @@ class _EncodedSegment:
         if self.writer is not None:
             self.writer.abort()
             self.writer = None
-
-
-def _test_kill_point(name: str) -> None:
-    """Tests kill vidsr at exact points, e.g. VIDSR_TEST_KILL_AT=frame:3:4 (in segment 3, after encoding
-    the batch that starts at its frame 4); see also the commit points in the pipeline."""
-    if os.environ.get("VIDSR_TEST_KILL_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _quiet(message: str) -> None:

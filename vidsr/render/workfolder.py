@@ -15,9 +15,7 @@ from typing import IO
 
 from vidsr.durable import atomic_write
 from vidsr.errors import OutputError
-from vidsr.render.journal import Journal, read_journal, write_journal
-
-SEGMENT_SUFFIX = ".nut"
+from vidsr.render.journal import Journal, read_journal, segment_file_name, write_journal
 
 
 class WorkFolder:
@@ -28,9 +26,6 @@ class WorkFolder:
         self.path = output.with_name(f".{output.name}.vidsr")
         self.journal_path = self.path / "journal.json"
         self._lock_handle: IO[str] | None = None
-
-    def exists(self) -> bool:
-        return self.path.is_dir()
 
     def has_journal(self) -> bool:
         """Whether an earlier render left work here (a bare folder is only someone's lock)."""
@@ -68,7 +63,7 @@ class WorkFolder:
         write_journal(self.journal_path, journal)
 
     def segment_path(self, index: int) -> Path:
-        return self.path / f"segment-{index:06d}{SEGMENT_SUFFIX}"
+        return self.path / segment_file_name(index)
 
     def commit_segment(self, index: int, data: bytes) -> Path:
         """Write a finished segment's bytes durably under its final name (temp file, fsync,

@@ -8,9 +8,12 @@ opt into. Imports the models layer and the shared plane types, never the media l
 from __future__ import annotations
 
 from vidsr.upscale.policy import (
+    DTYPES,
+    Precision,
     arithmetic_per_output_pixel,
     choose_precision,
     cpu_has_native_bf16,
+    precision_of,
     select_device,
     should_compile,
 )
@@ -22,15 +25,18 @@ from vidsr.upscale.runner import (
     UpscaleOptions,
     Upscaler,
     VideoPlanes,
-    automatic_tile,
     check_scale,
     check_tile,
+    choose_tile,
     create_upscaler,
     network_passes,
     resize,
+    round_up,
 )
 
 __all__ = [
+    "DTYPES",
+    "Precision",
     "MAX_SCALE",
     "MIN_SCALE",
     "UpscaleOptions",
@@ -38,14 +44,16 @@ __all__ = [
     "TileChoice",
     "VideoPlanes",
     "arithmetic_per_output_pixel",
-    "automatic_tile",
     "check_scale",
     "check_tile",
+    "choose_tile",
     "choose_precision",
     "cpu_has_native_bf16",
     "create_upscaler",
     "network_passes",
+    "precision_of",
     "resize",
+    "round_up",
     "select_device",
     "should_compile",
     "tune_process_for_rendering",

@@ -26,7 +26,7 @@ __all__ = [
     "is_out_of_memory",
     "largest_tile_that_fits",
     "memory_need",
-    "plan_tile",
+    "tile_for_free_memory",
     "tiled_need",
 ]
 
@@ -130,7 +130,7 @@ def tiled_need(width: int, height: int, tile: int, *, batch: int, scale: int, pe
     return blended + memory_need(*window, batch=batch, scale=scale, per_pixel=per_pixel).total
 
 
-def plan_tile(
+def tile_for_free_memory(
     width: int, height: int, *, batch: int, scale: int, per_pixel: float, overlap: int, free: float, smallest: int
 ) -> int | None:
     """The tile for a pass when ``free`` bytes are free (see ``largest_tile_that_fits``): planned

@@ -29,6 +29,14 @@ __all__ = [
 
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32", "fp16", "bf16"]
+DTYPES: dict[Precision, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def precision_of(dtype: torch.dtype) -> Precision:
+    """The name of a network dtype, as --precision spells it."""
+    return next(name for name, known in DTYPES.items() if known == dtype)
+
+
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
 

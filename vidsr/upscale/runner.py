@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +32,10 @@ from vidsr.upscale.memory import (
     free_memory,
     is_out_of_memory,
     memory_need,
-    plan_tile,
+    tile_for_free_memory,
     tiled_need,
 )
-from vidsr.upscale.policy import Precision, choose_precision, select_device
+from vidsr.upscale.policy import DTYPES, Precision, choose_precision, select_device
 from vidsr.upscale.tiling import DEFAULT_OVERLAP, run_tiled
 
 __all__ = [
@@ -47,10 +48,11 @@ __all__ = [
     "check_tile",
     "compiled_network",
     "TileChoice",
-    "automatic_tile",
+    "choose_tile",
     "create_upscaler",
     "network_passes",
     "resize",
+    "round_up",
 ]
 
 MIN_SCALE, MAX_SCALE = 1.0, 16.0
@@ -171,7 +173,7 @@ class Upscaler:
         _check_channels(model)
         self.model = model
         self.device = device
-        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self.dtype = DTYPES[precision]
         self.output_scale = check_scale(scale) if scale is not None else float(model.scale)
         check_tile(tile)
         if tile and model.tiling != "supported":
@@ -287,7 +289,7 @@ class Upscaler:
             padded_height, padded_width = self._padded_size(height, width)
             whole = memory_need(padded_width, padded_height, batch=batch, scale=self.model.scale, per_pixel=per_pixel)
             return 0 if whole.total <= HEADROOM * free_memory(self.device) else None
-        choice = automatic_tile(self.model, self.device, width, height, per_pixel=per_pixel)
+        choice = _tile_from_memory(self.model, self.device, width, height, per_pixel=per_pixel)
         if choice.tile and not self._told_tiles:
             self._told_tiles = True
             self._warn(choice.message)
@@ -358,15 +360,52 @@ class Upscaler:
         return self.network(images)
 
 
+TileSource = Literal["asked", "model", "kept", "memory", "elsewhere"]
+
+
 @dataclass(frozen=True)
 class TileChoice:
-    """The tile a frame size gets on a device (0: whole frames) and, when tiled, why, for the user."""
+    """The tile frames are cut into (0: whole frames), where the choice came from, and what the
+    user should hear of it ("" when nothing): the one tile decision of a render, made before the
+    first frame so every segment is cut alike."""
 
     tile: int
+    source: TileSource
     message: str = ""
 
 
-def automatic_tile(
+def choose_tile(
+    model: LoadedModel,
+    device: torch.device,
+    width: int,
+    height: int,
+    *,
+    asked: int = 0,
+    kept: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    local: bool = True,
+) -> TileChoice:
+    """The tile for ``width`` x ``height`` frames (the input of the network's last pass): the
+    user's ``asked`` tile, else the model's preferred one, else the ``kept`` choice of an
+    interrupted run (so frames after a resume are cut as those before it), else whole frames
+    where the device's free memory holds them and the largest tiles that fit where it does not.
+    A device this machine does not have (``local`` False: a CPU driver for GPU workers) is left
+    to its renderers, which tile by themselves where they must."""
+    check_tile(asked)
+    if asked:
+        return TileChoice(asked, "asked")
+    if model.preferred_tile:
+        return TileChoice(model.preferred_tile, "model")
+    if not local:
+        return TileChoice(kept or 0, "kept" if kept is not None else "elsewhere")
+    fresh = _tile_from_memory(model, device, width, height, dtype=dtype)
+    if kept is None or kept == fresh.tile:
+        return fresh
+    kept_what = f"tiles of {kept} pixels" if kept else "whole frames"
+    return TileChoice(kept, "kept", f"keeping the interrupted run's {kept_what}")
+
+
+def _tile_from_memory(
     model: LoadedModel,
     device: torch.device,
     width: int,
@@ -383,7 +422,7 @@ def automatic_tile(
         height, width, multiple=model.size_multiple, minimum=model.min_size, square=model.square
     )
     free = free_memory(device)
-    tile = plan_tile(
+    tile = tile_for_free_memory(
         padded_width,
         padded_height,
         batch=1,
@@ -396,11 +435,12 @@ def automatic_tile(
     if tile is None:
         raise _too_large(model, device, width, height, per_pixel, free)
     if not tile:
-        return TileChoice(0)
+        return TileChoice(0, "memory")
     whole = memory_need(width, height, batch=1, scale=model.scale, per_pixel=per_pixel).total
     seams = f"; {model.name} works best on whole frames and may show seams" if model.tiling != "supported" else ""
     return TileChoice(
         tile,
+        "memory",
         f"a {width}x{height} frame needs about {format_bytes(whole)} of memory whole and {_device_name(device)} "
         f"has {format_bytes(free)} free: upscaling in tiles of {tile} pixels{seams}",
     )
@@ -462,13 +502,14 @@ def padded_size(
     height: int, width: int, *, multiple: int = 1, minimum: int = 1, square: bool = False
 ) -> tuple[int, int]:
     """The (height, width) ``pad_to_requirements`` pads a frame of this size to."""
-    target_height, target_width = (_round_up(max(side, minimum), multiple) for side in (height, width))
+    target_height, target_width = (round_up(max(side, minimum), multiple) for side in (height, width))
     if square:
         return max(target_height, target_width), max(target_height, target_width)
     return target_height, target_width
 
 
-def _round_up(value: int, multiple: int) -> int:
+def round_up(value: int, multiple: int) -> int:
+    """The least multiple of ``multiple`` that is at least ``value``."""
     return -(-value // multiple) * multiple
 
 
