@@ -20,6 +20,10 @@ from vidsr.render.journal import Journal, read_journal, write_journal
 SEGMENT_SUFFIX = ".nut"
 
 
+class OutputBusyError(OutputError):
+    """Another vidsr holds this output's lock: it is rendering it now (a batch skips the file)."""
+
+
 class WorkFolder:
     """``.NAME.vidsr/`` beside the output ``NAME``: lock, journal, segment files."""
 
@@ -47,7 +51,7 @@ class WorkFolder:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
-            raise OutputError(
+            raise OutputBusyError(
                 f"another vidsr (process {holder}) is rendering {self.output}; wait for it to finish or stop it"
             )
         handle.seek(0)
