@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import typer
 
-from vidsr.cli import inspect, models, render, train
+from vidsr.cli import batch, inspect, models, render, train
 from vidsr.models import cache_dir
 from vidsr.upscale import tune_process_for_rendering
 
@@ -33,8 +33,9 @@ app.command()(inspect.frames)
 app.command()(inspect.image)
 app.command()(inspect.info)
 app.command()(train.train)
+app.command()(batch.batch)
 
-COMMANDS = ("upscale", "models", "interpolate", "frames", "image", "info", "train")
+COMMANDS = ("upscale", "models", "interpolate", "frames", "image", "info", "train", "batch")
 
 
 @app.callback()
@@ -48,7 +49,7 @@ def with_default_command(args: Sequence[str]) -> list[str]:
     args = list(args)
     if not args or args[0] in COMMANDS or args[0] in ("-h", "--help"):
         return args
-    return ["upscale", *args]
+    return ["batch" if batch.is_batch(args) else "upscale", *args]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -18,6 +18,10 @@ from vidsr.errors import OutputError
 from vidsr.render.journal import Journal, read_journal, segment_file_name, write_journal
 
 
+class OutputBusyError(OutputError):
+    """Another vidsr holds this output's lock: it is rendering it now (a batch skips the file)."""
+
+
 class WorkFolder:
     """``.NAME.vidsr/`` beside the output ``NAME``: lock, journal, segment files."""
 
@@ -42,7 +46,7 @@ class WorkFolder:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
-            raise OutputError(
+            raise OutputBusyError(
                 f"another vidsr (process {holder}) is rendering {self.output}; wait for it to finish or stop it"
             )
         handle.seek(0)
