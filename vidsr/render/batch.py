@@ -20,9 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from vidsr.errors import InputError, OutputError, VidsrError
+from vidsr.errors import InputError, OutputError, RenderInterrupted, VidsrError
 from vidsr.media import probe
-from vidsr.render.pipeline import Backend, Progress, RenderInterrupted, UpscaleJob, upscale_video
+from vidsr.render.executor import Backend, InProcessBackend
+from vidsr.render.pipeline import Progress, UpscaleJob, upscale_video
 from vidsr.render.workfolder import OutputBusyError
 
 __all__ = [
@@ -224,7 +225,7 @@ def run_batch(
     Ctrl-C (RenderInterrupted) stops the batch; every other problem of a file is its row's. The
     backend (a cluster connection) is used for every file and is not closed here.
     """
-    backend = backend or Backend()
+    backend = backend or InProcessBackend()
     results: list[FileResult] = []
     for index, item in enumerate(items):
         if on_file_start is not None:
