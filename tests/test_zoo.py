@@ -9,8 +9,9 @@ import torch
 from safetensors.torch import save_file
 
 from vidsr.errors import ModelError
+from vidsr.models import DEFAULT_MODEL
 from vidsr.models.arch import SRVGGNetCompact
-from vidsr.models.zoo import DEFAULT_MODEL, EMBEDDED, list_models, models_dir, resolve_model
+from vidsr.models.zoo import EMBEDDED, list_models, models_dir, resolve_model
 
 
 @pytest.fixture(autouse=True)
