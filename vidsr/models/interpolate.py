@@ -15,7 +15,7 @@ from safetensors.torch import save
 
 from vidsr.durable import atomic_write
 from vidsr.errors import ModelError
-from vidsr.models.loader import LoadedModel, detect_and_build
+from vidsr.models.loader import LoadedModel, detect_and_build, file_hints
 from vidsr.models.zoo import resolve_model
 
 _DIFFERENCES_SHOWN = 5
@@ -66,14 +66,8 @@ def interpolate_models(first: str, second: str, alpha: float) -> LoadedModel:
         state,
         name=f"{model_a.name}+{model_b.name}@{alpha:g}",
         source=f"interpolated: (1-{alpha:g})·{model_a.name} + {alpha:g}·{model_b.name}",
-        hints=_hints(model_a),
+        hints=file_hints(model_a),  # what the tensors cannot tell (a compact model's activation), from the first
     )
-
-
-def _hints(model: LoadedModel) -> dict[str, str]:
-    """What the tensors cannot tell, carried over from the first model (a compact model's activation)."""
-    act_type = model.hyperparameters.get("act_type")
-    return {"act_type": str(act_type)} if act_type else {}
 
 
 def write_interpolated(first: str, second: str, alpha: float, output: Path, *, force: bool = False) -> LoadedModel:
@@ -83,23 +77,10 @@ def write_interpolated(first: str, second: str, alpha: float, output: Path, *, f
     if output.suffix != ".safetensors":
         raise ModelError(f"{output}: interpolated models are written as .safetensors")
     model = interpolate_models(first, second, alpha)
-    data = save(_weights(model), metadata={"vidsr_source": model.source, **_hints(model)})
+    data = save(_weights(model), metadata={"vidsr_source": model.source, **file_hints(model)})
     atomic_write(output, lambda handle: handle.write(data))
     return model
 
 
 def _weights(model: LoadedModel) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().contiguous() for name, tensor in model.module.state_dict().items()}
-
-
-def choose_model(models: tuple[str, ...], alpha: float | None) -> LoadedModel:
-    """The model the user asked for: one name or path, or two blended with ``alpha``."""
-    if len(models) == 1:
-        if alpha is not None:
-            raise ModelError("--alpha blends two models: give --model twice (the first at alpha 0, the second at 1)")
-        return resolve_model(models[0])
-    if len(models) == 2:
-        if alpha is None:
-            raise ModelError("two --model options are blended: add --alpha (0 = the first, 1 = the second)")
-        return interpolate_models(models[0], models[1], alpha)
-    raise ModelError(f"{len(models)} --model options: give one, or two to interpolate between")

@@ -16,14 +16,8 @@ import torch
 
 from vidsr.errors import ModelError, VidsrError
 from vidsr.models.descriptor import describe_needs
-from vidsr.models.loader import (
-    SUPPORTED_SUFFIXES,
-    LoadedModel,
-    build_network,
-    detect_and_build,
-    load_model_file,
-    native_traits,
-)
+from vidsr.models.files import SUPPORTED_SUFFIXES
+from vidsr.models.loader import LoadedModel, build_network, detect_and_build, load_model_file, native_traits
 from vidsr.models.ncnn import embedded_model_files, load_embedded_state
 from vidsr.models.paths import models_dir
 
