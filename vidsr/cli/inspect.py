@@ -6,6 +6,7 @@ Thin commands over :mod:`vidsr.inspect`: its frames, images and info modules.
 from __future__ import annotations
 
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -28,7 +29,7 @@ from vidsr.errors import SettingsError
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from vidsr.inspect import MediaReport, VideoFacts
+    from vidsr.inspect import MediaReport, PlannedRender, VideoFacts
 
 __all__ = ["frames", "image", "info"]
 
@@ -182,11 +183,33 @@ def info(
             from vidsr.inspect import describe
 
             console.tune_process_for_networks()
-        report = describe(input, upscale=upscale, estimate=estimate, stream=stream)
+        planned = planned_render(input, upscale, stream) if estimate else None
+        report = describe(input, render=planned, stream=stream)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
         return
     console.stdout.print(_info_table(report))
+
+
+def planned_render(input: Path, upscale: UpscaleOptions, stream: int | None) -> PlannedRender:
+    """What a render of ``input`` with the default settings would run with, planned by the render
+    layer itself (``plan_job``), for `vidsr info`'s estimate: the inspect layer may not import
+    the render layer, so the command line, above both, hands the plan over."""
+    from vidsr.inspect import PlannedRender
+    from vidsr.render import UpscaleJob, plan_job
+
+    job = UpscaleJob(input=input, output=Path(os.devnull), upscale=upscale, stream=stream, accept_truncated=True)
+    plan, model = plan_job(job)
+    return PlannedRender(
+        model=model,
+        device=plan.settings.device,
+        precision=plan.precision,
+        tile=plan.tile.tile,
+        batch=plan.batch,
+        video=plan.video,
+        deinterlace=plan.settings.deinterlace,
+        encode=plan.encode,
+    )
 
 
 def _shape(video: VideoFacts) -> str:
