@@ -72,6 +72,7 @@ def test_the_help_of_vidsr_input_output_is_the_renders(tmp_path):
     assert ran.code == 0
     assert "Usage: vidsr upscale" in ran.output
     assert "--model" in ran.output and "--crf" in ran.output
+    assert "pip install 'vidsr[ray]'" in ran.output  # the extra's name is not taken for markup
     assert ran.loaded == []
 
 

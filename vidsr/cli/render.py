@@ -38,7 +38,7 @@ JobFor = Callable[[Path, Path], "UpscaleJob"]  # a render's settings, made into 
 ClusterOption = Annotated[
     str | None,
     typer.Option(
-        help="Render on a Ray cluster (pip install 'vidsr[ray]'): local (every GPU or core of this machine), "
+        help="Render on a Ray cluster (pip install 'vidsr\\[ray]'): local (every GPU or core of this machine), "
         "auto (RAY_ADDRESS, or a cluster started here), HOST:PORT or ray://HOST:PORT.",
         show_default=False,
     ),
