@@ -21,15 +21,10 @@ from pathlib import Path
 import torch
 
 from vidsr.models.zoo import resolve_model
-from vidsr.train import (
-    TrainConfig,
-    bicubic_downscale,
-    collect_pictures,
-    psnr,
-    ssim,
-    train,
-    upscale_bicubic,
-)
+from vidsr.train import TrainConfig, train
+from vidsr.train.data import collect_pictures
+from vidsr.train.degradations import bicubic_downscale
+from vidsr.train.metrics import psnr, ssim, upscale_bicubic
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL_FRACTION = 0.2

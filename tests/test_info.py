@@ -10,6 +10,7 @@ from media import ClipSpec, write_clip
 from typer.testing import CliRunner
 
 from vidsr.cli.app import app
+from vidsr.media import probe
 
 runner = CliRunner()
 
@@ -126,3 +127,16 @@ def test_a_video_of_one_or_a_few_frames_is_described_and_timed(spec, suffix, nea
     facts = info_json(short, "--model", nearest_model, "--device", "cpu")
     assert facts["video"]["frames"] == spec.frames
     assert facts["estimate"]["frames_timed"] >= 1 and facts["estimate"]["seconds"] > 0
+
+
+def test_the_estimate_is_of_the_render_vidsr_would_run(clip, nearest_model, tmp_path):
+    """`vidsr info` plans the job as a render does: the size (rounded for 4:2:0, x1.3 of 64x48 is
+    83.2x62.4), the device and the encoder it times are those of the file a render writes."""
+    options = ["--model", str(nearest_model), "--scale", "1.3", "--device", "cpu"]
+    estimate = info_json(clip, *options)["estimate"]
+    output = tmp_path / "out.mp4"
+    rendered = runner.invoke(app, ["upscale", str(clip), str(output), *options])
+    assert rendered.exit_code == 0, rendered.output
+    written = probe(output)
+    assert (estimate["output_width"], estimate["output_height"]) == (written.width, written.height) == (84, 62)
+    assert f"on {estimate['device']}, {estimate['encoder']};" in rendered.output

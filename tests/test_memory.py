@@ -240,7 +240,7 @@ def upscale_under_cap(model: str, frame: str, output: str) -> None:
 
 
 def vidsr_under_cap(*argv: str) -> None:
-    import vidsr.cli.app  # noqa: F401 - the command line loaded before the cap, as torch is
+    import vidsr.inspect  # noqa: F401 - what `vidsr image` runs on, loaded before the cap as torch is
     from vidsr.cli.entry import main
 
     cap_address_space()

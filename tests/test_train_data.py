@@ -8,7 +8,8 @@ from media import ClipSpec, pattern, psnr, write_clip
 from PIL import Image
 
 from vidsr.errors import InputError
-from vidsr.train import PatchSampler, bicubic_downscale, collect_pictures
+from vidsr.train.data import PatchSampler, collect_pictures
+from vidsr.train.degradations import bicubic_downscale
 
 
 def write_png(path, width=48, height=40, index=0):

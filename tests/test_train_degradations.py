@@ -9,7 +9,7 @@ import pytest
 import torch
 from media import pattern
 
-from vidsr.train import bicubic_downscale, blur_kernel, degrade, filter2d, sinc_kernel
+from vidsr.train.degradations import bicubic_downscale, blur_kernel, degrade, filter2d, sinc_kernel
 
 
 def frequency_response(kernel: torch.Tensor, size: int = 128) -> torch.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vidsr.errors import SettingsError
-from vidsr.train import UNetDiscriminatorSN, VGGStyleDiscriminator, build_discriminator
+from vidsr.train.discriminator import UNetDiscriminatorSN, VGGStyleDiscriminator, build_discriminator
 
 
 def test_vgg_style_judges_each_128_pixel_patch_with_one_logit():

@@ -8,14 +8,8 @@ import pytest
 import torch
 
 from vidsr.errors import ModelError
-from vidsr.train import (
-    VGG19_CONV_INDEX,
-    PerceptualLoss,
-    VGG19Features,
-    load_vgg19,
-    ragan_discriminator_loss,
-    ragan_generator_loss,
-)
+from vidsr.train.losses import PerceptualLoss, ragan_discriminator_loss, ragan_generator_loss
+from vidsr.train.vgg import VGG19_CONV_INDEX, VGG19Features, load_vgg19
 
 REAL = torch.tensor([1.5, -0.5, 2.0, 0.25])
 FAKE = torch.tensor([0.3, -1.2, 0.9])

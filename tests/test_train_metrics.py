@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from vidsr.train import bicubic_downscale, psnr, ssim, upscale_bicubic
+from vidsr.train.degradations import bicubic_downscale
+from vidsr.train.metrics import psnr, ssim, upscale_bicubic
 
 
 def test_psnr_of_a_known_error():

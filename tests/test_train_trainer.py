@@ -19,7 +19,8 @@ from vidsr.errors import SettingsError
 from vidsr.media.probe import probe
 from vidsr.models.loader import load_model_file
 from vidsr.models.zoo import resolve_model
-from vidsr.train import CHECKPOINT_NAME, TrainConfig, learning_rate_at, train
+from vidsr.train import TrainConfig, train
+from vidsr.train.trainer import CHECKPOINT_NAME, learning_rate_at
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -2,7 +2,13 @@
 
 ``vidsr INPUT OUTPUT`` works without a sub-command word: :func:`main` routes anything that is
 not a known command to ``upscale``. Each command lives in a module of its own group and imports
-only :mod:`vidsr.cli.console`, never this module, so nothing imports back up.
+only :mod:`vidsr.cli.console` and :mod:`vidsr.cli.options`, never this module, so nothing
+imports back up.
+
+Defining the commands loads no torch, PyAV, NumPy or Ray (``tests/test_startup.py`` keeps it so):
+``vidsr --help``, ``vidsr COMMAND --help`` and a usage error answer at once; each command
+loads what it runs on in its body, and those that run a network set up the process for it
+there (:func:`vidsr.cli.console.tune_process_for_networks`).
 """
 
 from __future__ import annotations
@@ -13,8 +19,6 @@ from collections.abc import Sequence
 import typer
 
 from vidsr.cli import batch, inspect, models, render, train
-from vidsr.models import cache_dir
-from vidsr.upscale import tune_process_for_rendering
 
 __all__ = ["COMMANDS", "app", "main", "with_default_command"]
 
@@ -36,12 +40,6 @@ app.command()(train.train)
 app.command()(batch.batch)
 
 COMMANDS = ("upscale", "models", "interpolate", "frames", "image", "info", "train", "batch")
-
-
-@app.callback()
-def _set_up_process() -> None:
-    """Before any command: the process-wide settings the networks run best with."""
-    tune_process_for_rendering(cache_dir() / "torch-compile")
 
 
 def with_default_command(args: Sequence[str]) -> list[str]:

@@ -1,11 +1,12 @@
 """`vidsr IN_DIR OUT_DIR` and `vidsr a.mp4 b.mkv OUT_DIR/`: a batch, with every option of `vidsr upscale`.
 
-The render library is imported inside the functions (torch and PyAV load only when a batch runs).
+The render's options are :func:`vidsr.cli.render.render_options`, the same group `vidsr upscale`
+takes, so none is missing here. The render library is imported inside the command (torch and
+PyAV load only when a batch runs).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,13 +14,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from vidsr.cli import console
-from vidsr.cli import render as render_cli
+from vidsr.cli.options import QuietOption, with_options
+from vidsr.cli.render import (
+    ClusterOption,
+    JobFor,
+    WorkerCpusOption,
+    check_cluster_options,
+    open_backend,
+    progress_bar,
+    render_options,
+)
 
 if TYPE_CHECKING:
-    from vidsr.render.batch import FileResult
+    from rich.table import Table
+
+    from vidsr.render.batch import BatchItem, FileResult
 
 __all__ = ["batch", "is_batch"]
 
@@ -47,24 +58,31 @@ def is_batch(args: Sequence[str]) -> bool:
     return source.is_dir() or output.endswith(("/", "\\")) or Path(output).is_dir()
 
 
+@with_options("job", render_options)
 def batch(
-    paths: list[Path],
-    glob: str | None,
-    container: str | None,
-    json_path: Path | None,
-    **options: Any,
+    paths: Annotated[list[Path], typer.Argument(help="INPUT... OUT_DIR: videos or folders, then the output folder.")],
+    *,
+    glob: Annotated[str | None, typer.Option(help="Only files matching this pattern ('*.mkv', 'season1/*').")] = None,
+    container: Annotated[str | None, typer.Option(help="Write every output as this container (mkv, mp4, mov).")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the result table as JSON here.")] = None,
+    job: JobFor,
+    cluster: ClusterOption = None,
+    worker_cpus: WorkerCpusOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Upscale every video under IN_DIR (sub-folders kept) or several files into OUT_DIR; finished
     outputs are skipped, an interrupted one resumes, a broken file does not stop the rest."""
-    from vidsr.render.batch import find_batch, run_batch
-
-    quiet = bool(options["quiet"])
     say = console.quiet if quiet else console.inform
     with console.user_errors(), console.stop_on_sigterm():
         if len(paths) < 2:
             raise typer.BadParameter("give the inputs, then the output folder: vidsr IN_DIR OUT_DIR")
+        check_cluster_options(cluster, worker_cpus)
+        with console.loading():
+            from vidsr.render.batch import find_batch, run_batch
+
+            console.tune_process_for_networks()
         *inputs, out_dir = paths
-        template = _template(options)
+        template = job(Path(), Path())
         items = find_batch(
             inputs,
             out_dir,
@@ -74,17 +92,17 @@ def batch(
             accept_truncated=template.accept_truncated,
             warn=console.warn,
         )
-        backend = render_cli._backend(options["cluster"], options["worker_cpus"])  # pyright: ignore[reportPrivateUsage]
+        backend = open_backend(cluster, worker_cpus)
         try:
 
-            def started(index: int, item: Any) -> None:
+            def started(index: int, item: BatchItem) -> None:
                 say(f"[{index + 1}/{len(items)}] {item.source} -> {item.output}")
 
             def done(result: FileResult) -> None:
                 if result.result in ("skipped", "failed"):
                     say(f"{result.result}: {result.source}: {result.note}")
 
-            with render_cli.progress_bar(enabled=not quiet and console.stderr.is_terminal) as on_progress:
+            with progress_bar(enabled=not quiet and console.stderr.is_terminal) as on_progress:
                 results = run_batch(
                     items,
                     template,
@@ -105,41 +123,6 @@ def batch(
         raise typer.Exit(1)
 
 
-def _template(options: dict[str, Any]) -> Any:
-    from vidsr.cli.options import deinterlace_choice
-    from vidsr.media import EncodeSettings
-    from vidsr.models import DEFAULT_MODEL
-    from vidsr.render import UpscaleJob
-    from vidsr.upscale import UpscaleOptions
-
-    return UpscaleJob(
-        input=Path(),
-        output=Path(),
-        upscale=UpscaleOptions(
-            models=tuple(options["model"] or [DEFAULT_MODEL]),
-            alpha=options["alpha"],
-            scale=options["scale"],
-            tile=options["tile"],
-            device=options["device"],
-            precision=options["precision"],
-        ),
-        width=options["width"],
-        height=options["height"],
-        batch=options["batch"],
-        compile=options["compile"],
-        encode=EncodeSettings(
-            codec=options["codec"], crf=options["crf"], preset=options["preset"], pix_fmt=options["pix_fmt"]
-        ),
-        force=options["force"],
-        segment_seconds=options["segment_seconds"],
-        restart=options["restart"],
-        keep_work=options["keep_work"],
-        stream=options["stream"],
-        deinterlace=deinterlace_choice(options["deinterlace"]),
-        accept_truncated=options["accept_truncated"],
-    )
-
-
 def _row(result: FileResult) -> dict[str, Any]:
     return {
         "file": str(result.source),
@@ -152,6 +135,8 @@ def _row(result: FileResult) -> dict[str, Any]:
 
 
 def _table(results: list[FileResult]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{len(results)} file(s)")
     for column in ("file", "frames", "time", "result"):
         table.add_column(column)
@@ -160,43 +145,3 @@ def _table(results: list[FileResult]) -> Table:
         outcome = f"[{colours[r.result]}]{r.result}[/]" + (f" {escape(r.note)}" if r.note else "")
         table.add_row(escape(str(r.source)), str(r.frames), f"{r.seconds:.1f} s", outcome)
     return table
-
-
-def _signature() -> inspect.Signature:
-    """The batch's own parameters, then every option of `vidsr upscale` (so none is missing here)."""
-    own = [
-        inspect.Parameter(
-            "paths",
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            annotation=Annotated[
-                list[Path], typer.Argument(help="INPUT... OUT_DIR: videos or folders, then the output folder.")
-            ],
-        ),
-        inspect.Parameter(
-            "glob",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[
-                str | None, typer.Option(help="Only files matching this pattern ('*.mkv', 'season1/*').")
-            ],
-        ),
-        inspect.Parameter(
-            "container",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[
-                str | None, typer.Option(help="Write every output as this container (mkv, mp4, mov).")
-            ],
-        ),
-        inspect.Parameter(
-            "json_path",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[Path | None, typer.Option("--json", help="Write the result table as JSON here.")],
-        ),
-    ]
-    upscale = list(inspect.signature(render_cli.upscale, eval_str=True).parameters.values())[2:]
-    return inspect.Signature([*own, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in upscale)])
-
-
-batch.__signature__ = _signature()  # pyright: ignore[reportFunctionMemberAccess]

@@ -1,6 +1,8 @@
 """What every command shares: the consoles, one red line per user error, signals, messages.
 
-Commands import this module; it imports no command, so nothing imports back up.
+Commands import this module; it imports no command, so nothing imports back up. Like the
+commands' modules it loads neither torch nor PyAV: a command loads them in its body, within
+:func:`loading`, once its options are known to be good.
 """
 
 from __future__ import annotations
@@ -14,9 +16,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from vidsr.cli.starting import ending_at_once_on_signals
 from vidsr.errors import RenderInterrupted, VidsrError
 
-__all__ = ["inform", "quiet", "stderr", "stdout", "stop_on_sigterm", "user_errors", "warn"]
+__all__ = [
+    "inform",
+    "loading",
+    "quiet",
+    "stderr",
+    "stdout",
+    "stop_on_sigterm",
+    "tune_process_for_networks",
+    "user_errors",
+    "warn",
+]
 
 stderr = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
@@ -54,6 +67,25 @@ def stop_on_sigterm() -> Generator[None, None, None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def loading() -> Generator[None, None, None]:
+    """Where a command imports the libraries it runs on (torch, PyAV: seconds on a cold start).
+
+    Nothing has been written yet, so Ctrl-C or SIGTERM there ends the process at once with one
+    line and the signal's exit code, as while vidsr itself starts."""
+    with ending_at_once_on_signals():
+        yield
+
+
+def tune_process_for_networks() -> None:
+    """For every command that loads torch: the process-wide settings networks run best with
+    (steady malloc thresholds, torch.compile's kernel cache). Loads torch."""
+    from vidsr.models import cache_dir
+    from vidsr.upscale import tune_process_for_rendering
+
+    tune_process_for_rendering(cache_dir() / "torch-compile")
 
 
 def warn(message: str) -> None:

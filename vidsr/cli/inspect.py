@@ -6,70 +6,39 @@ Thin commands over :mod:`vidsr.inspect`: its frames, images and info modules.
 from __future__ import annotations
 
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
+from vidsr.choices import UpscaleOptions
 from vidsr.cli import console
-from vidsr.cli.options import AcceptTruncatedOption, DeinterlaceOption, StreamOption, deinterlace_choice
-from vidsr.errors import SettingsError
-from vidsr.inspect import (
-    FramesJob,
-    ImageJob,
-    ImageResult,
-    MediaReport,
-    Selection,
-    VideoFacts,
-    WrittenFrame,
-    describe,
-    extract_frames,
-    upscale_images,
+from vidsr.cli.options import (
+    AcceptTruncatedOption,
+    DeinterlaceOption,
+    StreamOption,
+    deinterlace_choice,
+    upscale_options,
+    with_options,
 )
-from vidsr.media import parse_time, show_time
-from vidsr.models import DEFAULT_MODEL
-from vidsr.upscale import UpscaleOptions
+from vidsr.errors import SettingsError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from vidsr.inspect import MediaReport, PlannedRender, VideoFacts
 
 __all__ = ["frames", "image", "info"]
 
-# The upscale options, as `vidsr upscale` has them.
-ModelOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help=f"An embedded model (default {DEFAULT_MODEL}), a models-folder file or a path; twice to interpolate.",
-        show_default=False,
-    ),
-]
-AlphaOption = Annotated[float | None, typer.Option(help="With two --model: 0 gives the first, 1 the second.")]
-ScaleOption = Annotated[float | None, typer.Option(help="Output scale from 1 to 16; default: the model's own.")]
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
-PrecisionOption = Annotated[
-    str, typer.Option(help="auto, fp32, bf16 (CPUs with bf16) or fp16 (GPUs); auto picks the fastest faithful one.")
-]
-TileOption = Annotated[int, typer.Option(help="Upscale in tiles of this many pixels (less memory); 0: whole.", min=0)]
 
-
-def _options(
-    model: list[str] | None, alpha: float | None, scale: float | None, tile: int, device: str, precision: str
-) -> UpscaleOptions:
-    return UpscaleOptions(
-        models=tuple(model) if model else (DEFAULT_MODEL,),
-        alpha=alpha,
-        scale=scale,
-        tile=tile,
-        device=device,
-        precision=precision,
-    )
-
-
+@with_options("upscale", upscale_options)
 def frames(
     input: Annotated[Path, typer.Argument(help="Any video, an upscaled one included.", show_default=False)],
     outdir: Annotated[Path, typer.Argument(help="Folder for the PNGs (created if needed).", show_default=False)],
+    *,
     at: Annotated[
         list[str] | None,
         typer.Option(
@@ -93,12 +62,7 @@ def frames(
     compare: Annotated[
         bool, typer.Option("--compare", help="Also write source (bicubic) and model output side by side, labelled.")
     ] = False,
-    model: ModelOption = None,
-    alpha: AlphaOption = None,
-    scale: ScaleOption = None,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
-    tile: TileOption = 0,
+    upscale: UpscaleOptions,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite frames written before.")] = False,
     stream: StreamOption = None,
     deinterlace: DeinterlaceOption = "auto",
@@ -107,19 +71,27 @@ def frames(
     """Write chosen frames of a video as PNGs, exactly as decoded (16-bit for 10-bit video);
     with no selection, a handful spread over the video. Found by seeking: fast anywhere in a long file."""
 
-    def optional_time(text: str | None) -> Fraction | None:
-        return parse_time(text) if text is not None else None
-
-    def report(done: WrittenFrame) -> None:
-        extras = [path.name for path in (done.upscaled, done.compare) if path is not None]
-        console.stderr.print(
-            escape(
-                f"frame {done.index} at {show_time(done.seconds)}: {done.source}" + "".join(f", {e}" for e in extras)
-            ),
-            soft_wrap=True,
-        )
-
     with console.user_errors():
+        deinterlacing = deinterlace_choice(deinterlace)
+        with console.loading():
+            from vidsr.inspect import FramesJob, Selection, WrittenFrame, extract_frames
+            from vidsr.media import parse_time, show_time
+
+            console.tune_process_for_networks()
+
+        def optional_time(text: str | None) -> Fraction | None:
+            return parse_time(text) if text is not None else None
+
+        def report(done: WrittenFrame) -> None:
+            extras = [path.name for path in (done.upscaled, done.compare) if path is not None]
+            console.stderr.print(
+                escape(
+                    f"frame {done.index} at {show_time(done.seconds)}: {done.source}"
+                    + "".join(f", {e}" for e in extras)
+                ),
+                soft_wrap=True,
+            )
+
         selection = Selection(
             at=tuple(parse_time(text) for text in at or ()),
             index=tuple(index or ()),
@@ -134,16 +106,17 @@ def frames(
             selection=selection,
             upscaled=upscaled,
             compare=compare,
-            upscale=_options(model, alpha, scale, tile, device, precision),
+            upscale=upscale,
             force=force,
             stream=stream,
-            deinterlace=deinterlace_choice(deinterlace),
+            deinterlace=deinterlacing,
             accept_truncated=accept_truncated,
         )
         written = extract_frames(job, on_frame=report, warn=console.warn)
     console.stderr.print(escape(f"wrote {len(written)} frame(s) to {outdir}"), soft_wrap=True)
 
 
+@with_options("upscale", upscale_options)
 def image(
     paths: Annotated[
         list[Path],
@@ -151,12 +124,8 @@ def image(
             help="INPUT... OUTPUT: images or folders (PNG, JPEG, WebP), then the output.", show_default=False
         ),
     ],
-    model: ModelOption = None,
-    alpha: AlphaOption = None,
-    scale: ScaleOption = None,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
-    tile: TileOption = 0,
+    *,
+    upscale: UpscaleOptions,
     format: Annotated[
         str | None, typer.Option("--format", help="png, jpg or webp for an output folder; default png.")
     ] = None,
@@ -168,23 +137,28 @@ def image(
     """Upscale images: one file to one file (format from its name), or files and folders into a
     folder, keeping sub-folders. Alpha, 16-bit PNG and EXIF orientation are kept."""
 
-    def report(result: ImageResult) -> None:
-        if result.error:
-            console.stderr.print(f"[yellow]failed:[/] {escape(f'{result.source}: {result.error}')}", soft_wrap=True)
-        else:
-            console.stderr.print(
-                escape(f"{result.source} -> {result.output} ({result.width}x{result.height})"), soft_wrap=True
-            )
-
     with console.user_errors():
         if len(paths) < 2:
             raise SettingsError("give at least one input and an output: vidsr image INPUT... OUTPUT")
         if transparency not in ("model", "bicubic"):
             raise SettingsError(f"--transparency {transparency}: choose model or bicubic")
+        with console.loading():
+            from vidsr.inspect import ImageJob, ImageResult, upscale_images
+
+            console.tune_process_for_networks()
+
+        def report(result: ImageResult) -> None:
+            if result.error:
+                console.stderr.print(f"[yellow]failed:[/] {escape(f'{result.source}: {result.error}')}", soft_wrap=True)
+            else:
+                console.stderr.print(
+                    escape(f"{result.source} -> {result.output} ({result.width}x{result.height})"), soft_wrap=True
+                )
+
         job = ImageJob(
             inputs=tuple(paths[:-1]),
             output=paths[-1],
-            upscale=_options(model, alpha, scale, tile, device, precision),
+            upscale=upscale,
             force=force,
             format=format,
             transparency=transparency,
@@ -193,14 +167,11 @@ def image(
     console.stderr.print(f"wrote {len(results)} image(s)", soft_wrap=True)
 
 
+@with_options("upscale", upscale_options)
 def info(
     input: Annotated[Path, typer.Argument(help="The video to describe.", show_default=False)],
-    model: ModelOption = None,
-    alpha: AlphaOption = None,
-    scale: ScaleOption = None,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
-    tile: TileOption = 0,
+    *,
+    upscale: UpscaleOptions,
     estimate: Annotated[bool, typer.Option(help="Time a few frames through the model for an ETA.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     stream: StreamOption = None,
@@ -208,16 +179,37 @@ def info(
     """Show the streams (codec, size, frame rate, exact frame count, colour, audio, subtitles)
     and estimate the upscale's time and output size by timing a few real frames."""
     with console.user_errors():
-        report = describe(
-            input,
-            upscale=_options(model, alpha, scale, tile, device, precision),
-            estimate=estimate,
-            stream=stream,
-        )
+        with console.loading():
+            from vidsr.inspect import describe
+
+            console.tune_process_for_networks()
+        planned = planned_render(input, upscale, stream) if estimate else None
+        report = describe(input, render=planned, stream=stream)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
         return
     console.stdout.print(_info_table(report))
+
+
+def planned_render(input: Path, upscale: UpscaleOptions, stream: int | None) -> PlannedRender:
+    """What a render of ``input`` with the default settings would run with, planned by the render
+    layer itself (``plan_job``), for `vidsr info`'s estimate: the inspect layer may not import
+    the render layer, so the command line, above both, hands the plan over."""
+    from vidsr.inspect import PlannedRender
+    from vidsr.render import UpscaleJob, plan_job
+
+    job = UpscaleJob(input=input, output=Path(os.devnull), upscale=upscale, stream=stream, accept_truncated=True)
+    plan, model = plan_job(job)
+    return PlannedRender(
+        model=model,
+        device=plan.settings.device,
+        precision=plan.precision,
+        tile=plan.tile.tile,
+        batch=plan.batch,
+        video=plan.video,
+        deinterlace=plan.settings.deinterlace,
+        encode=plan.encode,
+    )
 
 
 def _shape(video: VideoFacts) -> str:
@@ -237,6 +229,10 @@ _FIELD_ORDERS = {"tff": "top field first", "bff": "bottom field first"}
 
 
 def _info_table(report: MediaReport) -> Table:
+    from rich.table import Table
+
+    from vidsr.media import show_time
+
     video = report.video
     table = Table(title=escape(report.path), show_header=False, title_justify="left")
     table.add_column(style="bold", no_wrap=True)

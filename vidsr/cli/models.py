@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from vidsr.cli import console
-from vidsr.models import REAL_ESRGAN_CREDIT, ModelInfo, list_models, models_dir, write_interpolated
+
+if TYPE_CHECKING:
+    from vidsr.models import ModelInfo
 
 __all__ = ["interpolate", "models"]
 
@@ -18,6 +19,12 @@ __all__ = ["interpolate", "models"]
 def models() -> None:
     """List the embedded models and the files in the models folder, with what each needs."""
     with console.user_errors():
+        with console.loading():
+            from rich.table import Table
+
+            from vidsr.models import REAL_ESRGAN_CREDIT, list_models, models_dir
+
+            console.tune_process_for_networks()
         entries = list_models()
     table = Table(
         title="vidsr models",
@@ -61,5 +68,9 @@ def interpolate(
 ) -> None:
     """Blend two models' weights (ESRGAN network interpolation) into a new model file."""
     with console.user_errors():
+        with console.loading():
+            from vidsr.models import write_interpolated
+
+            console.tune_process_for_networks()
         model = write_interpolated(first, second, alpha, output, force=force)
     console.stderr.print(f"wrote {output}: {model.source}", soft_wrap=True)

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from vidsr.cli import console
-from vidsr.train import TrainConfig, TrainProgress, TrainResult
-from vidsr.train import train as run_training
+from vidsr.cli.options import QuietOption
+from vidsr.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from vidsr.train.trainer import TrainProgress, TrainResult
 
 _DEFAULTS = TrainConfig(data=(), out=Path())
 
@@ -87,7 +89,7 @@ def train(
     ] = _DEFAULTS.precision,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights and of every random draw.")] = _DEFAULTS.seed,
     restart: Annotated[bool, typer.Option(help="Start over instead of continuing the run in --out.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no messages but errors.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train or fine-tune an ESRGAN-family model; run the same command again to continue."""
     config = TrainConfig(
@@ -117,9 +119,13 @@ def train(
     with (
         console.user_errors(),
         console.stop_on_sigterm(),
-        _progress_bar(console.stderr, enabled=not quiet and console.stderr.is_terminal) as on_progress,
     ):
-        result = run_training(config, on_progress=on_progress)
+        with console.loading():
+            from vidsr.train.trainer import train as run_training
+
+            console.tune_process_for_networks()
+        with _progress_bar(console.stderr, enabled=not quiet and console.stderr.is_terminal) as on_progress:
+            result = run_training(config, on_progress=on_progress)
     if not quiet:
         console.stderr.print(escape(_summary(result)), soft_wrap=True)
 
@@ -144,6 +150,15 @@ def _progress_bar(terminal: Console, *, enabled: bool) -> Generator[Callable[[Tr
     if not enabled:
         yield lambda progress: None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("[bold]training"),
         BarColumn(),

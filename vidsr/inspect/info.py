@@ -2,17 +2,21 @@
 
 The frame count is exact: taken from the header when it proves a constant frame rate,
 otherwise counted from the packet headers (the file is read once, without decoding).
-The time estimate runs a few real frames from the middle of the video through the chosen
-model on the chosen device, and their output through the encoder a render would use, whose
-CPU time the network shares on a CPU; it is an estimate, and says how it was made.
+The time estimate runs a few real frames from the middle of the video through the model, and
+their output through the encoder, exactly as a render would: device, precision, tiles, batch,
+output size and encoder preset are the render's own plan (:class:`PlannedRender`, which the
+command line makes with the render layer's ``plan_job``: this layer may not import that one).
+The encoder's CPU time is shared with the network on a CPU. It is an estimate, and says how it
+was made.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,15 +37,14 @@ from vidsr.media import (
     frames_from,
     open_input,
     output_pix_fmt,
-    pix_fmt_layout,
     probe,
     video_stream,
-    with_automatic_preset,
 )
-from vidsr.models import describe_needs
+from vidsr.models import LoadedModel, describe_needs
 from vidsr.planes import OutputBatch
-from vidsr.upscale import UpscaleOptions, Upscaler, arithmetic_per_output_pixel, create_upscaler, precision_of
+from vidsr.upscale import Precision, Upscaler, VideoPlanes, select_device
 from vidsr.upscale.colour import rgb_to_planes, tensors_to_planes
+from vidsr.upscale.tiling import DEFAULT_OVERLAP, spans
 
 FRAMES_TIMED = 3  # frames timed at least for the estimate, after one untimed warm-up frame
 MAX_FRAMES_TIMED = 12  # fast models: keep timing up to this many frames ...
@@ -125,6 +128,21 @@ class OtherFacts:
 
 
 @dataclass(frozen=True)
+class PlannedRender:
+    """What a render of the video would run with, as the render's planning decided it: the
+    estimate times frames exactly so (the command line makes it from ``plan_job``'s plan)."""
+
+    model: LoadedModel
+    device: str  # the type of device the render runs on: "cpu", "cuda", "mps"
+    precision: Precision
+    tile: int  # 0: whole frames
+    batch: int  # frames per network call
+    video: VideoPlanes  # the output size, pixel layout and colour
+    deinterlace: bool
+    encode: EncodeSettings  # the encoder, the preset chosen for the model, the pixel format
+
+
+@dataclass(frozen=True)
 class Estimate:
     """How long the upscale would take here: ``seconds_per_frame`` measured on
     ``frames_timed`` real frames (``timed_on`` says how), times ``frames``.
@@ -173,16 +191,14 @@ class MediaReport:
 def describe(
     path: Path,
     *,
-    upscale: UpscaleOptions = UpscaleOptions(),
-    estimate: bool = True,
+    render: PlannedRender | None = None,
     frames_timed: int = FRAMES_TIMED,
     stream: int | None = None,
 ) -> MediaReport:
-    """Everything ``vidsr info`` shows, of the video ``stream`` (None: the one a player shows).
-    Raises InputError for bad input, ModelError and SettingsError from the model options (only
-    when ``estimate``). A cut-off input is described, with what is missing, not refused."""
+    """Everything ``vidsr info`` shows, of the video ``stream`` (None: the one a player shows);
+    with ``render``, the estimate of that render's time. Raises InputError for bad input. A
+    cut-off input is described, with what is missing, not refused."""
     info = probe(path, stream=stream, accept_truncated=True)
-    upscaler = create_upscaler(upscale, bit_depth=info.bit_depth) if estimate else None
     with open_input(path) as container:
         chosen = video_stream(container, info.video_index)
         timeline = Timeline.proven_constant(chosen, info) or Timeline.read(container, chosen, info)
@@ -197,7 +213,7 @@ def describe(
             )
             for s in container.streams.audio
         )
-        measured = _estimate(container, chosen, info, video.frames, upscaler, frames_timed) if upscaler else None
+        measured = _estimate(container, chosen, info, video.frames, render, frames_timed) if render else None
     return MediaReport(
         path=str(path),
         container=info.container,
@@ -247,49 +263,57 @@ def _estimate(
     stream: av.video.stream.VideoStream,
     info: VideoInfo,
     frames: int,
-    upscaler: Upscaler,
+    render: PlannedRender,
     frames_timed: int,
 ) -> Estimate:
-    """Time frames from the middle (after one untimed warm-up) through ``upscaler``: at least
-    ``frames_timed``, and more while they add up to under TIMING_SECONDS (fast models); then
-    the encoder on what came out."""
+    """Time frames from the middle (after one untimed warm-up call) through the render's network,
+    ``render.batch`` frames a call: at least ``frames_timed``, and more while they add up to under
+    TIMING_SECONDS (fast models); then the render's encoder on what came out.
+
+    Uncompiled: where the plan compiles the network (long CPU renders) the render is a few
+    per cent faster than this says."""
     middle = info.start_pts + int(Fraction(info.duration) / 2 / info.time_base)
-    crop, area_factor, timed_on = _timing_crop(info.width, info.height)
-    timings: list[float] = []
+    crop, timed_on = _timing_crop(info.width, info.height)
+    output_width, output_height = render.video.output_size
+    crop_size = (round(crop.width * output_width / info.width), round(crop.height * output_height / info.height))
+    upscaler = Upscaler(render.model, device=select_device(render.device), precision=render.precision, tile=render.tile)
+    frame_factor = _processed_pixels(info.width, info.height, render.tile) / _processed_pixels(
+        crop.width, crop.height, render.tile
+    )
+    timings: list[float] = []  # seconds per frame of each timed call
     network_cpu = 0.0
     outputs: list[torch.Tensor] = []
-    last = None
+    warmed_up = False
     with torch.inference_mode():
-        for frame in _repeat_last(_frames_from_the_middle(container, stream, info, middle)):
-            rgb = crop(frame_to_rgb(frame, info.colour)[0]).to(upscaler.device)
+        frames_of_calls = _batches(_frames_from_the_middle(container, stream, info, middle, render), render.batch)
+        for batch in frames_of_calls:
+            rgb = torch.cat([crop.of(frame_to_rgb(frame, info.colour)[0]) for frame in batch]).to(upscaler.device)
             started, started_cpu = time.perf_counter(), time.process_time()
-            upscaled = upscaler.upscale_rgb(rgb).cpu()
-            if last is not None:  # the first call allocates and warms caches: not timed
-                timings.append(time.perf_counter() - started)
+            upscaled = upscaler.upscale_rgb(rgb, crop_size).cpu()
+            if warmed_up:  # the first call allocates and warms caches: not timed
+                timings.extend([(time.perf_counter() - started) / len(batch)] * len(batch))
                 network_cpu += time.process_time() - started_cpu
-                outputs.append(upscaled)
-            last = frame
+                outputs.extend(upscaled[index : index + 1] for index in range(len(upscaled)))
+            warmed_up = True
             enough = len(timings) >= frames_timed and sum(timings) >= TIMING_SECONDS
             if enough or len(timings) >= max(frames_timed, MAX_FRAMES_TIMED):
                 break
-    network = statistics.median(timings) * area_factor
-    settings = with_automatic_preset(EncodeSettings(), arithmetic_per_output_pixel(upscaler.model))
-    encoder_cpu = _encoder_cpu_seconds(outputs, info, settings) / len(outputs) * area_factor
-    encoder_share = encoder_cpu / max(network_cpu / len(outputs) * area_factor, 1e-9)
-    if upscaler.device.type == "cpu":
+    network = statistics.median(timings) * frame_factor
+    encoder_cpu = _encoder_cpu_seconds(outputs, info, render) / len(outputs) * frame_factor
+    encoder_share = encoder_cpu / max(network_cpu / len(outputs) * frame_factor, 1e-9)
+    if render.device == "cpu":
         per_frame = network * (1.0 + encoder_share)
     else:
         per_frame = max(network, encoder_cpu / (os.cpu_count() or 1))
-    width, height = upscaler.output_size(info.width, info.height)
     return Estimate(
-        model=upscaler.model.name,
-        model_needs=describe_needs(upscaler.model),
-        model_description=upscaler.model.description,
-        device=upscaler.device.type,
-        precision=precision_of(upscaler.dtype),
-        encoder=f"{settings.codec} {settings.preset}",
-        output_width=width,
-        output_height=height,
+        model=render.model.name,
+        model_needs=describe_needs(render.model),
+        model_description=render.model.description,
+        device=render.device,
+        precision=render.precision,
+        encoder=f"{render.encode.codec} {render.encode.preset}",
+        output_width=output_width,
+        output_height=output_height,
         frames=frames,
         frames_timed=len(timings),
         timed_on=timed_on,
@@ -300,12 +324,23 @@ def _estimate(
     )
 
 
-def _encoder_cpu_seconds(outputs: list[torch.Tensor], info: VideoInfo, settings: EncodeSettings) -> float:
-    """CPU time (all threads) the encoder spends on ``outputs`` (RGB, 1 x 3 x H x W), flushed."""
-    pix_fmt = output_pix_fmt(settings, info.bit_depth)
-    layout = pix_fmt_layout(pix_fmt)
+def _processed_pixels(width: int, height: int, tile: int) -> int:
+    """The input pixels the network processes for a ``width`` x ``height`` frame: the frame, or
+    in tiles, each with the context it shares with its neighbours."""
+    if not tile:
+        return width * height
+
+    def covered(length: int) -> int:
+        return sum(span.stop - span.start for span in spans(length, tile, DEFAULT_OVERLAP))
+
+    return covered(width) * covered(height)
+
+
+def _encoder_cpu_seconds(outputs: list[torch.Tensor], info: VideoInfo, render: PlannedRender) -> float:
+    """CPU time (all threads) the render's encoder spends on ``outputs`` (RGB, 1 x 3 x H x W), flushed."""
+    settings, layout = render.encode, render.video.output_layout
     height, width = (side - side % 2 for side in outputs[0].shape[-2:])  # 4:2:0 wants even sizes
-    planes = [rgb_to_planes(rgb[..., :height, :width], layout, info.colour) for rgb in outputs]
+    planes = [rgb_to_planes(rgb[..., :height, :width], layout, render.video.output_colour) for rgb in outputs]
     started = time.process_time()
     writer = VideoWriter(
         Path(os.devnull),  # only the encoder's work is wanted
@@ -314,8 +349,8 @@ def _encoder_cpu_seconds(outputs: list[torch.Tensor], info: VideoInfo, settings:
         time_base=info.time_base,
         frame_rate=info.frame_rate,
         settings=settings,
-        pix_fmt=pix_fmt,
-        colour=info.colour,
+        pix_fmt=output_pix_fmt(settings, info.bit_depth),  # the plan's: it names one
+        colour=render.video.output_colour,
     )
     for index, frame_planes in enumerate(planes):
         writer.write(OutputBatch(planes=tensors_to_planes(frame_planes, layout), pts=(index,), first_index=index))
@@ -324,39 +359,50 @@ def _encoder_cpu_seconds(outputs: list[torch.Tensor], info: VideoInfo, settings:
 
 
 def _frames_from_the_middle(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, info: VideoInfo, middle: int
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    info: VideoInfo,
+    middle: int,
+    render: PlannedRender,
 ) -> Iterator[av.VideoFrame]:
-    """Frames from the middle on; from the start when no frame begins after the middle (a video
-    of one frame, or a few long ones)."""
-    found = False
-    # As a render would decode them: deinterlaced (its cost timed too); a cut-off input as it is.
-    for frame in frames_from(container, stream, info, middle, deinterlace=info.interlaced, accept_truncated=True):
-        found = True
-        yield frame
-    if not found:
-        yield from frames_from(
-            container, stream, info, info.start_pts, deinterlace=info.interlaced, accept_truncated=True
-        )
-
-
-def _repeat_last(frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
-    """The frames, then the last one again for ever: a short video still gives enough to time."""
+    """Frames from the middle on, then the last one again for ever (a short video still gives
+    enough to time); from the start when no frame begins after the middle (a video of one frame,
+    or a few long ones). Decoded as the render would: deinterlaced or not (its cost timed too),
+    a cut-off input as it is."""
     frame = None
-    for frame in frames:
-        yield frame
+    for start in (middle, info.start_pts):
+        for frame in frames_from(container, stream, info, start, deinterlace=render.deinterlace, accept_truncated=True):
+            yield frame
+        if frame is not None:
+            break
     while frame is not None:
         yield frame
 
 
-def _timing_crop(width: int, height: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], float, str]:
-    """Large frames are timed on a centre crop: the networks' cost grows with the area."""
+def _batches(frames: Iterator[av.VideoFrame], size: int) -> Iterator[list[av.VideoFrame]]:
+    """The frames in lists of ``size``, the network's calls (the frames go on for ever)."""
+    while True:
+        yield list(itertools.islice(frames, size))
+
+
+@dataclass(frozen=True)
+class _Crop:
+    """The centre of a frame that is timed: large frames are timed on a crop, as the networks'
+    cost grows with the area."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    def of(self, rgb: torch.Tensor) -> torch.Tensor:
+        return rgb[..., self.top : self.top + self.height, self.left : self.left + self.width]
+
+
+def _timing_crop(width: int, height: int) -> tuple[_Crop, str]:
+    """The crop to time and how to say it."""
     crop_width, crop_height = min(width, TIMING_CROP), min(height, TIMING_CROP)
-    left, top = (width - crop_width) // 2, (height - crop_height) // 2
-
-    def crop(rgb: torch.Tensor) -> torch.Tensor:
-        return rgb[..., top : top + crop_height, left : left + crop_width]
-
+    crop = _Crop((width - crop_width) // 2, (height - crop_height) // 2, crop_width, crop_height)
     if (crop_width, crop_height) == (width, height):
-        return crop, 1.0, f"whole {width}x{height} frames"
-
-    return crop, width * height / (crop_width * crop_height), f"{crop_width}x{crop_height} centre crops, scaled by area"
+        return crop, f"whole {width}x{height} frames"
+    return crop, f"{crop_width}x{crop_height} centre crops, scaled by area"

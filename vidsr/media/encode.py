@@ -239,7 +239,6 @@ class VideoWriter:
         self.width, self.height = width, height
         self.time_base = time_base
         self.pix_fmt = pix_fmt
-        self.frames_written = 0
         self._container = open_output(path, WORK_FORMAT, {"avoid_negative_ts": "disabled"})
         self.sample_aspect_ratio = sample_aspect_ratio
         try:
@@ -276,7 +275,6 @@ class VideoWriter:
         for slot, pts in enumerate(batch.pts):
             frame = self._frame(tuple(plane[slot] for plane in batch.planes), pts)
             self._mux(self._stream.encode(frame))
-            self.frames_written += 1
 
     def _frame(self, planes: tuple[np.ndarray, ...], pts: int) -> av.VideoFrame:
         frame = av.VideoFrame(self.width, self.height, self.pix_fmt)

@@ -23,7 +23,8 @@ import torch
 
 from vidsr.errors import InputError, SettingsError
 from vidsr.media import decode_batches, probe
-from vidsr.train.degradations import DEGRADATIONS, Degradation, degrade
+from vidsr.train.config import DEGRADATIONS, Degradation
+from vidsr.train.degradations import degrade
 from vidsr.upscale.colour import planes_to_rgb, planes_to_tensors
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")

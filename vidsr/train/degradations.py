@@ -19,8 +19,8 @@ from typing import Literal
 import torch
 from torch.nn import functional as F
 
-Degradation = Literal["bicubic", "classic", "second-order"]
-DEGRADATIONS: tuple[Degradation, ...] = ("bicubic", "classic", "second-order")
+from vidsr.train.config import Degradation
+
 KernelShape = Literal["gaussian", "generalized", "plateau"]
 
 

@@ -6,16 +6,14 @@ Parameter names follow BasicSR's ``VGGStyleDiscriminator`` and ``UNetDiscriminat
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from vidsr.errors import SettingsError
+from vidsr.train.config import DiscriminatorKind
 
-DiscriminatorKind = Literal["vgg", "unet"]
 LEAKY_SLOPE = 0.2
 _VGG_DOWNSAMPLING = 32  # five stride-2 convs
 _UNET_DOWNSAMPLING = 8  # three stride-2 convs

@@ -24,11 +24,6 @@ from torch.nn import functional as F
 
 from vidsr.train.vgg import VGG19Features
 
-# The paper's weights for the GAN stage (ESRGAN section 4.1).
-PERCEPTUAL_WEIGHT = 1.0
-ADVERSARIAL_WEIGHT = 5e-3  # λ
-PIXEL_WEIGHT = 1e-2  # η
-
 
 def l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error: the PSNR stage's only loss and the GAN stage's content loss."""

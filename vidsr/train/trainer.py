@@ -24,9 +24,9 @@ import copy
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,17 +42,14 @@ from vidsr.train.checkpoint import (
     prepare_out,
     read_checkpoint,
 )
+from vidsr.train.config import Stage, TrainConfig
 from vidsr.train.data import (
-    Degradation,
     PatchSampler,
     TrainingPictures,
     collect_pictures,
 )
-from vidsr.train.discriminator import DiscriminatorKind, build_discriminator
+from vidsr.train.discriminator import build_discriminator
 from vidsr.train.losses import (
-    ADVERSARIAL_WEIGHT,
-    PERCEPTUAL_WEIGHT,
-    PIXEL_WEIGHT,
     PerceptualLoss,
     l1_loss,
     ragan_discriminator_loss,
@@ -61,7 +58,6 @@ from vidsr.train.losses import (
 from vidsr.train.metrics import psnr, ssim, upscale_bicubic
 from vidsr.upscale import cpu_has_native_bf16, select_device
 
-Stage = Literal["psnr", "gan"]
 CHECKPOINT_NAME = "checkpoint.pt"
 WEIGHTS_NAME = "model.safetensors"
 CHECKPOINT_FORMAT = "vidsr-train-checkpoint/1"
@@ -70,44 +66,6 @@ HALVING_POINTS: dict[str, tuple[float, ...]] = {"psnr": (0.2, 0.4, 0.6, 0.8), "g
 BASE_LEARNING_RATE: dict[str, float] = {"psnr": 2e-4, "gan": 1e-4}
 ADAM_BETAS = (0.9, 0.999)  # the paper's
 MIN_PATCH = 16
-
-
-@dataclass
-class TrainConfig:
-    """One training run. Paths and the model are what the CLI passes; the rest has the paper's defaults."""
-
-    data: tuple[Path, ...]  # image files, videos, or folders of either
-    out: Path  # checkpoint.pt and model.safetensors go here
-    from_model: str | None = None  # anything resolve_model accepts; None: a fresh RRDBNet
-    stage: Stage = "psnr"
-    scale: int | None = None  # None: the --from model's own, or 4 for a fresh RRDBNet
-    steps: int = 5000  # generator updates in all, counting those of an interrupted run
-    batch: int = 16  # patches per update (paper: 16)
-    patch: int = 128  # HR patch side in pixels (paper: 128)
-    blocks: int = 23  # RRDB blocks of a fresh RRDBNet (paper: 23)
-    features: int = 64  # trunk channels of a fresh RRDBNet (paper: 64; growth is half of it)
-    degradation: Degradation = "bicubic"  # bicubic (paper) | classic | second-order (Real-ESRGAN)
-    augment: bool = True  # random flips and 90-degree rotations
-    frames_per_video: int = 100  # frames sampled evenly across each video
-    val_fraction: float = 0.1  # share of pictures held out for validation
-    val_patches: int = 16  # fixed held-out patches scored at each validation
-    val_every: int = 500  # steps between validations (also at the start and the end)
-    checkpoint_every: int = 100  # steps between checkpoints ...
-    checkpoint_minutes: float = 10.0  # ... or minutes, whichever comes first
-    learning_rate: float | None = None  # None: 2e-4 for psnr, 1e-4 for gan
-    ema_decay: float = 0.999  # Real-ESRGAN's; warmed up over the first steps (see _ema_decay)
-    vgg: Path | None = None  # torchvision-format VGG19 state dict, needed by the gan stage ...
-    perceptual: bool = True  # ... unless this is False
-    perceptual_layers: dict[str, float] = field(default_factory=lambda: {"conv5_4": 1.0})
-    perceptual_weight: float = PERCEPTUAL_WEIGHT  # 1
-    adversarial_weight: float = ADVERSARIAL_WEIGHT  # λ = 5e-3
-    pixel_weight: float = PIXEL_WEIGHT  # η = 1e-2 (the gan stage; the psnr stage is L1 alone)
-    discriminator: DiscriminatorKind = "vgg"  # vgg (ESRGAN) | unet (Real-ESRGAN, spectral norm)
-    discriminator_features: int = 64
-    device: str = "auto"  # auto (cuda if available, else cpu), cpu, cuda, mps
-    precision: str = "auto"  # auto | fp32 | bf16 (mixed: weights and optimiser stay fp32); see training_precision
-    seed: int = 0  # initial weights of a fresh network and every random draw of the data
-    restart: bool = False  # ignore OUT/checkpoint.pt and start over
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from vidsr.choices import MAX_SCALE, MIN_SCALE, UpscaleOptions
 from vidsr.errors import ModelError, SettingsError, VidsrError
-from vidsr.models import DEFAULT_MODEL, LoadedModel, choose_model
+from vidsr.models import LoadedModel, choose_model
 from vidsr.planes import ColourSpec, FrameBatch, OutputBatch, PlaneLayout
 from vidsr.upscale.colour import TensorPlanes, planes_to_rgb, planes_to_tensors, rgb_to_planes, tensors_to_planes
 from vidsr.upscale.memory import (
@@ -55,7 +56,6 @@ __all__ = [
     "round_up",
 ]
 
-MIN_SCALE, MAX_SCALE = 1.0, 16.0
 # Grey networks see this luma of the RGB frame: ITU-R BT.601's weights, the ones Pillow's
 # convert("L") and OpenCV's RGB2GRAY use, so what grey models were trained on.
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -89,18 +89,6 @@ def check_scale(scale: float) -> float:
     if not MIN_SCALE <= scale <= MAX_SCALE:
         raise SettingsError(f"--scale {scale:g}: choose a scale from {MIN_SCALE:g} to {MAX_SCALE:g}")
     return float(scale)
-
-
-@dataclass(frozen=True)
-class UpscaleOptions:
-    """The user's choice of network and how to run it, shared by every command that upscales."""
-
-    models: tuple[str, ...] = (DEFAULT_MODEL,)  # one, or two to interpolate between with ``alpha``
-    alpha: float | None = None
-    scale: float | None = None  # None: the model's own
-    tile: int = 0
-    device: str = "auto"
-    precision: str = "auto"
 
 
 def create_upscaler(
