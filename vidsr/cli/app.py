@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import typer
 
-from vidsr.cli import batch, inspect, models, render, train
+from vidsr.cli import batch, compare, inspect, models, render, train
 from vidsr.models import cache_dir
 from vidsr.upscale import tune_process_for_rendering
 
@@ -34,8 +34,9 @@ app.command()(inspect.image)
 app.command()(inspect.info)
 app.command()(train.train)
 app.command()(batch.batch)
+app.command()(compare.compare)
 
-COMMANDS = ("upscale", "models", "interpolate", "frames", "image", "info", "train", "batch")
+COMMANDS = ("upscale", "models", "interpolate", "frames", "image", "info", "train", "batch", "compare")
 
 
 @app.callback()
