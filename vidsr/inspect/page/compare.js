@@ -4,7 +4,7 @@
 (() => {
   const data = JSON.parse(document.getElementById("data").textContent);
   const $ = (id) => document.getElementById(id);
-  const ZOOMS = [1, 2, 4];
+  const ZOOMS = [0, 1, 2, 4]; // 0: the whole picture in view (not pixel-exact); n: n device pixels per output pixel
   const state = { moment: 0, model: 0, left: "nearest", zoom: 1, split: 50, flipped: false, panX: 0, panY: 0 };
   const shownWidth = data.output_width;
   const shownHeight = data.output_height;
@@ -49,7 +49,15 @@
 
   // ---- geometry: one scale and one pan for everything -------------------------------------------
 
-  const scale = () => state.zoom / (window.devicePixelRatio || 1); // 1:1 is one output pixel per device pixel
+  function scale() {
+    if (state.zoom === 0) {
+      const box = viewer.getBoundingClientRect();
+      return Math.min(box.width / shownWidth, box.height / shownHeight);
+    }
+    return state.zoom / (window.devicePixelRatio || 1); // 1:1 is one output pixel per device pixel
+  }
+
+  const zoomText = () => (state.zoom === 0 ? "fit (" + Math.round(scale() * 100) + " %)" : state.zoom + ":1");
 
   function clampPan() {
     const width = shownWidth * scale();
@@ -106,7 +114,7 @@
   function setImage(img, picture) {
     const src = fileUrl(picture.src);
     if (img.getAttribute("src") !== src) img.setAttribute("src", src);
-    img.className = picture.smooth ? "smooth" : "pixelated";
+    img.className = picture.smooth || state.zoom === 0 ? "smooth" : "pixelated"; // fit shrinks: smooth it
     img.alt = picture.label;
   }
 
@@ -121,7 +129,7 @@
     const moment = data.moments[state.moment];
     $("where").textContent =
       "moment " + (state.moment + 1) + " of " + data.moments.length + " \u00b7 frame " + moment.index +
-      " \u00b7 " + moment.time + " \u00b7 zoom " + state.zoom + ":1" + (state.flipped ? " \u00b7 flipped" : "");
+      " \u00b7 " + moment.time + " \u00b7 zoom " + zoomText() + (state.flipped ? " \u00b7 flipped" : "");
     document.querySelectorAll("#moments button").forEach((b, k) => b.setAttribute("aria-pressed", String(k === state.moment)));
     document.querySelectorAll("#models button").forEach((b, k) => b.setAttribute("aria-pressed", String(k === state.model)));
     document.querySelectorAll("#zooms button").forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.zoom) === state.zoom)));
@@ -148,7 +156,7 @@
         video.currentTime = time;
         if (playing) video.play().catch(() => {});
       }
-      video.className = item.smooth ? "smooth" : "pixelated";
+      video.className = item.smooth || state.zoom === 0 ? "smooth" : "pixelated";
     });
     $("clip-tag-left").textContent = "\u25c0 " + pair[0].label;
     $("clip-tag-right").textContent = pair[1].label + " \u25b6";
@@ -246,7 +254,8 @@
       show();
     });
     for (const zoom of ZOOMS) {
-      const b = button(zoom + ":1", "zoom " + zoom + ":1 (Z)", () => setZoom(zoom));
+      const text = zoom === 0 ? "fit" : zoom + ":1";
+      const b = button(text, "zoom " + text + " (Z)", () => setZoom(zoom));
       b.dataset.zoom = String(zoom);
       $("zooms").append(b);
     }
@@ -267,15 +276,20 @@
     return h ? h + " h " + String(m).padStart(2, "0") + " min" : m ? m + " min " + String(s).padStart(2, "0") + " s" : s + " s";
   }
 
+  function speed(model) {
+    const fps = 1 / model.seconds_per_frame;
+    if (fps >= 1) return (fps >= 10 ? fps.toFixed(0) : fps.toPrecision(2)) + " fps";
+    return model.seconds_per_frame.toPrecision(2) + " s a frame";
+  }
+
   function buildTable() {
     const body = document.querySelector("#table tbody");
     data.models.forEach((model, k) => {
       const row = document.createElement("tr");
-      const fps = 1 / model.seconds_per_frame;
       const cells = [
         k < 9 ? String(k + 1) : "",
         model.name,
-        (fps >= 10 ? fps.toFixed(0) : fps.toPrecision(2)) + " fps (" + model.device + ", " + model.precision + ")",
+        speed(model) + " (" + model.device + ", " + model.precision + ")",
         "about " + duration(model.whole_video_seconds) + " for " + model.frames + " frames",
         model.output_width + "x" + model.output_height,
       ];
