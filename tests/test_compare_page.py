@@ -257,3 +257,23 @@ def test_a_screenshot_at_a_fixed_size_shows_source_and_model_either_side_of_the_
     split = int(box["x"] + box["width"] / 2)
     left, right = row[split - 200 : split - 20], row[split + 20 : split + 200]
     assert all(is_grey(c) for c in left) and all(is_pink(c) for c in right)
+
+
+def test_a_folder_in_the_way_of_the_pictures_is_kept_without_force(made, tmp_path):
+    (tmp_path / "look_files").mkdir()
+    (tmp_path / "look_files" / "mine.txt").write_text("not vidsr's")
+    result = vidsr("compare", made["clip"], "-o", tmp_path / "look.html", "--model", made["nearest"], "--at", "0.5")
+    assert result.exit_code == 1 and "look_files" in result.output and "--force" in result.output
+    assert (tmp_path / "look_files" / "mine.txt").exists() and not (tmp_path / "look.html").exists()
+
+
+def test_a_rotated_video_is_shown_upright(rich_mkv, nearest_model, tmp_path):
+    target = tmp_path / "rotated.html"
+    result = vidsr("compare", rich_mkv, "-o", target, "--model", nearest_model, "--at", "0.5")
+    assert result.exit_code == 0, result.output
+    data = page_data(target)
+    assert (data["output_width"], data["output_height"]) == (192, 256)  # 64x48 stored, turned a quarter
+    moment = data["moments"][0]
+    source = Image.open(target.with_name("rotated_files") / moment["source"])
+    upscaled = Image.open(target.with_name("rotated_files") / moment["outputs"][0])
+    assert source.size == (48, 64) and upscaled.size == (192, 256)

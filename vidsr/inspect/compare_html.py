@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vidsr.durable import atomic_write
+from vidsr.errors import OutputError
 
 __all__ = ["ClipFiles", "ModelCard", "Moment", "PageData", "SourceFacts", "page_html"]
 
@@ -87,7 +88,10 @@ def page_html(data: PageData, path: Path, folder: str) -> None:
     def write(handle: IO[bytes]) -> None:
         handle.write(text.encode("utf-8"))
 
-    atomic_write(path, write)
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def render(data: PageData, folder: str) -> str:

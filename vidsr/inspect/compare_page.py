@@ -159,6 +159,9 @@ def _refuse_existing_page(job: CompareJob) -> None:
         raise OutputError(f"{job.page}: name the page .html")
     if job.page.exists() and not job.force:
         raise OutputError(f"{job.page} exists; use --force to replace it")
+    assets = assets_folder(job.page)
+    if assets.exists() and not job.force:  # a folder of that name is replaced whole: never without asking
+        raise OutputError(f"{assets} exists; use --force to replace it with the page's pictures")
     if job.page.exists() and job.page.resolve() == job.input.resolve():
         raise OutputError(f"{job.page} is the input")
 
