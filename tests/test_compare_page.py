@@ -277,3 +277,9 @@ def test_a_rotated_video_is_shown_upright(rich_mkv, nearest_model, tmp_path):
     source = Image.open(target.with_name("rotated_files") / moment["source"])
     upscaled = Image.open(target.with_name("rotated_files") / moment["outputs"][0])
     assert source.size == (48, 64) and upscaled.size == (192, 256)
+
+
+def test_a_moment_past_the_end_is_refused_in_one_line_and_nothing_is_written(made, tmp_path):
+    result = vidsr("compare", made["clip"], "-o", tmp_path / "p.html", "--model", made["nearest"], "--at", "9")
+    assert result.exit_code == 1 and "--at" in result.output and "past the end" in result.output
+    assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []

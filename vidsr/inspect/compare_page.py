@@ -68,7 +68,7 @@ class CompareJob:
 
     input: Path
     page: Path
-    models: tuple[str, ...] = ()  # empty: default_models()
+    models: tuple[str, ...] = ()  # empty: default_models(); the first model's scale sizes them all
     selection: Selection = Selection()
     clip_seconds: float | None = None
     upscale: UpscaleOptions = UpscaleOptions()
@@ -92,16 +92,17 @@ class ComparePage:
 
 
 Say = Callable[[str], None]
+# An open input: its container, video stream, what the probe found, and whether to deinterlace.
+_OpenVideo = tuple[av.container.InputContainer, av.video.stream.VideoStream, VideoInfo, bool]
 
 
 def _ignore(message: str) -> None:
     del message
 
 
-def default_models(bit_depth: int) -> tuple[str, ...]:
-    """The embedded models, fastest first. Every one of them takes 8-bit and deeper video (deeper
-    video runs in fp32, so keeps its bits); ``bit_depth`` is where a model for one depth would be left out."""
-    del bit_depth
+def default_models() -> tuple[str, ...]:
+    """The embedded models, fastest first (keys 1, 2, 3 on the page). Each suits 8-bit and deeper
+    video alike: deeper video runs them in fp32 (see ``choose_precision``), so none is left out."""
     return tuple(reversed(EMBEDDED))
 
 
@@ -122,25 +123,19 @@ def write_compare_page(job: CompareJob, *, inform: Say | None = None, warn: Say 
     info = probe(job.input, stream=job.stream, accept_truncated=job.accept_truncated)
     if info.truncation is not None:
         caution(info.truncation.warning())
-    names = job.models or default_models(info.bit_depth)
+    names = job.models or default_models()
     upscalers = [  # bad models and options are refused before anything is written
         create_upscaler(replace(job.upscale, models=(name,)), bit_depth=info.bit_depth, warn=caution) for name in names
     ]
     _refuse_existing_page(job)
     size = output_size(info, job.upscale.scale, job.width, job.height, upscalers[0])
-    assets = assets_folder(job.page)
-    building = assets.with_name(f".{assets.name}.partial")
-    shutil.rmtree(building, ignore_errors=True)
-    try:
-        building.mkdir(parents=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {building}: {exc.strerror or exc}") from None
-    try:
+    with open_input(info.path) as container:
+        stream = video_stream(container, info.video_index)
+        stream.thread_type = "AUTO"
+        video = (container, stream, info, info.interlaced if job.deinterlace is None else job.deinterlace)
+        frames = _moment_frames(job, video)  # moments outside the video are refused before the slow work
         cards = tuple(_model_card(job, info, name, size, say) for name in names)
-        moments = _write_moments(job, info, upscalers, size, building, say)
-        _publish(building, assets)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+        moments = _write_pictures(job, video, frames, upscalers, size, say)
     data = PageData(
         title=job.input.name,
         source=_source_facts(info),
@@ -150,6 +145,7 @@ def write_compare_page(job: CompareJob, *, inform: Say | None = None, warn: Say 
         moments=moments,
         clip_seconds=job.clip_seconds,
     )
+    assets = assets_folder(job.page)
     page_html(data, job.page, assets.name)
     return ComparePage(page=job.page, assets=assets, moments=moments, models=cards)
 
@@ -246,35 +242,41 @@ def upright_size(size: tuple[int, int], rotation: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------------- moments
 
 
-def _write_moments(
-    job: CompareJob, info: VideoInfo, upscalers: list[Upscaler], size: tuple[int, int], folder: Path, say: Say
+def _write_pictures(
+    job: CompareJob,
+    video: _OpenVideo,
+    frames: list[tuple[FrameRef, torch.Tensor]],
+    upscalers: list[Upscaler],
+    size: tuple[int, int],
+    say: Say,
 ) -> tuple[Moment, ...]:
+    """Every moment's pictures (and clips) into a folder of their own, then in place of ``PAGE_files/``."""
+    assets = assets_folder(job.page)
+    building = assets.with_name(f".{assets.name}.partial")
+    shutil.rmtree(building, ignore_errors=True)
+    try:
+        building.mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {building}: {exc.strerror or exc}") from None
     moments: list[Moment] = []
-    with open_input(info.path) as container:
-        stream = video_stream(container, info.video_index)
-        stream.thread_type = "AUTO"
-        deinterlace = info.interlaced if job.deinterlace is None else job.deinterlace
-        for number, (ref, stored) in enumerate(_moment_frames(job, container, stream, info, deinterlace)):
+    try:
+        for number, (ref, stored) in enumerate(frames):
             say(f"moment {number + 1}: frame {ref.index} at {show_time(ref.seconds)}")
-            moment = _write_stills(number, ref, stored, info, upscalers, size, folder)
+            moment = _write_stills(number, ref, stored, video[2], upscalers, size, building)
             if job.clip_seconds:
-                clips = _write_clips(
-                    number, ref, job.clip_seconds, (container, stream, info, deinterlace), upscalers, size, folder
-                )
+                clips = _write_clips(number, ref, job.clip_seconds, video, upscalers, size, building)
                 moment = replace(moment, clips=clips)
             moments.append(moment)
+        _publish(building, assets)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     return tuple(moments)
 
 
-def _moment_frames(
-    job: CompareJob,
-    container: av.container.InputContainer,
-    stream: av.video.stream.VideoStream,
-    info: VideoInfo,
-    deinterlace: bool,
-) -> list[tuple[FrameRef, torch.Tensor]]:
+def _moment_frames(job: CompareJob, video: _OpenVideo) -> list[tuple[FrameRef, torch.Tensor]]:
     """The chosen frames as stored RGB, found as `vidsr frames` finds them (computed timeline
     when the header proves it, counted packets when not, or when the computation misses)."""
+    container, stream, info, deinterlace = video
     duration = (
         Fraction(info.available_duration)
         if info.available_duration > 0
@@ -336,8 +338,6 @@ def _save(path: Path, rgb: torch.Tensor) -> None:
 
 
 # ----------------------------------------------------------------------------------- clips
-
-_OpenVideo = tuple[av.container.InputContainer, av.video.stream.VideoStream, VideoInfo, bool]
 
 
 def _write_clips(
