@@ -203,8 +203,7 @@ def test_every_picture_loads_at_its_true_size_from_disk_and_nothing_else_is_fetc
 def test_the_slider_moves_the_split_between_the_two_pictures(opened):
     tab, problems, _ = opened
     tab.keyboard.press("2")  # the pink model on the right, the source (nearest) on the left
-    tab.keyboard.press("z")
-    tab.keyboard.press("z")  # 4:1: the 256x192 output fills most of the view
+    tab.click("#zooms button[data-zoom='4']")  # 4:1: the 256x192 output fills most of the view
     assert is_grey(viewer_pixel(tab, 0.35)) and is_pink(viewer_pixel(tab, 0.65))
     box = tab.locator("#viewer").bounding_box()
     middle = box["y"] + box["height"] / 2
@@ -220,8 +219,12 @@ def test_the_slider_moves_the_split_between_the_two_pictures(opened):
 @pytest.mark.browser
 def test_keys_switch_moment_model_and_flip_the_sides(opened):
     tab, problems, _ = opened
-    tab.keyboard.press("z")
-    tab.keyboard.press("z")
+    for _ in range(3):
+        tab.keyboard.press("z")  # fit, 1:1, 2:1, 4:1
+    assert "zoom 4:1" in tab.inner_text("#where")
+    rendering = "() => [getComputedStyle(document.getElementById('img-left')).imageRendering, "
+    rendering += "document.getElementById('img-left').getBoundingClientRect().width]"
+    assert tab.evaluate(rendering) == ["pixelated", 256 * 4]  # no browser smoothing: each pixel a 4x4 square
     assert is_grey(viewer_pixel(tab, 0.65))  # model 1, nearest neighbour: grey as the source
     tab.keyboard.press("2")
     assert is_pink(viewer_pixel(tab, 0.65)) and is_grey(viewer_pixel(tab, 0.35))
@@ -248,8 +251,7 @@ def test_the_clips_load_at_their_sizes_and_play_together(opened):
 def test_a_screenshot_at_a_fixed_size_shows_source_and_model_either_side_of_the_split(opened, tmp_path):
     tab, _, _ = opened
     tab.keyboard.press("2")
-    tab.keyboard.press("z")
-    tab.keyboard.press("z")
+    tab.click("#zooms button[data-zoom='4']")
     shot = np.asarray(Image.open(io.BytesIO(tab.screenshot())).convert("RGB")).astype(int)
     assert shot.shape[:2] == (VIEWPORT["height"], VIEWPORT["width"])
     box = tab.locator("#viewer").bounding_box()

@@ -5,7 +5,8 @@
   const data = JSON.parse(document.getElementById("data").textContent);
   const $ = (id) => document.getElementById(id);
   const ZOOMS = [0, 1, 2, 4]; // 0: the whole picture in view (not pixel-exact); n: n device pixels per output pixel
-  const state = { moment: 0, model: 0, left: "nearest", zoom: 1, split: 50, flipped: false, panX: 0, panY: 0 };
+  // The whole picture first (zoom 0: fit); 1:1, 2:1 and 4:1 are a key or a click away.
+  const state = { moment: 0, model: 0, left: "nearest", zoom: 0, split: 50, flipped: false, panX: 0, panY: 0 };
   const shownWidth = data.output_width;
   const shownHeight = data.output_height;
   const viewer = $("viewer");
