@@ -97,12 +97,16 @@ def test_the_batch_line_says_files_speed_and_eta():
 
 
 def test_the_final_table_names_every_file_and_its_result(tmp_path, nearest_model):
-    one, two = clip(tmp_path / "one.mp4", frames=6), clip(tmp_path / "two.mp4", frames=6)
+    done_before, broken = clip(tmp_path / "one.mp4", frames=6), tmp_path / "two.mp4"
+    broken.write_bytes(b"not a video" * 50)
+    os.utime(broken, (OLD, OLD))
     out = tmp_path / "out"
     out.mkdir()
-    (out / "two.mp4").write_bytes(b"finished before")
-    command = [sys.executable, "-m", "vidsr", str(one), str(two), f"{out}/", "--model", str(nearest_model)]
+    (out / "one.mp4").write_bytes(b"finished before")
+    command = [sys.executable, "-m", "vidsr", str(done_before), str(broken), f"{out}/", "--model", str(nearest_model)]
     run = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=300)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1  # a file failed
     table = run.stderr[run.stderr.index("2 file(s)") :]
-    assert "one.mp4" in table and "done" in table and "two.mp4" in table and "skipped" in table
+    one, two = (next(line for line in table.splitlines() if name in line) for name in ("one.mp4", "two.mp4"))
+    assert "skipped" in one and "complete already" in one
+    assert "failed" in two and "Traceback" not in run.stderr
