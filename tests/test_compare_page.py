@@ -195,6 +195,20 @@ def test_every_picture_loads_at_its_true_size_from_disk_and_nothing_else_is_fetc
     ]
     tab.select_option("#left", "bicubic")
     tab.wait_for_function("() => document.getElementById('img-left').naturalWidth === 256")
+    every_picture = """async () => {
+        const data = JSON.parse(document.getElementById('data').textContent);
+        const names = data.moments.flatMap(m => [m.source, m.bicubic, ...m.outputs]);
+        const load = (name) => new Promise((done, failed) => {
+            const picture = new Image();
+            picture.onload = () => done([name, picture.naturalWidth, picture.naturalHeight]);
+            picture.onerror = () => failed(new Error(name));
+            picture.src = encodeURIComponent(data.folder) + '/' + encodeURIComponent(name);
+        });
+        return Promise.all(names.map(load));
+    }"""
+    loaded = tab.evaluate(every_picture)
+    assert len(loaded) == 2 * 4  # two moments: source, bicubic and two models each
+    assert all((w, h) == ((64, 48) if name.endswith("_source.png") else (256, 192)) for name, w, h in loaded)
     assert all(url.startswith("file://") for url in requests)
     assert problems == []
 
