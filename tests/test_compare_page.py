@@ -299,3 +299,16 @@ def test_a_moment_past_the_end_is_refused_in_one_line_and_nothing_is_written(mad
     result = vidsr("compare", made["clip"], "-o", tmp_path / "p.html", "--model", made["nearest"], "--at", "9")
     assert result.exit_code == 1 and "--at" in result.output and "past the end" in result.output
     assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []
+
+
+def test_each_moment_is_the_frame_vidsr_frames_writes_and_the_models_output_of_it(clip, nearest_model, tmp_path):
+    target = tmp_path / "moving.html"
+    result = vidsr("compare", clip, "-o", target, "--model", nearest_model, "--at", "0.3", "--at", "0.8")
+    assert result.exit_code == 0, result.output
+    assert vidsr("frames", clip, tmp_path / "frames", "--at", "0.3", "--at", "0.8").exit_code == 0
+    written = sorted((tmp_path / "frames").glob("*.png"))
+    for moment, frame_png in zip(page_data(target)["moments"], written, strict=True):
+        source = np.asarray(Image.open(target.with_name("moving_files") / moment["source"]))
+        assert np.array_equal(source, np.asarray(Image.open(frame_png)))
+        upscaled = np.asarray(Image.open(target.with_name("moving_files") / moment["outputs"][0]))
+        assert np.array_equal(upscaled, source.repeat(4, axis=0).repeat(4, axis=1))  # the nearest-neighbour model

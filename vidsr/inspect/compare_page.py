@@ -92,8 +92,16 @@ class ComparePage:
 
 
 Say = Callable[[str], None]
-# An open input: its container, video stream, what the probe found, and whether to deinterlace.
-_OpenVideo = tuple[av.container.InputContainer, av.video.stream.VideoStream, VideoInfo, bool]
+
+
+@dataclass(frozen=True)
+class _OpenVideo:
+    """The input, open: its container, video stream, what the probe found, and whether to deinterlace."""
+
+    container: av.container.InputContainer
+    stream: av.video.stream.VideoStream
+    info: VideoInfo
+    deinterlace: bool
 
 
 def _ignore(message: str) -> None:
@@ -132,7 +140,7 @@ def write_compare_page(job: CompareJob, *, inform: Say | None = None, warn: Say 
     with open_input(info.path) as container:
         stream = video_stream(container, info.video_index)
         stream.thread_type = "AUTO"
-        video = (container, stream, info, info.interlaced if job.deinterlace is None else job.deinterlace)
+        video = _OpenVideo(container, stream, info, info.interlaced if job.deinterlace is None else job.deinterlace)
         frames = _moment_frames(job, video)  # moments outside the video are refused before the slow work
         cards = tuple(_model_card(job, info, name, size, say) for name in names)
         moments = _write_pictures(job, video, frames, upscalers, size, say)
@@ -245,7 +253,7 @@ def upright_size(size: tuple[int, int], rotation: int) -> tuple[int, int]:
 def _write_pictures(
     job: CompareJob,
     video: _OpenVideo,
-    frames: list[tuple[FrameRef, torch.Tensor]],
+    frames: list[tuple[FrameRef, av.VideoFrame]],
     upscalers: list[Upscaler],
     size: tuple[int, int],
     say: Say,
@@ -260,9 +268,10 @@ def _write_pictures(
         raise OutputError(f"cannot create {building}: {exc.strerror or exc}") from None
     moments: list[Moment] = []
     try:
-        for number, (ref, stored) in enumerate(frames):
+        for number, (ref, frame) in enumerate(frames):
             say(f"moment {number + 1}: frame {ref.index} at {show_time(ref.seconds)}")
-            moment = _write_stills(number, ref, stored, video[2], upscalers, size, building)
+            stored = frame_to_rgb(frame, video.info.colour)[0]
+            moment = _write_stills(number, ref, stored, video.info, upscalers, size, building)
             if job.clip_seconds:
                 clips = _write_clips(number, ref, job.clip_seconds, video, upscalers, size, building)
                 moment = replace(moment, clips=clips)
@@ -273,22 +282,20 @@ def _write_pictures(
     return tuple(moments)
 
 
-def _moment_frames(job: CompareJob, video: _OpenVideo) -> list[tuple[FrameRef, torch.Tensor]]:
-    """The chosen frames as stored RGB, found as `vidsr frames` finds them (computed timeline
-    when the header proves it, counted packets when not, or when the computation misses)."""
-    container, stream, info, deinterlace = video
+def _moment_frames(job: CompareJob, video: _OpenVideo) -> list[tuple[FrameRef, av.VideoFrame]]:
+    """The chosen frames, found as `vidsr frames` finds them (computed timeline
+    when the header proves it, counted packets when not, or when the computation misses). Kept as
+    decoded (a 4K frame is 12 MB in 4:2:0, 100 MB as float RGB) until its turn comes."""
+    container, stream, info, deinterlace = video.container, video.stream, video.info, video.deinterlace
     duration = (
         Fraction(info.available_duration)
         if info.available_duration > 0
         else Fraction(max(info.frames, 1)) / (info.frame_rate or 1)
     )
 
-    def decoded(timeline: Timeline) -> list[tuple[FrameRef, torch.Tensor]]:
+    def decoded(timeline: Timeline) -> list[tuple[FrameRef, av.VideoFrame]]:
         refs = resolve(job.selection, timeline, duration)
-        return [
-            (ref, frame_to_rgb(frame, info.colour)[0])
-            for ref, frame in decode_at(container, stream, info, refs, deinterlace=deinterlace)
-        ]
+        return list(decode_at(container, stream, info, refs, deinterlace=deinterlace))
 
     timeline = Timeline.proven_constant(stream, info)
     if timeline is not None:
@@ -351,7 +358,7 @@ def _write_clips(
 ) -> ClipFiles:
     """``seconds`` of video centred on ``ref`` (as far as the video allows): the source at its own
     size and each model's output, as H.264 MP4 that starts at 0 so the page can play them in step."""
-    container, stream, info, deinterlace = video
+    container, stream, info, deinterlace = video.container, video.stream, video.info, video.deinterlace
     start = max(Fraction(0), ref.seconds - Fraction(seconds) / 2)
     start_pts = info.start_pts + int(start / info.time_base)
     end_pts = start_pts + int(Fraction(seconds) / info.time_base)
