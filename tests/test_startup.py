@@ -49,7 +49,7 @@ def vidsr(*args: str) -> Ran:
     return Ran(code=ended["code"], loaded=ended["loaded"], output=process.stdout + "\n".join(said))
 
 
-COMMANDS = ("upscale", "frames", "image", "info", "models", "interpolate", "train", "batch")
+COMMANDS = ("upscale", "frames", "image", "info", "models", "interpolate", "train", "batch", "compare")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

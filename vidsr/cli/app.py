@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import typer
 
-from vidsr.cli import batch, inspect, models, render, train
+from vidsr.cli import batch, compare, inspect, models, render, train
 
 __all__ = ["COMMANDS", "app", "main", "with_default_command"]
 
@@ -38,8 +38,9 @@ app.command()(inspect.image)
 app.command()(inspect.info)
 app.command()(train.train)
 app.command()(batch.batch)
+app.command()(compare.compare)
 
-COMMANDS = ("upscale", "models", "interpolate", "frames", "image", "info", "train", "batch")
+COMMANDS = ("upscale", "models", "interpolate", "frames", "image", "info", "train", "batch", "compare")
 
 
 def with_default_command(args: Sequence[str]) -> list[str]:

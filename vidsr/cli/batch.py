@@ -8,7 +8,8 @@ PyAV load only when a batch runs).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,14 +24,13 @@ from vidsr.cli.render import (
     WorkerCpusOption,
     check_cluster_options,
     open_backend,
-    progress_bar,
     render_options,
 )
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from vidsr.render.batch import BatchItem, FileResult
+    from vidsr.render.batch import BatchItem, BatchProgress, FileResult
 
 __all__ = ["batch", "is_batch"]
 
@@ -102,14 +102,14 @@ def batch(
                 if result.result in ("skipped", "failed"):
                     say(f"{result.result}: {result.source}: {result.note}")
 
-            with progress_bar(enabled=not quiet and console.stderr.is_terminal) as on_progress:
+            with progress_view(enabled=not quiet and console.stderr.is_terminal) as on_progress:
                 results = run_batch(
                     items,
                     template,
                     backend=backend,
                     on_file_start=started,
                     on_file_done=done,
-                    on_progress=on_progress,
+                    on_batch_progress=on_progress,
                     warn=console.warn,
                     inform=say,
                 )
@@ -121,6 +121,67 @@ def batch(
         json_path.write_text(json.dumps([_row(r) for r in results], indent=2, ensure_ascii=False) + "\n")
     if any(r.result == "failed" for r in results):
         raise typer.Exit(1)
+
+
+@contextmanager
+def progress_view(enabled: bool) -> Generator[Callable[[BatchProgress], None], None, None]:
+    """Two bars on a terminal, the batch's (files, frames, speed, ETA) over the current file's;
+    nothing at all otherwise (logs keep the per-file lines and the table)."""
+    if not enabled:
+        yield lambda progress: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("frames  {task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console.stderr, transient=False) as bars:
+        whole = bars.add_task("batch", total=None, info="")
+        current = bars.add_task("", total=None, info="", visible=False)
+
+        def update(progress: BatchProgress) -> None:
+            bars.update(
+                whole,
+                description=escape(batch_label(progress)),
+                completed=progress.frames_done,
+                total=progress.frames_total or None,
+                info=batch_info(progress),
+            )
+            file = progress.file
+            bars.update(
+                current,
+                visible=progress.current is not None,
+                description=escape(f"  {progress.current.name}" if progress.current else ""),
+                completed=file.frames_done if file else 0,
+                total=file.frames_total if file else None,
+                info=f"{file.fps:.2f} fps" if file else "",
+            )
+
+        yield update
+
+
+def batch_label(progress: BatchProgress) -> str:
+    """ "files 2/5": the files finished (rendered, skipped or failed) of the batch."""
+    return f"files {progress.files_done}/{progress.files_total}"
+
+
+def batch_info(progress: BatchProgress) -> str:
+    """ "2.31 fps  ETA 1:02:03", or "ETA …" until a speed has been measured."""
+    if progress.eta_seconds is None:
+        return "ETA …"
+    return f"{progress.fps:.2f} fps  ETA {clock(progress.eta_seconds)}"
+
+
+def clock(seconds: float) -> str:
+    """Whole seconds as "2:05" or "1:02:05"."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _row(result: FileResult) -> dict[str, Any]:

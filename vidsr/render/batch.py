@@ -29,6 +29,8 @@ from vidsr.render.workfolder import OutputBusyError
 __all__ = [
     "VIDEO_SUFFIXES",
     "BatchItem",
+    "BatchProgress",
+    "BatchTracker",
     "FileResult",
     "Outcome",
     "find_batch",
@@ -55,6 +57,12 @@ class BatchItem:
     output: Path
     frames: int = 0  # the probe's count (an estimate where the container stores none)
     error: str = ""
+    pixels: int = 0  # of one frame: the network's work per frame grows with it
+
+    @property
+    def work(self) -> int:
+        """The file's share of a batch's work, in pixels through the network."""
+        return self.frames * max(self.pixels, 1)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,27 @@ class FileResult:
     frames: int = 0
     seconds: float = 0.0
     note: str = ""  # why it was skipped or failed (one line), or what was resumed
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a batch is: files, the current file's render, and the whole batch's frames and ETA.
+
+    The totals count the files this run will render: those with an error, or whose output is
+    complete already (without --force), are left out from the start; a file skipped or failed
+    on the way leaves them when it ends. ``eta_seconds`` is the work left (frames weighted by
+    their size, so a 1080p file counts for more than a 480p one) over the speed measured in this
+    run so far; None until something has been measured.
+    """
+
+    files_done: int
+    files_total: int
+    current: Path | None  # the file being rendered, None between files and at the end
+    file: Progress | None  # the current file's render, None until its first report
+    frames_done: int  # of the files to render: frames finished, resumed ones included
+    frames_total: int
+    fps: float  # frames this run rendered, per second of rendering
+    eta_seconds: float | None
 
 
 FileStarted = Callable[[int, BatchItem], None]
@@ -194,7 +223,7 @@ def _probed(source: Path, output: Path, stream: int | None, accept_truncated: bo
         return BatchItem(source, output, error=_one_line(exc))
     except OSError as exc:
         return BatchItem(source, output, error=f"{source}: {exc.strerror or exc}")
-    return BatchItem(source, output, frames=info.frames)
+    return BatchItem(source, output, frames=info.frames, pixels=info.width * info.height)
 
 
 def still_growing(path: Path, *, settle_seconds: float = SETTLE_SECONDS, check_seconds: float = 0.2) -> bool:
@@ -216,25 +245,111 @@ def run_batch(
     on_file_start: FileStarted | None = None,
     on_file_done: FileDone | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    on_batch_progress: Callable[[BatchProgress], None] | None = None,
     warn: Notify = _quiet,
     inform: Notify = _quiet,
     settle_seconds: float = SETTLE_SECONDS,
 ) -> list[FileResult]:
     """Render ``items`` one after the other with ``template``'s settings, one row per file.
 
+    ``on_progress`` hears each file's render as `vidsr upscale` reports it; ``on_batch_progress``
+    the whole batch's, at each file's start and end and with each of its reports.
     Ctrl-C (RenderInterrupted) stops the batch; every other problem of a file is its row's. The
     backend (a cluster connection) is used for every file and is not closed here.
     """
     backend = backend or InProcessBackend()
+    tracker = BatchTracker(items, force=template.force)
     results: list[FileResult] = []
+
+    def report(progress: Progress) -> None:
+        if on_progress is not None:
+            on_progress(progress)
+        if on_batch_progress is not None:
+            on_batch_progress(tracker.file_progress(progress))
+
     for index, item in enumerate(items):
         if on_file_start is not None:
             on_file_start(index, item)
-        result = _render_one(item, template, backend, on_progress, warn, inform, settle_seconds)
+        if on_batch_progress is not None:
+            on_batch_progress(tracker.file_started(item))
+        result = _render_one(item, template, backend, report, warn, inform, settle_seconds)
         results.append(result)
         if on_file_done is not None:
             on_file_done(result)
+        tracker.file_done(result)
+        if on_batch_progress is not None:
+            on_batch_progress(tracker.snapshot())
     return results
+
+
+class BatchTracker:
+    """Sums a batch's progress from its files' reports; speed counts only what this run rendered."""
+
+    def __init__(self, items: Sequence[BatchItem], *, force: bool) -> None:
+        self.to_render = {id(item) for item in items if _will_render(item, force=force)}
+        self.files_total = len(items)
+        self.files_done = 0
+        self.frames_total = sum(item.frames for item in items if id(item) in self.to_render)
+        self.work_total = sum(item.work for item in items if id(item) in self.to_render)
+        self.frames_finished = 0  # of files that ended, and their work
+        self.work_finished = 0
+        self.rendered_work = 0  # rendered by this run in files that ended, and the seconds it took
+        self.rendered_frames = 0
+        self.rendered_seconds = 0.0
+        self.item: BatchItem | None = None
+        self.last: Progress | None = None
+
+    def file_started(self, item: BatchItem) -> BatchProgress:
+        self.item, self.last = item, None
+        return self.snapshot()
+
+    def file_progress(self, progress: Progress) -> BatchProgress:
+        self.last = progress
+        return self.snapshot()
+
+    def file_done(self, result: FileResult) -> None:
+        item, last = self.item, self.last
+        self.files_done += 1
+        if item is not None and id(item) in self.to_render:
+            if result.result in ("done", "resumed"):
+                self.frames_finished += item.frames
+                self.work_finished += item.work
+            else:  # skipped or failed on the way: no longer part of the work
+                self.frames_total -= item.frames
+                self.work_total -= item.work
+        if item is not None and last is not None:
+            rendered = last.frames_done - last.frames_at_start
+            self.rendered_frames += rendered
+            self.rendered_work += rendered * max(item.pixels, 1)
+            self.rendered_seconds += last.elapsed
+        self.item, self.last = None, None
+
+    def snapshot(self) -> BatchProgress:
+        item, last = self.item, self.last
+        frames_done, work_done = self.frames_finished, self.work_finished
+        rendered_frames, rendered_work, seconds = self.rendered_frames, self.rendered_work, self.rendered_seconds
+        if item is not None and last is not None:
+            frames_done += last.frames_done
+            work_done += last.frames_done * max(item.pixels, 1)
+            rendered_frames += last.frames_done - last.frames_at_start
+            rendered_work += (last.frames_done - last.frames_at_start) * max(item.pixels, 1)
+            seconds += last.elapsed
+        speed = rendered_work / seconds if seconds > 0 and rendered_work > 0 else None
+        return BatchProgress(
+            files_done=self.files_done,
+            files_total=self.files_total,
+            current=item.source if item is not None else None,
+            file=last,
+            frames_done=min(frames_done, self.frames_total),
+            frames_total=self.frames_total,
+            fps=rendered_frames / seconds if seconds > 0 else 0.0,
+            eta_seconds=max(self.work_total - work_done, 0) / speed if speed else None,
+        )
+
+
+def _will_render(item: BatchItem, *, force: bool) -> bool:
+    """What is known before the batch starts: a file with an error or a complete output is not work."""
+    return not item.error and (force or not item.output.exists())
 
 
 def _render_one(
