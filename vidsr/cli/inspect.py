@@ -47,7 +47,7 @@ ModelOption = Annotated[
 ]
 AlphaOption = Annotated[float | None, typer.Option(help="With two --model: 0 gives the first, 1 the second.")]
 ScaleOption = Annotated[float | None, typer.Option(help="Output scale from 1 to 16; default: the model's own.")]
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N (GPU N) or mps.")]
 PrecisionOption = Annotated[
     str, typer.Option(help="auto, fp32, bf16 (CPUs with bf16) or fp16 (GPUs); auto picks the fastest faithful one.")
 ]
