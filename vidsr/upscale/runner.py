@@ -556,10 +556,12 @@ def _exact_fp32(device: torch.device, dtype: torch.dtype) -> Generator[None, Non
 
 
 def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Host to device; on CUDA through pinned memory, so the copy overlaps the GPU's work."""
-    if device.type == "cuda":
-        tensor = tensor.pin_memory()
-    return tensor.to(device, non_blocking=True)
+    """Host to device; on CUDA through pinned memory, so the copy overlaps the GPU's work. Only
+    there: from pageable memory a non-blocking copy gains nothing, and to MPS it may read the source
+    after it is released (pytorch/pytorch#139550, #189690: silently wrong frames)."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def _to_host(planes: TensorPlanes) -> tuple[TensorPlanes, Callable[[], None]]:
