@@ -179,6 +179,7 @@ def machine(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "pyav": av.__version__,
+        "load_average": round(os.getloadavg()[0], 1),  # a shared machine's speeds are worth less: say so
     }
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
@@ -506,10 +507,16 @@ class Timing:
     wall: float  # seconds
     busy: float  # seconds the device spent between the network calls' start and end (CUDA events); CPU: wall
     told: str  # what the Upscaler said (tiles)
+    events: bool  # whether ``busy`` came from CUDA events
 
     @property
     def fps(self) -> float:
         return self.frames / self.wall
+
+
+def busy_share(timing: Timing) -> str:
+    """The GPU's busy share of the wall time; on a CPU there are no events to tell it by."""
+    return f"{timing.busy / timing.wall:.0%}" if timing.events else "n/a"
 
 
 def time_network(
@@ -545,13 +552,15 @@ def time_network(
                 upscaler.upscale_rgb(frames)
                 end.record(torch.cuda.current_stream(device))
                 events.append((begin, end))
+                end.synchronize()  # the loop's clock must see the GPU's progress, not only the launches
             else:
                 upscaler.upscale_rgb(frames)
+                synchronize(device)
             calls += 1
         synchronize(device)
         wall = time.perf_counter() - started
     busy = sum(begin.elapsed_time(end) for begin, end in events) / 1000 if events else wall
-    return Timing(calls * batch, wall, busy, told[0] if told else ""), first_call
+    return Timing(calls * batch, wall, busy, told[0] if told else "", bool(events)), first_call
 
 
 class MeteredBackend(InProcessBackend):
@@ -592,7 +601,7 @@ class MeteredBackend(InProcessBackend):
 
 
 def make_clip(path: Path, size: tuple[int, int], frames: int) -> Path:
-    """An 8-bit H.264 clip of moving realistic pictures (a pan over a larger frame), with AAC."""
+    """An 8-bit H.264 clip of moving realistic pictures (a pan over a larger frame), video only."""
     width, height = size
     large = realistic_picture(width + frames * 2, height + frames, seed=7)
     with av.open(str(path), "w") as container:
@@ -615,13 +624,14 @@ def decoder_fps(clip: Path) -> float:
     return frames / (time.perf_counter() - started)
 
 
-def encoder_fps(clip: Path, output: Path, codec: str, preset: str, scale: int = 4) -> float:
-    """The encoder alone, on the clip's frames enlarged (bicubic) to the output size."""
+def encoder_fps(clip: Path, output: Path, codec: str, preset: str, scale: int = 4, frames: int = 24) -> float:
+    """The encoder alone, on the clip's first ``frames`` enlarged (bicubic) to the output size
+    (a few: 4K frames held in memory are 12 MB each)."""
     info = probe(clip)
     width, height = info.width * scale, info.height * scale
     with av.open(str(clip)) as container:
-        frames = [f.reformat(width=width, height=height, format="yuv420p") for f in container.decode(video=0)]
-    planes = [tuple(np.asarray(p)[None] for p in split_planes(f)) for f in frames]
+        decoded = [f for _, f in zip(range(frames), container.decode(video=0))]
+    planes = [split_planes(f.reformat(width=width, height=height, format="yuv420p")) for f in decoded]
     writer = VideoWriter(
         output,
         width=width,
@@ -634,7 +644,7 @@ def encoder_fps(clip: Path, output: Path, codec: str, preset: str, scale: int = 
     )
     started = time.perf_counter()
     for index, frame_planes in enumerate(planes):
-        writer.write(OutputBatch(planes=frame_planes, pts=(index,), first_index=index))
+        writer.write(OutputBatch(planes=tuple(p[None] for p in frame_planes), pts=(index,), first_index=index))
     writer.close()
     return len(planes) / (time.perf_counter() - started)
 
@@ -686,7 +696,7 @@ def speed(device: torch.device, work: Path, models: list[str], quick: bool) -> S
     seconds = 0.5 if quick else 2.0
     section.notes.append(
         "model fps: upscale_rgb on frames already on the device; busy: the device's time inside the network "
-        "calls over wall time (CUDA events)" + ("" if gpu else ", here the CPU: 100 %")
+        "calls over wall time (CUDA events)"
     )
     section.notes.append(
         "end-to-end: vidsr's whole render of a clip (decode, colour, network, copies, encode, remux); "
@@ -707,7 +717,7 @@ def speed(device: torch.device, work: Path, models: list[str], quick: bool) -> S
                 timing, _ = time_network(name, device, size, batch=batch, precision=precision, seconds=seconds)
                 budget.flop_rate[(name, precision)] = flops * timing.fps
                 row = dict(model=name, size=label, batch=batch, precision=precision, compile="off")
-                row |= {"model fps": timing.fps, "busy": f"{timing.busy / timing.wall:.0%}", "note": timing.told}
+                row |= {"model fps": timing.fps, "busy": busy_share(timing), "note": timing.told}
                 frames = max(8, min(96, round(timing.fps * (2 if quick else 6))))
                 if reason := budget.too_long(name, precision, flops * frames * 1.5):
                     row["note"] = f"end to end skipped: {reason}"
@@ -761,7 +771,7 @@ def levers(
                     batch=batch,
                     precision=precision,
                     compile="off",
-                    **{"model fps": timing.fps, "busy": f"{timing.busy / timing.wall:.0%}", "note": "lever"},
+                    **{"model fps": timing.fps, "busy": busy_share(timing), "note": "lever"},
                 )
     if quick:
         section.skip("compile on: torch.compile takes 30 s and more the first time (run without --quick)")
