@@ -793,7 +793,7 @@ def levers(
             compile="on",
             **{
                 "model fps": timing.fps,
-                "busy": f"{timing.busy / timing.wall:.0%}",
+                "busy": busy_share(timing),
                 "note": f"first call {first_call:.0f} s",
             },
         )
