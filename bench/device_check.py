@@ -394,7 +394,7 @@ def capped_gpu(section: Section, device: torch.device, quick: bool) -> None:
         frames=f"2 x {width}x{height}",
         limit=f"{limit / 1e9:.1f} GB" + (" (all the GPU has)" if limit >= total else ""),
         **{"whole needs": f"{whole / 1e9:.1f} GB", "dB vs untiled": worst, "seconds": seconds},
-        **{"what vidsr did": (told[0] if told else "split and ran within the cap") + f"; peak {peak / 1e9:.2f} GB"},
+        **{"what vidsr did": f"batch of 2 split; {told[0] if told else 'each frame whole'}; peak {peak / 1e9:.2f} GB"},
     )
     if reference_told:
         section.notes.append(f"the reference itself was tiled on this GPU: {reference_told[0]}")

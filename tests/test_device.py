@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from vidsr.cli.app import app, with_default_command
 from vidsr.errors import SettingsError
 from vidsr.upscale import select_device
+from vidsr.upscale.memory import is_out_of_memory
 from vidsr.upscale.runner import _exact_fp32
 
 
@@ -61,3 +62,10 @@ def test_every_ten_bit_code_survives_fp16():
     assert np.array_equal((through_fp16 * 1023).round().numpy().astype(np.int64), codes)
     through_bf16 = torch.tensor(codes / 1023.0, dtype=torch.float32).bfloat16().float()
     assert not np.array_equal((through_bf16 * 1023).round().numpy().astype(np.int64), codes)
+
+
+def test_apples_gpu_running_out_of_memory_is_recovered_from_like_the_others():
+    """Some torch versions raise it as a plain RuntimeError: the runner must still split and tile."""
+    full = RuntimeError("MPS backend out of memory (MPS allocated: 7.64 GiB, other allocations: 68.91 GiB)")
+    assert is_out_of_memory(full)
+    assert not is_out_of_memory(RuntimeError("MPS backend does not support this operator"))

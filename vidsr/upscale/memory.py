@@ -230,10 +230,14 @@ def _address_space_room() -> int:
 
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` means the device ran out of memory: torch's OutOfMemoryError on a GPU; on
-    the CPU a RuntimeError from its allocator ("DefaultCPUAllocator: can't allocate ...")."""
+    the CPU a RuntimeError from its allocator ("DefaultCPUAllocator: can't allocate ..."); on Apple's
+    GPU, in the torch versions that raise it as a plain RuntimeError, "MPS backend out of memory"."""
     if isinstance(error, torch.OutOfMemoryError):
         return True
     text = str(error)
     return isinstance(error, RuntimeError) and (
-        "DefaultCPUAllocator" in text or "can't allocate memory" in text or "not enough memory" in text
+        "DefaultCPUAllocator" in text
+        or "can't allocate memory" in text
+        or "not enough memory" in text
+        or "MPS backend out of memory" in text
     )
