@@ -487,8 +487,10 @@ class Budget:
         return self.seconds - (time.perf_counter() - self.started)
 
     def estimate(self, model: str, precision: str, flops: float) -> float | None:
-        # A model not measured yet is estimated at the slowest rate seen (another model's): cautious.
-        rate = self.flop_rate.get((model, precision)) or min(self.flop_rate.values(), default=0.0)
+        # A model not measured yet is estimated at the slowest rate seen (another model's, in this
+        # precision where there is one): cautious.
+        same = [rate for (_, seen), rate in self.flop_rate.items() if seen == precision]
+        rate = self.flop_rate.get((model, precision)) or min(same or self.flop_rate.values(), default=0.0)
         return flops / rate if rate else None
 
     def too_long(self, model: str, precision: str, flops: float) -> str | None:
