@@ -43,7 +43,8 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from fidelity import THRESHOLD_DB, cartoon, fidelity, stage_errors, to_tensor
+from PIL import Image
 
 from vidsr.models import EMBEDDED, resolve_model
 from vidsr.models.arch import RRDBNet
@@ -55,7 +56,6 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
 CPU = torch.device("cpu")
 LONG_SIDE = 160
 VARIANTS = ("fp32", "bf16", "bf16-all", "autocast")
-THRESHOLD_DB = 45.0
 
 
 # ---------------------------------------------------------------------------- images
@@ -77,22 +77,9 @@ def fit(image: np.ndarray, long_side: int = LONG_SIDE) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
 
 
-def cartoon(width: int = 640, height: int = 360) -> np.ndarray:
-    """A cel-like picture: a sky gradient, flat fills and 8-pixel dark outlines, drawn at 4x."""
-    sky = np.linspace([70, 150, 240], [210, 235, 255], height).astype(np.uint8)[:, None, :].repeat(width, 1)
-    picture = Image.fromarray(sky)
-    draw = ImageDraw.Draw(picture)
-    ink, line = (20, 16, 28), 8
-    draw.rectangle((0, 250, width, height), fill=(70, 165, 60), outline=ink, width=line)
-    draw.ellipse((470, 30, 580, 140), fill=(255, 220, 30), outline=ink, width=line)
-    draw.polygon([(40, 260), (170, 70), (300, 260)], fill=(140, 100, 180), outline=ink, width=line)
-    draw.rectangle((330, 160, 440, 290), fill=(225, 80, 60), outline=ink, width=line)
-    draw.polygon([(315, 165), (385, 95), (455, 165)], fill=(110, 55, 35), outline=ink, width=line)
-    draw.ellipse((120, 200, 190, 330), fill=(255, 205, 185), outline=ink, width=line)
-    draw.ellipse((138, 235, 152, 250), fill=(0, 0, 0))
-    draw.ellipse((160, 235, 174, 250), fill=(0, 0, 0))
-    draw.rectangle((540, 220, 620, 340), fill=(255, 255, 255), outline=ink, width=line)
-    return fit(np.asarray(picture))
+def cartoon_image() -> np.ndarray:
+    """The synthetic cartoon (flat fills, dark outlines), drawn at 4x and resized."""
+    return fit(np.asarray(cartoon()))
 
 
 def load_images(names: list[str] | None) -> dict[str, np.ndarray]:
@@ -107,7 +94,7 @@ def load_images(names: list[str] | None) -> dict[str, np.ndarray]:
         "rocket": fit(data.rocket()),
         "colorwheel": fit(data.colorwheel()),
         "logo": fit(np.round(on_white * 255).astype(np.uint8)),
-        "cartoon": cartoon(),
+        "cartoon": cartoon_image(),
     }
     if names:
         unknown = set(names) - images.keys()
@@ -115,31 +102,6 @@ def load_images(names: list[str] | None) -> dict[str, np.ndarray]:
             raise SystemExit(f"unknown images {sorted(unknown)}; choose from {sorted(images)}")
         images = {name: images[name] for name in names}
     return images
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
-
-
-def levels(output: torch.Tensor, *, rounded: bool = True) -> torch.Tensor:
-    """The 8-bit values a render would encode (or, unrounded, on the same 0..255 scale)."""
-    scaled = output.float().clamp(0, 1) * 255
-    return scaled.round() if rounded else scaled
-
-
-def psnr_of(difference: torch.Tensor) -> float:
-    mse = float(difference.double().pow(2).mean())
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
-def fidelity(reference: torch.Tensor, test: torch.Tensor) -> tuple[float, float, float]:
-    """PSNR (dB) before rounding to 8 bits, PSNR of the 8-bit values, and their largest difference
-    (levels), of ``test`` against ``reference``. Rounding alone costs two outputs that differ by a
-    hair some single-level flips: 8-bit PSNRs of nearly equal outputs sit near 55-60 dB, where the
-    unrounded PSNR still tells variants apart."""
-    exact = psnr_of(levels(reference, rounded=False) - levels(test, rounded=False))
-    difference = levels(reference) - levels(test)
-    return exact, psnr_of(difference), float(difference.abs().max())
 
 
 # ---------------------------------------------------------------------------- variants
@@ -211,59 +173,19 @@ def compare_variants(model_name: str, variants: tuple[str, ...], images: dict[st
 # ---------------------------------------------------------------------------- where the error enters
 
 
-def rrdb_stages(network: RRDBNet) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
-    """RRDBNet as a chain of stages; the trunk sum needs the head's output, kept by the closure."""
-    kept: dict[str, torch.Tensor] = {}
-
-    def head(x: torch.Tensor) -> torch.Tensor:
-        if network.unshuffle > 1:
-            x = F.pixel_unshuffle(x, network.unshuffle)
-        kept["head"] = network.conv_first(x)
-        return kept["head"]
-
-    def trunk_sum(body: torch.Tensor) -> torch.Tensor:
-        return kept["head"].to(body.dtype) + network.conv_body(body)
-
-    def upsample(conv: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        return lambda feat: network.lrelu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")))
-
-    stages: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [("head", head)]
-    stages += [(f"block{index:02d}", block) for index, block in enumerate(network.body)]
-    stages.append(("trunk_sum", trunk_sum))
-    stages += [(f"up{index + 1}", upsample(conv)) for index, conv in enumerate(network.upsampling_convs)]
-    stages.append(("hr", lambda feat: network.lrelu(network.conv_hr(feat))))
-    stages.append(("last", network.conv_last))
-    return stages
-
-
-def relative_rms(reference: torch.Tensor, test: torch.Tensor) -> float:
-    difference = (test.float() - reference.float()).pow(2).mean().sqrt()
-    return float(difference / reference.float().pow(2).mean().sqrt().clamp_min(1e-12))
-
-
 def trace(model_name: str, images: dict[str, np.ndarray]) -> None:
     model = resolve_model(model_name)
     if not isinstance(model.module, RRDBNet):
         raise SystemExit(f"--trace follows RRDBNet's stages; {model_name} is {model.architecture}")
     full = model.module.eval()
-    low = copy.deepcopy(full).to(torch.bfloat16)
     for image_name, image in images.items():
         rgb = to_tensor(image)
         print(f"\n== {model_name} on {image_name}: error relative to the fp32 activations (rms)")
         print(f"   {'stage':10} {'fp32 rms':>9} {'added here':>11} {'carried':>9}")
+        for row in stage_errors(full, rgb, torch.bfloat16):
+            print(f"   {row.stage:10} {row.fp32_rms:9.3f} {row.added:11.2e} {row.carried:9.2e}")
+        print("   output fidelity against fp32 of bf16 with fixes:")
         with torch.inference_mode():
-            exact, chained = rgb, rgb.to(torch.bfloat16)
-            reference_heads, low_heads = rrdb_stages(full), rrdb_stages(low)
-            for (name, exact_stage), (_, low_stage) in zip(reference_heads, low_heads):
-                alone = low_stage(exact.to(torch.bfloat16))
-                chained_out = low_stage(chained)
-                exact = exact_stage(exact)
-                print(
-                    f"   {name:10} {float(exact.pow(2).mean().sqrt()):9.3f} "
-                    f"{relative_rms(exact, alone):11.2e} {relative_rms(exact, chained_out):9.2e}"
-                )
-                chained = chained_out
-            print("   output fidelity against fp32 of bf16 with fixes:")
             reference = full(rgb).clamp(0, 1)
             for label, run in fixes(full).items():
                 exact, psnr8, largest = fidelity(reference, run(rgb))

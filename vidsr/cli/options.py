@@ -90,7 +90,7 @@ def upscale_options(
     tile: Annotated[
         int, typer.Option(help="Process frames in tiles of this many pixels (less memory); 0: whole frames.", min=0)
     ] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N (GPU N) or mps.")] = "auto",
     precision: Annotated[
         str, typer.Option(help="auto, fp32, bf16 (CPUs with bf16) or fp16 (GPUs); auto picks the fastest faithful one.")
     ] = "auto",

@@ -83,7 +83,7 @@ def train(
     checkpoint_every: Annotated[
         int, typer.Option(help="Steps between checkpoints (also every 10 minutes).", min=1)
     ] = _DEFAULTS.checkpoint_every,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = _DEFAULTS.device,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N (GPU N) or mps.")] = _DEFAULTS.device,
     precision: Annotated[
         str, typer.Option(help="auto, fp32 or bf16 (mixed precision); auto: bf16 where the hardware has it.")
     ] = _DEFAULTS.precision,

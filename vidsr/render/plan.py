@@ -103,6 +103,14 @@ class RenderPlan:
     tile: TileChoice
     precision: Precision
     batch: int
+    # The exact device when the renderers are this process ("cuda:1"); None: the type's default (a
+    # cluster worker's own GPU). Only the type is the job's identity: a resume may run on another GPU.
+    local_device: str | None = None
+
+    @property
+    def render_device(self) -> str:
+        """The torch device a renderer of this plan runs on."""
+        return self.local_device or self.settings.device
 
     @property
     def identity(self) -> JobIdentity:
@@ -164,10 +172,11 @@ def plan_job(
     model = choose_model(job.upscale.models, job.upscale.alpha)
     pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
     size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
-    local_type = select_device(job.upscale.device).type
-    device_type = device or local_type
+    local = select_device(job.upscale.device)
+    device_type = device or local.type
+    renderers = local if device_type == local.type else torch.device(device_type)
     precision = _plan_precision(job, model, info, device_type, native_bf16, kept)
-    tile = _plan_tile(job, model, info, size, device_type, precision, local=device_type == local_type, kept=kept)
+    tile = _plan_tile(job, model, info, size, renderers, precision, local=device_type == local.type, kept=kept)
     arithmetic = arithmetic_per_output_pixel(model)
     compile_network = should_compile(
         job.compile,
@@ -210,6 +219,7 @@ def plan_job(
         tile=tile,
         precision=precision,
         batch=job.batch or default_batch(device_type),
+        local_device=str(renderers) if str(renderers) != renderers.type else None,  # "cuda:1", not "cuda"
     )
     return plan, model
 
@@ -236,7 +246,7 @@ def _plan_tile(
     model: LoadedModel,
     info: VideoInfo,
     size: tuple[int, int],
-    device_type: str,
+    device: torch.device,
     precision: Precision,
     *,
     local: bool,
@@ -247,7 +257,7 @@ def _plan_tile(
     growth = model.scale ** (passes - 1)  # the last pass runs on the earlier passes' output
     return choose_tile(
         model,
-        torch.device(device_type),
+        device,
         info.width * growth,
         info.height * growth,
         asked=job.upscale.tile,

@@ -92,6 +92,10 @@ class RayBackend(Backend):
         gpus = int(ray.cluster_resources().get("GPU", 0))
         if requested == "mps":
             raise SettingsError("--device mps is for one Mac; a cluster renders on cuda or cpu")
+        if requested.startswith("cuda:"):
+            raise SettingsError(
+                f"--device {requested} picks one GPU; a cluster gives each worker its own: use --device cuda"
+            )
         if requested == "cuda" and not gpus:
             raise SettingsError("--device cuda: the Ray cluster has no GPU (try --device cpu)")
         device = "cuda" if gpus and requested in ("auto", "cuda") else "cpu"

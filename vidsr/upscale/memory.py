@@ -172,11 +172,21 @@ def free_memory(device: torch.device) -> int:
     (plus what torch holds unused); on the CPU the least of the memory available to the system,
     the cgroup's limit (containers) and this process's address-space limit."""
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        free, total = torch.cuda.mem_get_info(device)
+        allocated = torch.cuda.memory_allocated(device)
+        room = free + torch.cuda.memory_reserved(device) - allocated
+        # A cap set with torch.cuda.set_per_process_memory_fraction (a GPU shared with other work)
+        # is not in the driver's count: without it, frames would be planned whole and refused.
+        return max(min(room, int(_memory_fraction(device) * total) - allocated), 0)
     if device.type == "mps":
         return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
     return min(_available_ram(), _cgroup_room(), _address_space_room())
+
+
+def _memory_fraction(device: torch.device) -> float:
+    """The share of the GPU this process may allocate (1.0 where torch cannot say: before 2.6)."""
+    getter = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    return float(getter(device)) if getter is not None else 1.0
 
 
 def _available_ram() -> int:
@@ -220,10 +230,14 @@ def _address_space_room() -> int:
 
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` means the device ran out of memory: torch's OutOfMemoryError on a GPU; on
-    the CPU a RuntimeError from its allocator ("DefaultCPUAllocator: can't allocate ...")."""
+    the CPU a RuntimeError from its allocator ("DefaultCPUAllocator: can't allocate ..."); on Apple's
+    GPU, in the torch versions that raise it as a plain RuntimeError, "MPS backend out of memory"."""
     if isinstance(error, torch.OutOfMemoryError):
         return True
     text = str(error)
     return isinstance(error, RuntimeError) and (
-        "DefaultCPUAllocator" in text or "can't allocate memory" in text or "not enough memory" in text
+        "DefaultCPUAllocator" in text
+        or "can't allocate memory" in text
+        or "not enough memory" in text
+        or "MPS backend out of memory" in text
     )

@@ -27,7 +27,7 @@ __all__ = [
     "should_compile",
 ]
 
-DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]  # and "cuda:N"
 Precision = Literal["fp32", "fp16", "bf16"]
 DTYPES: dict[Precision, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -41,19 +41,25 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
 
 def select_device(name: str) -> torch.device:
-    """The torch device for ``name``; "auto" prefers CUDA, then Apple's MPS, then the CPU."""
+    """The torch device for ``name``: "auto" (CUDA, then Apple's MPS, then the CPU), "cpu",
+    "cuda" (the current GPU), "cuda:N" (GPU N of those CUDA shows this process) or "mps";
+    SettingsError in one line for a device this machine does not have."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("--device cuda: no CUDA GPU is available to this torch build (try --device cpu)")
-    if name == "mps" and not torch.backends.mps.is_available():
+    kind, colon, index = name.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (colon and not (kind == "cuda" and index.isdigit())):
+        raise SettingsError(f"unknown device {name!r}: choose auto, cpu, cuda, cuda:N (a GPU's number) or mps")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise SettingsError(f"--device {name}: no CUDA GPU is available to this torch build (try --device cpu)")
+    if kind == "cuda" and colon and int(index) >= (count := torch.cuda.device_count()):
+        gpus = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise SettingsError(f"--device {name}: this machine has {count} CUDA GPU{'s' * (count != 1)} ({gpus})")
+    if kind == "mps" and not torch.backends.mps.is_available():
         raise SettingsError("--device mps: Apple's Metal backend is not available here (try --device cpu)")
-    if name not in ("cpu", "cuda", "mps"):
-        raise SettingsError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
     return torch.device(name)
 
 
@@ -62,12 +68,13 @@ def default_precision(
 ) -> Precision:
     """The fastest precision that keeps the output faithful, as the model's descriptor allows.
 
-    fp16 on CUDA for models that support it. bf16 on CPUs with native bf16 dot products, only
-    for models whose descriptor says bf16 holds there (``bf16_by_default``: at least 45 dB of
-    fp32 with margin, bench/precision.py), and not for sources above 8 bits: bf16 holds 8
-    significant bits, which would be the 8-bit detour 10-bit video must not take. fp32
-    everywhere else. ``native_bf16`` says whether the CPUs that will run the network have bf16
-    in hardware (None: this one's).
+    fp16 on CUDA for models that support it, 10-bit sources too: fp16 holds 11 significant
+    bits, so every 10-bit code reaches the network exactly (tests/test_device.py). bf16 on CPUs
+    with native bf16 dot products, only for models whose descriptor says bf16 holds there
+    (``bf16_by_default``: at least 45 dB of fp32 with margin, bench/precision.py), and not for
+    sources above 8 bits: bf16 holds 8 significant bits, which would be the 8-bit detour 10-bit
+    video must not take. fp32 everywhere else. ``native_bf16`` says whether the CPUs that will
+    run the network have bf16 in hardware (None: this one's).
     """
     if device.type == "cuda" and model.supports_half:
         return "fp16"

@@ -14,7 +14,8 @@ layers kept in fp32, tiles) comes from the model's descriptor, :class:`vidsr.mod
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -335,6 +336,10 @@ class Upscaler:
         self._output_checked = True
 
     def _run_network(self, images: torch.Tensor) -> torch.Tensor:
+        with _exact_fp32(self.device, self.dtype):
+            return self._run_network_as_is(images)
+
+    def _run_network_as_is(self, images: torch.Tensor) -> torch.Tensor:
         if self._compiled is not None:
             try:
                 return self._compiled(images)
@@ -522,11 +527,29 @@ def _check_channels(model: LoadedModel) -> None:
             raise ModelError(f"{model.name} {side} {channels}-channel images; vidsr runs RGB (3) and grey (1) models")
 
 
+@contextlib.contextmanager
+def _exact_fp32(device: torch.device, dtype: torch.dtype) -> Generator[None, None, None]:
+    """fp32 means fp32: cuDNN computes fp32 convolutions in TF32 by default on NVIDIA GPUs since
+    Ampere (10 bits of mantissa: fp16's), which would make ``--precision fp32`` on a GPU no more
+    exact than fp16. Switched off around the network only, and put back as it was."""
+    if device.type != "cuda" or dtype != torch.float32:
+        yield
+        return
+    allowed = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = allowed
+
+
 def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Host to device; on CUDA through pinned memory, so the copy overlaps the GPU's work."""
-    if device.type == "cuda":
-        tensor = tensor.pin_memory()
-    return tensor.to(device, non_blocking=True)
+    """Host to device; on CUDA through pinned memory, so the copy overlaps the GPU's work. Only
+    there: from pageable memory a non-blocking copy gains nothing, and to MPS it may read the source
+    after it is released (pytorch/pytorch#139550, #189690: silently wrong frames)."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def _to_host(planes: TensorPlanes) -> tuple[TensorPlanes, Callable[[], None]]:
@@ -537,7 +560,9 @@ def _to_host(planes: TensorPlanes) -> tuple[TensorPlanes, Callable[[], None]]:
         return (first, second, third), _landed_already
     first, second, third = (plane.to("cpu", non_blocking=True) for plane in planes)
     landed = torch.cuda.Event()
-    landed.record()
+    # On the planes' own GPU's stream: recorded on the current device's instead (cuda:0 while the
+    # work is on cuda:1), the event would complete at once and the encoder read unfinished copies.
+    landed.record(torch.cuda.current_stream(planes[0].device))
     return (first, second, third), landed.synchronize
 
 
