@@ -137,6 +137,7 @@ def _template(options: dict[str, Any]) -> Any:
         stream=options["stream"],
         deinterlace=deinterlace_choice(options["deinterlace"]),
         accept_truncated=options["accept_truncated"],
+        reuse=options["reuse"],
     )
 
 
@@ -146,6 +147,7 @@ def _row(result: FileResult) -> dict[str, Any]:
         "output": str(result.output),
         "frames": result.frames,
         "seconds": round(result.seconds, 3),
+        "tiles_reused": round(result.tiles_reused, 4),
         "result": result.result,
         "note": result.note,
     }
