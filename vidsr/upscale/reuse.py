@@ -36,7 +36,7 @@ __all__ = ["BLOCK", "REUSE_TILE", "ChangeTest", "FrameReuse", "PassReuse", "Reus
 # more that is unchanged, but a changed tile pays for its context too: a lone 64-pixel tile is a
 # 128-pixel window, 4x its own area (a run of changed tiles shares its context). bench/temporal.py.
 REUSE_TILE = 64
-BLOCK = 8  # pixels: the side of the blocks a small moving object is looked for in
+BLOCK = 4  # pixels: the side of the blocks a small moving object is looked for in (see ChangeTest)
 
 Network = Callable[[torch.Tensor], torch.Tensor]  # B x 3 x h x w -> B x 3 x h*scale x w*scale
 Blocks = npt.NDArray[np.float64]
@@ -47,18 +47,20 @@ class ChangeTest:
     """When a tile's window counts as changed, in 8-bit levels of the network's RGB input
     (0..255, averaged over the three channels; 10-bit sources are compared in the same units).
 
-    Measured with bench/temporal.py --thresholds (320x180 picture made at 4x and area-downscaled,
-    libx264, keyframe every 12 frames; each frame against frame 0 over 128-pixel windows, 64 of
-    core and 32 of context, the worst window of the frame), mean absolute difference / |signed
-    mean| / worst 8x8 block:
-      still, between keyframes, crf 18 / 28 ........ 0.0 / 0.0 / 2.0  and  0.2 / 0.0 / 3.8
-      still, after a keyframe, crf 18 / 23 / 28 ..... 2.3 / 3.6 / 5.2 mean, blocks 3.8 / 5.5 / 9.9
-      fresh grain σ 3 / σ 6, crf 20 ................. 0.24 / 2.8 mean, blocks 2.2 / 3.4
-      fade of 0.4 % a frame, after 1 / 8 frames ..... 1.1 / 4.5 mean, blocks 3.9 / 9.5
-      a 6x6 white square moved by 1 pixel .......... 0.26 mean, block 20.5
-    So: x264's noise stays under 2.0 levels on average until a keyframe re-draws the picture (then
-    it is a new picture, and is computed anew); a fade shows in the signed mean before the
-    absolute one; a small object moving shows only in its block (the window's mean hardly moves).
+    Measured with ``python bench/temporal.py --thresholds`` (a 1280x720 cartoon area-downscaled
+    to 320x180, libx264 with a keyframe every 12 frames unless said; each frame against an earlier
+    one, the worst 128-pixel window of the frame: 64 of core, 32 of context), levels of mean
+    absolute difference / |signed mean| / worst 4x4 block:
+      still, between keyframes, crf 18 / 28 ........... 0.43 / 0.26 / 6.3     0.04 / 0.03 / 1.9   kept
+      still, after a keyframe, crf 18 / 23 / 28 ........ 3.4 / 4.8 / 6.6 mean                      changed
+      sensor noise σ 3 crf 20 (x264 smooths it away) ... 0.56 / 0.23 / 8.1                          kept
+      sensor noise σ 3 crf 14, grain σ 6 crf 20 ........ 2.6 / 4.3 mean                             changed
+      fade of 0.4 % a frame, after 1 / 3 / 8 frames .... 0.57 / 1.87 / 5.45 signed                  kept, changed
+      a 6x6 white square moved by 1 pixel .............. 0.45 / 0.17 / 25.1                         changed
+    So: x264's noise between keyframes stays far under 2 levels on average (after a keyframe the
+    picture is drawn anew, and computed anew); a fade shows in the signed mean first; a small
+    moving object only in its blocks, which compression noise keeps under 8.3 (8x8 blocks would
+    dilute the square to 11.5, under their noise of 12.8 at crf 28: so 4x4).
     """
 
     mean: float = 2.0  # mean absolute difference over the window
