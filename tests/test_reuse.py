@@ -290,7 +290,10 @@ def test_ten_bit_video_reuses_tiles_and_stays_faithful(random_compact, tmp_path)
 
 
 def command(source: Path, output: Path, model: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "vidsr", str(source), str(output), "--model", str(model), "--segment-seconds", "0.2", *extra]  # fmt: skip
+    return [
+        sys.executable, "-m", "vidsr", str(source), str(output),
+        "--model", str(model), "--segment-seconds", "0.2", *extra,
+    ]  # fmt: skip
 
 
 def test_reuse_is_identical_across_a_kill_and_a_resume_and_part_of_the_job(held, random_compact, tmp_path):

@@ -28,6 +28,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from vidsr.planes import Planes
 from vidsr.upscale.tiling import DEFAULT_OVERLAP, Span, ramp
 
 __all__ = ["BLOCK", "REUSE_TILE", "ChangeTest", "FrameReuse", "PassReuse", "ReuseCount"]
@@ -352,6 +353,16 @@ class FrameReuse:
     test: ChangeTest = field(default_factory=ChangeTest)
     passes: list[PassReuse] = field(default_factory=list[PassReuse])
     final: torch.Tensor | None = None  # the last frame's result after every pass and the resize (1 x 3 x H x W)
+    unchanged: bool = False  # every frame of the last batch is the frame before it, untouched
+    planes: Planes | None = None  # the last batch's output planes (B x ... each)
+
+    def kept_planes(self, frames: int) -> Planes | None:
+        """The last frame's output planes for ``frames`` frames when the last batch changed
+        nothing (None otherwise): no second colour conversion of the very same pixels."""
+        if not self.unchanged or self.planes is None:
+            return None
+        first, second, third = (np.repeat(plane[-1:], frames, axis=0) for plane in self.planes)
+        return first, second, third
 
     def pass_state(self, index: int, growth: int) -> PassReuse:
         """The state of network pass ``index`` (0 first), whose input is ``growth`` times the frame:

@@ -213,8 +213,14 @@ class Upscaler:
             )
             rgb = planes_to_rgb((first, second, third), batch.layout, video.source_colour)
             upscaled = self.upscale_rgb(rgb, video.output_size, reuse)
-            out_planes, wait = _to_host(rgb_to_planes(upscaled, video.output_layout, video.output_colour))
-            arrays = tensors_to_planes(out_planes, video.output_layout)
+            kept = reuse.kept_planes(len(batch)) if reuse is not None else None
+            if kept is not None:  # every frame is the last one again: its planes, not a second conversion
+                arrays, wait = kept, _landed_already
+            else:
+                out_planes, wait = _to_host(rgb_to_planes(upscaled, video.output_layout, video.output_colour))
+                arrays = tensors_to_planes(out_planes, video.output_layout)
+                if reuse is not None:
+                    reuse.planes = arrays
         return OutputBatch(
             planes=arrays, pts=batch.pts, first_index=batch.first_index, segment=batch.segment, wait=wait
         )
@@ -239,6 +245,8 @@ class Upscaler:
             state = reuse.pass_state(index, growth=self.model.scale**index)
             result, kept = state.run(result, self._network_pass, self.model.scale)
             unchanged = kept if index == 0 else [a and b for a, b in zip(unchanged, kept)]
+        if reuse is not None:
+            reuse.unchanged = all(unchanged)
         if result.shape[-2:] == (target_height, target_width):
             return result
         final = reuse.final if reuse is not None else None
