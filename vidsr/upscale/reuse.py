@@ -67,6 +67,10 @@ class ChangeTest:
     mean: float = 2.0  # mean absolute difference over the window
     signed_mean: float = 1.0  # |mean difference|: a fade moves every pixel the same way
     block_mean: float = 12.0  # mean absolute difference of the worst BLOCK x BLOCK block: a small moving object
+    # A tile changed by its mean difference alone (no shift of its mean, no block standing out:
+    # sensor noise, grain) is computed, but only this share of the new output is taken in, the
+    # rest stays the previous output: a running average where noise would make the output boil.
+    noise_blend: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -98,16 +102,22 @@ class ReuseCount:
 
 @dataclass(frozen=True)
 class _Patch:
-    """Consecutive changed tiles of one row of the grid: row ``row``, columns ``first``..``last``."""
+    """Consecutive changed tiles of one row of the grid: row ``row``, columns ``first``..``last``,
+    each taken in with its ``shares`` of the new output (1: all of it; less where the tile changed
+    by noise alone: see ``ChangeTest.noise_blend``)."""
 
     row: int
     first: int
     last: int
+    shares: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
 class _Decision:
-    """What one frame needs: the whole network (``whole``), some patches, or nothing."""
+    """What one frame needs: ``whole``, the network on the whole frame; ``patches``, the runs of
+    changed tiles to put into the previous output (computed on their own, or cut out of the whole
+    frame's output where that costs less; with ``whole`` and none, the whole output as it is);
+    neither: nothing, the previous output stands."""
 
     whole: bool
     patches: tuple[_Patch, ...] = ()
@@ -184,7 +194,8 @@ class _Grid:
         column = torch.zeros(cols.stop - cols.start, device=row.device)
         for index in range(patch.first, patch.last + 1):
             offset, weights = self.col_weights[index]
-            column[offset - cols.start : offset - cols.start + len(weights)] += weights
+            share = patch.shares[index - patch.first] if patch.shares else 1.0
+            column[offset - cols.start : offset - cols.start + len(weights)] += weights * share
         return (row[:, None] * column[None, :])[None]
 
     def block_range(self, span: Span) -> slice:
@@ -213,8 +224,13 @@ class PassReuse:
         whole_outputs = dict(zip(whole, network(frames[whole]))) if whole else {}
         patch_outputs = self._run_patches(frames, decisions, network)
         outputs: list[torch.Tensor] = []
+        grid = self._grid
         for index, decision in enumerate(decisions):
-            if decision.whole:
+            if decision.whole and decision.patches and grid is not None:  # the unchanged tiles stay as they were
+                output = whole_outputs[index]
+                cut = [(patch, output[(slice(None), *grid.output_window(patch))]) for patch in decision.patches]
+                self._output = self._blend(cut)
+            elif decision.whole:
                 self._output = whole_outputs[index]
             elif decision.patches:
                 self._output = self._blend([(patch, patch_outputs[index, patch]) for patch in decision.patches])
@@ -232,13 +248,20 @@ class PassReuse:
             self._grid = _Grid(height, width, self.tile, scale, frame.device)
             self._shape = (height, width, scale)
             return self._compute_whole(frame, self._grid)
-        changed = self._changed_tiles(frame, reference, grid)
-        patches = tuple(_runs(changed))
-        if sum(_area(grid.window(patch)) for patch in patches) >= height * width:
-            return self._compute_whole(frame, grid)  # cheaper than the windows with their context
+        changed, noise = self._changed_tiles(frame, reference, grid)
+        blend = self.test.noise_blend
+        if changed.all() and (blend == 1.0 or not noise.any()):
+            return self._compute_whole(frame, grid)  # a new picture: a scene cut, a keyframe
+        shares = np.where(noise, blend, 1.0)
+        patches = tuple(_runs(changed, shares))
         for patch in patches:
             rows, cols = grid.core(patch)
             reference[:, rows, cols] = frame[:, rows, cols]
+        if sum(_area(grid.window(patch)) for patch in patches) >= height * width:
+            # Cheaper whole than in windows with their context; the unchanged tiles still keep
+            # their output, so what stands still does not shimmer.
+            self.count += ReuseCount(grid.count, 0, 1, 0)
+            return _Decision(whole=True, patches=patches)
         changed_count = int(changed.sum())
         self.count += ReuseCount(grid.count, grid.count - changed_count, 1, 0 if patches else 1)
         return _Decision(whole=False, patches=patches)
@@ -248,26 +271,32 @@ class PassReuse:
         self.count += ReuseCount(grid.count, 0, 1, 0)
         return _Decision(whole=True)
 
-    def _changed_tiles(self, frame: torch.Tensor, reference: torch.Tensor, grid: _Grid) -> npt.NDArray[np.bool_]:
+    def _changed_tiles(
+        self, frame: torch.Tensor, reference: torch.Tensor, grid: _Grid
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
         """rows x columns: whether each tile's window differs from the reference by more than
-        ``test`` allows. The differences are summed per block once for the frame (a few large
-        operations), then per window over its blocks (in numpy: small arrays, no threads)."""
+        ``test`` allows, and whether by noise alone (its mean difference, nothing else). The
+        differences are summed per block once for the frame (a few large operations), then per
+        window over its blocks (in numpy: small arrays, no threads)."""
         signed, absolute, counts = _block_sums(frame, reference)
         signed_total, absolute_total, count_total = (_integral(blocks) for blocks in (signed, absolute, counts))
         block_means = absolute / np.maximum(counts, 1.0)
         test = self.test
         changed = np.zeros((len(grid.rows), len(grid.cols)), dtype=np.bool_)
+        noise = np.zeros_like(changed)
         for r, rows in enumerate(grid.rows):
             block_rows = grid.block_range(rows)
             for c, cols in enumerate(grid.cols):
                 block_cols = grid.block_range(cols)
                 pixels = _box(count_total, block_rows, block_cols)
-                changed[r, c] = (
+                structured = (
                     abs(_box(signed_total, block_rows, block_cols)) > test.signed_mean * pixels
-                    or _box(absolute_total, block_rows, block_cols) > test.mean * pixels
                     or float(block_means[block_rows, block_cols].max()) > test.block_mean
                 )
-        return changed
+                busy = _box(absolute_total, block_rows, block_cols) > test.mean * pixels
+                changed[r, c] = structured or busy
+                noise[r, c] = busy and not structured
+        return changed, noise
 
     def _run_patches(
         self, frames: torch.Tensor, decisions: list[_Decision], network: Network
@@ -276,7 +305,7 @@ class PassReuse:
         grid = self._grid
         by_shape: dict[tuple[int, int], list[tuple[int, _Patch]]] = {}
         for index, decision in enumerate(decisions):
-            for patch in decision.patches:
+            for patch in decision.patches if not decision.whole else ():
                 assert grid is not None
                 rows, cols = grid.window(patch)
                 by_shape.setdefault((rows.stop - rows.start, cols.stop - cols.start), []).append((index, patch))
@@ -331,8 +360,9 @@ def _area(window: tuple[slice, slice]) -> int:
     return (rows.stop - rows.start) * (cols.stop - cols.start)
 
 
-def _runs(changed: npt.NDArray[np.bool_]) -> list[_Patch]:
-    """Runs of consecutive changed tiles in each row."""
+def _runs(changed: npt.NDArray[np.bool_], shares: npt.NDArray[np.float64]) -> list[_Patch]:
+    """Runs of consecutive changed tiles in each row, with each tile's share of the new output
+    (none when all of them take it all)."""
     patches: list[_Patch] = []
     for row, flags in enumerate(changed.tolist()):
         start: int | None = None
@@ -340,7 +370,8 @@ def _runs(changed: npt.NDArray[np.bool_]) -> list[_Patch]:
             if flag and start is None:
                 start = col
             elif not flag and start is not None:
-                patches.append(_Patch(row, start, col - 1))
+                taken = tuple(float(share) for share in shares[row, start:col])
+                patches.append(_Patch(row, start, col - 1, taken if any(s != 1.0 for s in taken) else ()))
                 start = None
     return patches
 
