@@ -29,6 +29,7 @@ from vidsr.render.plan import plan_job
 from vidsr.render.segments import SegmentRenderer
 from vidsr.render.workfolder import WorkFolder
 from vidsr.upscale import FrameReuse, UpscaleOptions, Upscaler
+from vidsr.upscale.reuse import ChangeTest
 
 WIDTH, HEIGHT = 256, 128  # 4 x 2 reuse tiles of 64 pixels
 
@@ -117,6 +118,29 @@ def test_a_slow_fade_is_tracked_not_left_behind(random_compact):
     for output, whole in zip(outputs, wholes):
         assert abs(float(output.mean() - whole.mean())) * 255 < 1.0  # never more than a level behind
         assert psnr(output, whole) >= 40
+
+
+def test_a_noise_blend_calms_what_changed_by_noise_alone_and_nothing_else(random_compact):
+    """With ChangeTest.noise_blend, a still picture under fresh noise is still computed every frame,
+    but taken in by half, so its output changes less from frame to frame; a square moving over it
+    is not blended (no ghost)."""
+    engine = upscaler(random_compact)
+    still = picture(9)
+    generator = torch.Generator().manual_seed(1)
+    noisy = [(still + torch.randn(still.shape, generator=generator) * 4 / 255).clamp(0, 1) for _ in range(6)]
+    hard = run(engine, noisy, FrameReuse())
+    blended_state = FrameReuse(test=ChangeTest(noise_blend=0.5))
+    blended = run(engine, noisy, blended_state)
+    assert blended_state.count.reused == 0  # noise is change: computed, never frozen
+
+    def boil(outputs: list[torch.Tensor]) -> float:
+        return sum(float((b - a).abs().mean()) for a, b in zip(outputs, outputs[1:]))
+
+    assert boil(blended) < 0.75 * boil(hard)
+    moved = run(engine, [noisy[0], with_square(noisy[1], 100)], FrameReuse(test=ChangeTest(noise_blend=0.5)))
+    whole = run(engine, [with_square(noisy[1], 100)], None)[0]
+    square = (slice(None), slice(None), slice(40 * 4, 46 * 4), slice(100 * 4, 106 * 4))
+    assert torch.allclose(moved[1][square], whole[square], atol=1e-4)
 
 
 def test_all_black_frames_and_a_picture_after_them(random_compact):

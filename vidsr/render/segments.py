@@ -100,6 +100,10 @@ class SegmentRenderer:
             frames = 0
             # Reuse starts afresh in every segment (its first frame is computed whole), so a
             # segment renders the same bytes wherever and whenever it runs: resumes, clusters.
+            # Not primed with the frame before the segment: that frame's output here would not be
+            # the one the previous segment wrote (made from older references), so the step at the
+            # boundary would stay what it is (at most what any tile computed anew shows: noise
+            # under the ChangeTest), for one more network frame and a seek per segment.
             reuse = FrameReuse() if plan.settings.reuse else None
             for batch in decoded:
                 encoder.put(self.upscaler.upscale(batch, reuse))
