@@ -10,6 +10,7 @@ textured backdrop), area-downscaled to 320x180 and encoded with libx264 crf 20:
   noisy still crf 14 the same, encoded finely enough that the noise survives
 and prints, side by side from one run, with and without reuse: end-to-end fps (and its ratio by
 wall time and by this process's CPU time, fairer on a shared machine), the share of tiles reused,
+the network's work (input pixels it saw, context included, over those of every frame whole),
 PSNR to the pristine frames, PSNR to the whole-frame render (mean and worst frame), static-region
 shimmer (the change of fine detail between frames where the truth stood still) over that of a
 bicubic enlargement of the same source, and tOF
@@ -239,6 +240,7 @@ class Run:
     fps: float  # frames over wall time
     cpu_fps: float  # frames over the CPU time of this process (all threads): fairer on a shared machine
     reused: float
+    work: float  # the network's input pixels over those of every frame whole (deterministic)
     frames: list[Picture]
 
 
@@ -250,14 +252,16 @@ def render(source: Path, output: Path, model: str, reuse: bool, noise_blend: flo
     result = upscale_video(job)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     segments.FrameReuse = FrameReuse  # type: ignore[misc]
-    return Run(result.frames / seconds, result.frames / cpu_seconds, result.reuse.share, list(decoded(output)))
+    reuse_count = result.reuse
+    work = reuse_count.work
+    return Run(result.frames / seconds, result.frames / cpu_seconds, reuse_count.share, work, list(decoded(output)))
 
 
 def compare(model: str, frames: int, blends: list[float]) -> None:
     size = f"{LOW[1]}x{LOW[0]} -> {HIGH[1]}x{HIGH[0]}"
     print(f"{model}, {size}, {frames} frames a clip, libx264 crf 20 unless said; CPU: {cpu_name()}")
     print(
-        f"{'clip':18} {'render':14} {'fps':>5} {'speed':>6} {'by CPU':>7} {'reused':>7} {'PSNR':>6} "
+        f"{'clip':18} {'render':15} {'fps':>5} {'speed':>6} {'by CPU':>7} {'reused':>7} {'network':>7} {'PSNR':>6} "
         f"{'vs whole':>8} {'worst':>6} {'shimmer':>8} {'tOF':>6}"
     )
     variants = [("whole", False, ChangeTest().noise_blend), ("reuse", True, ChangeTest().noise_blend)]
@@ -273,8 +277,8 @@ def compare(model: str, frames: int, blends: list[float]) -> None:
             for (name, _, _), run in zip(variants, runs):
                 fidelity = [psnr(a, b) for a, b in zip(run.frames, whole.frames)]
                 print(
-                    f"{clip.name:18} {name:14} {run.fps:5.2f} {run.fps / whole.fps:5.2f}x "
-                    f"{run.cpu_fps / whole.cpu_fps:6.2f}x {run.reused * 100:6.0f}% "
+                    f"{clip.name:18} {name:15} {run.fps:5.2f} {run.fps / whole.fps:5.2f}x "
+                    f"{run.cpu_fps / whole.cpu_fps:6.2f}x {run.reused * 100:6.0f}% {run.work * 100:6.0f}% "
                     f"{np.mean([psnr(f, t) for f, t in zip(run.frames, truths)]):6.2f} "
                     f"{np.mean(fidelity):8.1f} {min(fidelity):6.1f} "
                     f"{shimmer(run.frames, clip) / bicubic_shimmer:7.2f}x {tof(run.frames, clip.truth):6.3f}",

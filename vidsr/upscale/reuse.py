@@ -75,12 +75,15 @@ class ChangeTest:
 
 @dataclass(frozen=True)
 class ReuseCount:
-    """Network work in tiles: how many the frames asked for, and how many were kept instead."""
+    """Network work in tiles: how many the frames asked for, and how many were kept instead; and
+    in pixels: how many the network saw (changed tiles with their context) against the frames'."""
 
     tiles: int = 0
     reused: int = 0
     frames: int = 0
     frames_skipped: int = 0  # frames for which the network did not run at all
+    network_pixels: int = 0  # input pixels through the network, context included
+    frame_pixels: int = 0  # input pixels of the frames: what computing each whole costs
 
     def __add__(self, other: ReuseCount) -> ReuseCount:
         return ReuseCount(
@@ -88,7 +91,14 @@ class ReuseCount:
             self.reused + other.reused,
             self.frames + other.frames,
             self.frames_skipped + other.frames_skipped,
+            self.network_pixels + other.network_pixels,
+            self.frame_pixels + other.frame_pixels,
         )
+
+    @property
+    def work(self) -> float:
+        """The network's work over that of every frame whole (1 when nothing was counted)."""
+        return self.network_pixels / self.frame_pixels if self.frame_pixels else 1.0
 
     @property
     def share(self) -> float:
@@ -260,15 +270,17 @@ class PassReuse:
         if sum(_area(grid.window(patch)) for patch in patches) >= height * width:
             # Cheaper whole than in windows with their context; the unchanged tiles still keep
             # their output, so what stands still does not shimmer.
-            self.count += ReuseCount(grid.count, 0, 1, 0)
+            self.count += ReuseCount(grid.count, 0, 1, 0, height * width, height * width)
             return _Decision(whole=True, patches=patches)
         changed_count = int(changed.sum())
-        self.count += ReuseCount(grid.count, grid.count - changed_count, 1, 0 if patches else 1)
+        work = sum(_area(grid.window(patch)) for patch in patches)
+        self.count += ReuseCount(grid.count, grid.count - changed_count, 1, 0 if patches else 1, work, height * width)
         return _Decision(whole=False, patches=patches)
 
     def _compute_whole(self, frame: torch.Tensor, grid: _Grid) -> _Decision:
         self._reference = frame.clone()
-        self.count += ReuseCount(grid.count, 0, 1, 0)
+        pixels = frame.shape[-2] * frame.shape[-1]
+        self.count += ReuseCount(grid.count, 0, 1, 0, pixels, pixels)
         return _Decision(whole=True)
 
     def _changed_tiles(
