@@ -12,7 +12,9 @@ previous frame, so a slow change cannot creep past the threshold frame by frame.
   their context (the windows of a batch in batches of one shape) and are cross-faded into the
   previous output; the reference of their cores becomes this frame's source;
 - so many changed that their windows would cost the network more than the frame: the frame is
-  computed whole, exactly as without reuse.
+  computed whole, and only its changed tiles are taken in (what stands still does not shimmer);
+- every tile changed (a scene cut, a keyframe that redraws the picture): the whole frame's
+  output, exactly as without reuse.
 
 The state lives in one :class:`FrameReuse` per run of consecutive frames (a segment), whose first
 frame is computed whole, so a segment renders the same bytes wherever and whenever it runs.
@@ -351,7 +353,7 @@ def _block_sums(frame: torch.Tensor, reference: torch.Tensor) -> tuple[Blocks, B
     height, width = signed.shape[-2:]
     padding = (0, -width % BLOCK, 0, -height % BLOCK)
     stacked = F.pad(torch.cat((signed, absolute, ones)), padding)
-    sums = F.avg_pool2d(stacked[None], BLOCK)[0].mul_(BLOCK * BLOCK).double().cpu().numpy()
+    sums = F.avg_pool2d(stacked[None], BLOCK)[0].mul_(BLOCK * BLOCK).cpu().double().numpy()  # MPS has no float64
     return sums[0], sums[1], sums[2]
 
 
