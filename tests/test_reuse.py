@@ -181,9 +181,9 @@ def test_scales_other_than_the_models_reuse_too(random_compact, scale):
 
 
 def test_frames_that_fit_only_in_tiles_are_recomputed_in_tiles_too(random_compact):
-    """With tiles of 32 pixels (as the memory planner would choose for a frame too large), the
+    """With tiles of 48 pixels (as the memory planner would choose for a frame too large), the
     changed windows are tiled in turn, and still equal the tiled whole-frame output."""
-    engine = upscaler(random_compact, tile=32)
+    engine = upscaler(random_compact, tile=48)
     still = picture(7)
     frames = [with_square(still, 20), with_square(still, 24)]
     reuse = FrameReuse()
