@@ -18,7 +18,8 @@ bicubic enlargement of the same source, and tOF
 ground truth; the motion here is block matching, 8-pixel blocks searched ±6 pixels on quarter-size
 luma, not Farneback, to keep OpenCV out).
 
-    python bench/temporal.py [--model realesr-animevideov3] [--frames 48] [--noise-blend 0.5] [--thresholds]
+    python bench/temporal.py [--model realesr-animevideov3] [--frames 48] [--noise-blend 0.5] [--tile 64]
+                             [--clip twos ...] [--thresholds]
 
 ``--thresholds`` prints instead the measurements behind vidsr.upscale.reuse.ChangeTest.
 """
@@ -244,10 +245,10 @@ class Run:
     frames: list[Picture]
 
 
-def render(source: Path, output: Path, model: str, reuse: bool, noise_blend: float) -> Run:
+def render(source: Path, output: Path, model: str, reuse: bool, noise_blend: float, tile: int) -> Run:
     job = UpscaleJob(input=source, output=output, upscale=UpscaleOptions(models=(model,)), force=True, reuse=reuse)
-    # The segment renderer makes its reuse state with the defaults; a bench may try another blend.
-    segments.FrameReuse = functools.partial(FrameReuse, test=ChangeTest(noise_blend=noise_blend))  # type: ignore[misc]
+    # The segment renderer makes its reuse state with the defaults; a bench may try others.
+    segments.FrameReuse = functools.partial(FrameReuse, tile=tile, test=ChangeTest(noise_blend=noise_blend))  # type: ignore[misc]
     started, cpu_started = time.perf_counter(), time.process_time()
     result = upscale_video(job)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
@@ -257,7 +258,7 @@ def render(source: Path, output: Path, model: str, reuse: bool, noise_blend: flo
     return Run(result.frames / seconds, result.frames / cpu_seconds, reuse_count.share, work, list(decoded(output)))
 
 
-def compare(model: str, frames: int, blends: list[float]) -> None:
+def compare(model: str, frames: int, blends: list[float], tile: int, only: list[str]) -> None:
     size = f"{LOW[1]}x{LOW[0]} -> {HIGH[1]}x{HIGH[0]}"
     print(f"{model}, {size}, {frames} frames a clip, libx264 crf 20 unless said; CPU: {cpu_name()}")
     print(
@@ -268,11 +269,15 @@ def compare(model: str, frames: int, blends: list[float]) -> None:
     variants += [(f"reuse blend {blend:g}", True, blend) for blend in blends]
     with tempfile.TemporaryDirectory() as folder:
         for clip in clips():
+            if only and clip.name not in only:
+                continue
             source = write_clip(Path(folder) / f"{clip.name}.mp4", clip, frames, crf=clip.crf)
             truths = [clip.truth(i) for i in range(frames)]
             clip = replace(clip, truth=truths.__getitem__)
             bicubic_shimmer = shimmer([bicubic(p) for p in decoded(source)], clip)
-            runs = [render(source, Path(folder) / f"{n}.mkv", model, reuse, blend) for n, reuse, blend in variants]
+            runs = [
+                render(source, Path(folder) / f"{n}.mkv", model, reuse, blend, tile) for n, reuse, blend in variants
+            ]
             whole = runs[0]
             for (name, _, _), run in zip(variants, runs):
                 fidelity = [psnr(a, b) for a, b in zip(run.frames, whole.frames)]
@@ -353,6 +358,8 @@ def main() -> None:
     parser.add_argument("--model", default="realesr-animevideov3")
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--thresholds", action="store_true", help="the measurements behind the change test")
+    parser.add_argument("--tile", type=int, default=REUSE_TILE, help="reuse tile (a multiple of 8)")
+    parser.add_argument("--clip", action="append", default=[], help="only this clip (repeatable)")
     parser.add_argument(
         "--noise-blend", type=float, action="append", default=[], help="also render with this ChangeTest.noise_blend"
     )
@@ -360,7 +367,7 @@ def main() -> None:
     if args.thresholds:
         thresholds()
     else:
-        compare(args.model, args.frames, args.noise_blend)
+        compare(args.model, args.frames, args.noise_blend, args.tile, args.clip)
 
 
 if __name__ == "__main__":
