@@ -190,6 +190,7 @@ def _row(result: FileResult) -> dict[str, Any]:
         "output": str(result.output),
         "frames": result.frames,
         "seconds": round(result.seconds, 3),
+        "tiles_reused": round(result.tiles_reused, 4),
         "result": result.result,
         "note": result.note,
     }

@@ -91,6 +91,14 @@ def render_options(
     stream: StreamOption = None,
     deinterlace: DeinterlaceOption = "auto",
     accept_truncated: AcceptTruncatedOption = False,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            "--reuse/--no-reuse",
+            help="Keep the output of tiles whose source did not change (held drawings, still backgrounds) "
+            "instead of computing them again; --no-reuse computes every frame whole.",
+        ),
+    ] = True,
 ) -> JobFor:
     """The options of a video render (`vidsr upscale` and the batch form): one parameter and one
     line below per setting of :class:`~vidsr.render.UpscaleJob`."""
@@ -116,6 +124,7 @@ def render_options(
             stream=stream,
             deinterlace=deinterlacing,
             accept_truncated=accept_truncated,
+            reuse=reuse,
         )
 
     return job_for
@@ -144,10 +153,11 @@ def progress_bar(enabled: bool) -> Generator[Callable[[RenderProgress], None], N
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[reuse]}"),
         TextColumn("{task.fields[workers]}"),
     )
     with Progress(*columns, console=console.stderr, transient=False) as bar:
-        task = bar.add_task("upscale", total=None, fps=0.0, workers="")
+        task = bar.add_task("upscale", total=None, fps=0.0, reuse="", workers="")
 
         def update(progress: RenderProgress) -> None:
             bar.update(
@@ -155,6 +165,7 @@ def progress_bar(enabled: bool) -> Generator[Callable[[RenderProgress], None], N
                 completed=progress.frames_done,
                 total=progress.frames_total,
                 fps=progress.fps,
+                reuse=progress.reuse.describe(),
                 workers=_workers_text(progress),
             )
 
@@ -200,7 +211,9 @@ def upscale(
         f"wrote {result.output}: {_frames(result.frames)} at {result.width}x{result.height} "
         f"with {result.model} on {result.device}{workers}, {result.encoder}; "
         f"{_frames(rendered)} in {result.seconds:.1f} s "
-        f"({rendered / max(result.seconds, 1e-9):.2f} fps)"
+        f"({rendered / max(result.seconds, 1e-9):.2f} fps"
+        + (f", {result.reuse.describe()}" if result.reuse.tiles else "")
+        + ")"
         + (f", {result.frames_resumed} from the interrupted run" if result.frames_resumed else "")
     )
 

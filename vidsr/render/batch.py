@@ -75,6 +75,7 @@ class FileResult:
     frames: int = 0
     seconds: float = 0.0
     note: str = ""  # why it was skipped or failed (one line), or what was resumed
+    tiles_reused: float = 0.0  # the share of the network's tiles reuse kept (0..1) in this run
 
 
 @dataclass(frozen=True)
@@ -361,8 +362,10 @@ def _render_one(
     inform: Notify,
     settle_seconds: float,
 ) -> FileResult:
-    def row(result: Outcome, note: str = "", frames: int = 0, seconds: float = 0.0) -> FileResult:
-        return FileResult(item.source, item.output, result, frames=frames, seconds=seconds, note=note)
+    def row(result: Outcome, note: str = "", frames: int = 0, seconds: float = 0.0, reused: float = 0.0) -> FileResult:
+        return FileResult(
+            item.source, item.output, result, frames=frames, seconds=seconds, note=note, tiles_reused=reused
+        )
 
     if item.output.exists() and not template.force:
         return row("skipped", "complete already (--force renders it again)", frames=item.frames)
@@ -395,8 +398,9 @@ def _render_one(
             f"{rendered.frames_resumed} frames from the interrupted run",
             frames=rendered.frames,
             seconds=rendered.seconds,
+            reused=rendered.reuse.share,
         )
-    return row("done", frames=rendered.frames, seconds=rendered.seconds)
+    return row("done", frames=rendered.frames, seconds=rendered.seconds, reused=rendered.reuse.share)
 
 
 def _one_line(error: BaseException) -> str:

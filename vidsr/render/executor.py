@@ -21,6 +21,7 @@ from typing import Protocol
 from vidsr.models import LoadedModel
 from vidsr.render.plan import RenderPlan
 from vidsr.render.segments import RenderedSegment, SegmentRenderer
+from vidsr.upscale import ReuseCount
 
 __all__ = ["Activity", "Backend", "Executor", "InProcessBackend", "InProcessExecutor", "WorkerDevice"]
 
@@ -34,6 +35,7 @@ class Activity:
     frames: int
     pid: int | None = None  # the worker's process, where it has one of its own
     node: str | None = None  # the cluster node it runs on
+    reuse: ReuseCount = ReuseCount()  # the network work reuse saved in the segment so far
 
 
 ActivityCallback = Callable[[Activity], None]
@@ -151,9 +153,9 @@ class InProcessExecutor:
         index = self._queue.popleft()
         report = self._on_activity
 
-        def on_frames(frames: int) -> None:
+        def on_frames(frames: int, reuse: ReuseCount) -> None:
             if report is not None:
-                report(Activity("this process", index, frames))
+                report(Activity("this process", index, frames, reuse=reuse))
 
         return [self._renderer.render(index, on_frames=on_frames)]
 

@@ -98,6 +98,7 @@ class OutputSettings:
     precision: str  # as asked: auto, fp32, bf16 or fp16 (what auto chose is a MachineChoice)
     device: str  # the device type that renders: "cpu", "cuda" or "mps"
     compiled: bool
+    reuse: bool  # tiles whose source did not change keep their output (vidsr.upscale.reuse)
     codec: str
     crf: int
     preset: str  # resolved: never "auto"

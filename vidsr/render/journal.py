@@ -20,7 +20,9 @@ from vidsr.render.identity import JobIdentity, identity_from_json, identity_to_j
 
 __all__ = ["JOURNAL_VERSION", "Journal", "SegmentRecord", "read_journal", "segment_file_name", "write_journal"]
 
-JOURNAL_VERSION = 3  # 3: a typed job identity, and runs of empty segments in one record
+# 3: a typed job identity, and runs of empty segments in one record; 4: settings.reuse (a journal
+# of 3 was rendered without reuse, and would resume with different frames after the resume point)
+JOURNAL_VERSION = 4
 
 
 def segment_file_name(index: int) -> str:

@@ -32,6 +32,7 @@ from vidsr.render.resume import interrupted_message, open_job, recorded_choices
 from vidsr.render.segments import RenderedSegment
 from vidsr.render.testpoints import kill_point, pause_point
 from vidsr.render.workfolder import WorkFolder
+from vidsr.upscale import ReuseCount
 
 __all__ = [
     "DEFAULT_SEGMENT_SECONDS",
@@ -52,6 +53,7 @@ class Progress:
     segments_done: int = 0
     segments_total: int = 0
     workers: tuple[Activity, ...] = ()  # what each worker is on, where the backend says
+    reuse: ReuseCount = ReuseCount()  # network work saved by reuse in this run (nothing counted when off)
 
     @property
     def fps(self) -> float:
@@ -71,6 +73,7 @@ class RenderResult:
     device: str
     encoder: str  # codec and preset, e.g. "libx264 veryfast"
     workers: int = 1
+    reuse: ReuseCount = ReuseCount()  # network work saved by reuse in this run (nothing counted when off)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -117,6 +120,7 @@ def upscale_video(
     partial = partial_path(job.output)
     started = time.perf_counter()
     frames_resumed, worker_count = 0, 1
+    tracker: _ProgressTracker | None = None
     try:
         journal = open_job(work, plan, restart=job.restart, inform=inform)
         frames_resumed = journal.frames_done
@@ -164,6 +168,7 @@ def upscale_video(
         device=plan.settings.device,
         encoder=f"{plan.settings.codec} {plan.settings.preset}",
         workers=worker_count,
+        reuse=tracker.reuse_done if tracker is not None else ReuseCount(),
     )
 
 
@@ -207,6 +212,7 @@ class _ProgressTracker:
     on_progress: ProgressCallback | None
     frames_at_start: int = 0
     in_flight: dict[str, Activity] = field(default_factory=dict[str, Activity])
+    reuse_done: ReuseCount = ReuseCount()  # of the segments finished in this run
 
     def __post_init__(self) -> None:
         self.frames_at_start = self.journal.frames_done
@@ -216,6 +222,7 @@ class _ProgressTracker:
         self._report()
 
     def segment_done(self, segment: RenderedSegment) -> None:
+        self.reuse_done += segment.reuse
         for worker, activity in list(self.in_flight.items()):
             if activity.segment == segment.record.index:
                 self.in_flight[worker] = Activity(worker, None, 0)
@@ -224,7 +231,11 @@ class _ProgressTracker:
     def _report(self) -> None:
         if self.on_progress is None:
             return
-        flying = sum(a.frames for a in self.in_flight.values() if a.segment is not None)
+        busy = [a for a in self.in_flight.values() if a.segment is not None]
+        flying = sum(a.frames for a in busy)
+        reuse = self.reuse_done
+        for activity in busy:
+            reuse += activity.reuse
         done = self.journal.frames_done + flying
         self.on_progress(
             Progress(
@@ -235,6 +246,7 @@ class _ProgressTracker:
                 segments_done=len(self.journal.done),
                 segments_total=self.journal.segment_count,
                 workers=tuple(self.in_flight.values()),
+                reuse=reuse,
             )
         )
 

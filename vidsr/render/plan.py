@@ -83,6 +83,7 @@ class UpscaleJob:
     stream: int | None = None  # the input's video stream to upscale; None: the one a player shows
     deinterlace: bool | None = None  # None: when the input is interlaced
     accept_truncated: bool = False  # render what there is of a cut-off input instead of refusing it
+    reuse: bool = True  # keep the output of tiles whose source did not change (vidsr.upscale.reuse)
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def plan_job(
         precision=job.upscale.precision,
         device=device_type,
         compiled=compile_network,
+        reuse=job.reuse,
         codec=encode.codec,
         crf=encode.crf,
         preset=encode.preset,

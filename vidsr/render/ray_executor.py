@@ -27,6 +27,9 @@ from vidsr.models import LoadedModel
 from vidsr.render.executor import Activity, Backend, Executor, WorkerDevice
 from vidsr.render.plan import RenderPlan
 from vidsr.render.segments import RenderedSegment, SegmentRenderer
+from vidsr.upscale import ReuseCount
+
+NOTHING_REUSED = ReuseCount()
 
 __all__ = ["OBJECT_STORE_BYTES", "RayBackend"]
 
@@ -189,8 +192,8 @@ def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any) -> Rend
     node = ray.get_runtime_context().get_node_id()
     worker = f"{os.uname().nodename}:{os.getpid()}"
 
-    def report(frames: int) -> None:
-        progress.report.remote(worker, index, frames, os.getpid(), node)  # fire and forget
+    def report(frames: int, reuse: ReuseCount = NOTHING_REUSED) -> None:
+        progress.report.remote(worker, index, frames, os.getpid(), node, reuse)  # fire and forget
 
     report(0)
     try:
@@ -205,8 +208,10 @@ class _ProgressBoard:
     def __init__(self) -> None:
         self.board: dict[str, Activity] = {}
 
-    def report(self, worker: str, segment: int | None, frames: int, pid: int, node: str) -> None:
-        self.board[worker] = Activity(worker, segment, frames, pid, node)
+    def report(
+        self, worker: str, segment: int | None, frames: int, pid: int, node: str, reuse: ReuseCount = NOTHING_REUSED
+    ) -> None:
+        self.board[worker] = Activity(worker, segment, frames, pid, node, reuse)
 
     def snapshot(self) -> list[Activity]:
         return sorted(self.board.values(), key=lambda activity: activity.worker)

@@ -21,23 +21,25 @@ from vidsr.render.journal import SegmentRecord, segment_file_name
 from vidsr.render.plan import RenderPlan
 from vidsr.render.stages import Prefetcher, Sink
 from vidsr.render.testpoints import kill_point
-from vidsr.upscale import Upscaler, select_device
+from vidsr.upscale import FrameReuse, ReuseCount, Upscaler, select_device
 
 __all__ = ["RenderedSegment", "SegmentRenderer"]
 
 DECODE_QUEUE_BATCHES = 4  # decoded batches waiting for the network
 ENCODE_QUEUE_BATCHES = 4  # upscaled batches waiting for the encoder
 
-FramesCallback = Callable[[int], None]  # frames of the segment finished so far
+FramesCallback = Callable[[int, ReuseCount], None]  # frames of the segment finished so far, the tiles reused
 Notify = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class RenderedSegment:
-    """A finished segment: its encoded bytes (empty when no frame falls in it) and its record."""
+    """A finished segment: its encoded bytes (empty when no frame falls in it), its record, and
+    the network work reuse saved (nothing counted when reuse is off)."""
 
     data: bytes
     record: SegmentRecord
+    reuse: ReuseCount = ReuseCount()
 
 
 class SegmentRenderer:
@@ -96,11 +98,18 @@ class SegmentRenderer:
             decoded = Prefetcher(batches, depth=DECODE_QUEUE_BATCHES, name="vidsr-decode")
             encoder = Sink(encoded.write, depth=ENCODE_QUEUE_BATCHES, name="vidsr-encode")
             frames = 0
+            # Reuse starts afresh in every segment (its first frame is computed whole), so a
+            # segment renders the same bytes wherever and whenever it runs: resumes, clusters.
+            # Not primed with the frame before the segment: that frame's output here would not be
+            # the one the previous segment wrote (made from older references), so the step at the
+            # boundary would stay what it is (at most what any tile computed anew shows: noise
+            # under the ChangeTest), for one more network frame and a seek per segment.
+            reuse = FrameReuse() if plan.settings.reuse else None
             for batch in decoded:
-                encoder.put(self.upscaler.upscale(batch))
+                encoder.put(self.upscaler.upscale(batch, reuse))
                 frames += len(batch)
                 if on_frames is not None:
-                    on_frames(frames)
+                    on_frames(frames, reuse.count if reuse is not None else ReuseCount())
             encoder.finish()
         except BaseException:
             if encoder is not None:
@@ -110,7 +119,7 @@ class SegmentRenderer:
         finally:
             if decoded is not None:
                 decoded.close()
-        return encoded.finish()
+        return encoded.finish(reuse.count if reuse is not None else ReuseCount())
 
 
 class _EncodedSegment:
@@ -149,7 +158,7 @@ class _EncodedSegment:
         self.pts.extend(batch.pts)
         kill_point(f"frame:{self.index}:{batch.first_index}")
 
-    def finish(self) -> RenderedSegment:
+    def finish(self, reuse: ReuseCount) -> RenderedSegment:
         if self.writer is not None:
             self.writer.close()
         data = self.buffer.getvalue()
@@ -162,7 +171,7 @@ class _EncodedSegment:
             size=len(data),
             empty_after=self.empty_after,
         )
-        return RenderedSegment(data, record)
+        return RenderedSegment(data, record, reuse)
 
     def abort(self) -> None:
         if self.writer is not None:

@@ -18,6 +18,7 @@ from vidsr.upscale.policy import (
     should_compile,
 )
 from vidsr.upscale.process import tune_process_for_rendering
+from vidsr.upscale.reuse import FrameReuse, ReuseCount
 from vidsr.upscale.runner import (
     MAX_SCALE,
     MIN_SCALE,
@@ -36,6 +37,8 @@ from vidsr.upscale.runner import (
 
 __all__ = [
     "DTYPES",
+    "FrameReuse",
+    "ReuseCount",
     "Precision",
     "MAX_SCALE",
     "MIN_SCALE",

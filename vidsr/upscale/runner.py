@@ -38,6 +38,7 @@ from vidsr.upscale.memory import (
     tiled_need,
 )
 from vidsr.upscale.policy import DTYPES, Precision, choose_precision, select_device
+from vidsr.upscale.reuse import FrameReuse
 from vidsr.upscale.tiling import DEFAULT_OVERLAP, run_tiled
 
 __all__ = [
@@ -189,8 +190,9 @@ class Upscaler:
         """The (width, height) an input of this size comes out at."""
         return round(width * self.output_scale), round(height * self.output_scale)
 
-    def upscale(self, batch: FrameBatch) -> OutputBatch:
-        """Upscale every frame of ``batch``; planes come back on the CPU."""
+    def upscale(self, batch: FrameBatch, reuse: FrameReuse | None = None) -> OutputBatch:
+        """Upscale every frame of ``batch``; planes come back on the CPU. With ``reuse`` (the state
+        of the frames before, in this run of consecutive frames), unchanged tiles are kept."""
         video = self.video
         if video is None:
             raise ValueError("this Upscaler was made for RGB work: give it video= to upscale planes")
@@ -199,27 +201,49 @@ class Upscaler:
                 _to_device(plane, self.device) for plane in planes_to_tensors(batch.planes, batch.layout)
             )
             rgb = planes_to_rgb((first, second, third), batch.layout, video.source_colour)
-            upscaled = self.upscale_rgb(rgb, video.output_size)
-            out_planes, wait = _to_host(rgb_to_planes(upscaled, video.output_layout, video.output_colour))
-            arrays = tensors_to_planes(out_planes, video.output_layout)
+            upscaled = self.upscale_rgb(rgb, video.output_size, reuse)
+            kept = reuse.kept_planes(len(batch)) if reuse is not None else None
+            if kept is not None:  # every frame is the last one again: its planes, not a second conversion
+                arrays, wait = kept, _landed_already
+            else:
+                out_planes, wait = _to_host(rgb_to_planes(upscaled, video.output_layout, video.output_colour))
+                arrays = tensors_to_planes(out_planes, video.output_layout)
+                if reuse is not None:
+                    reuse.planes = arrays
         return OutputBatch(
             planes=arrays, pts=batch.pts, first_index=batch.first_index, segment=batch.segment, wait=wait
         )
 
-    def upscale_rgb(self, rgb: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    def upscale_rgb(
+        self, rgb: torch.Tensor, size: tuple[int, int] | None = None, reuse: FrameReuse | None = None
+    ) -> torch.Tensor:
         """RGB 0..1 (B x 3 x H x W, on the device) to the output scale, or to ``size``
         (width, height) exactly; float32 on the device.
 
         Below the model's scale the network's output is downscaled with antialiasing; above
-        it the network runs again on its own output (x16 = x4 twice), then downscales.
+        it the network runs again on its own output (x16 = x4 twice), then downscales. With
+        ``reuse``, each pass keeps the tiles whose input did not change (:mod:`vidsr.upscale.reuse`).
         """
         height, width = rgb.shape[-2:]
         target_width, target_height = size or self.output_size(width, height)
-        result = rgb
-        for _ in range(self.passes_for(max(target_width / width, target_height / height))):
-            result = self._network_pass(result)
-        if result.shape[-2:] != (target_height, target_width):
-            result = resize(result, target_width, target_height)
+        result, unchanged = rgb, [False] * len(rgb)
+        for index in range(self.passes_for(max(target_width / width, target_height / height))):
+            if reuse is None:
+                result = self._network_pass(result)
+                continue
+            state = reuse.pass_state(index, growth=self.model.scale**index)
+            result, kept = state.run(result, self._network_pass, self.model.scale)
+            unchanged = kept if index == 0 else [a and b for a, b in zip(unchanged, kept)]
+        if reuse is not None:
+            reuse.unchanged = all(unchanged)
+        if result.shape[-2:] == (target_height, target_width):
+            return result
+        final = reuse.final if reuse is not None else None
+        if all(unchanged) and final is not None and final.shape[-2:] == (target_height, target_width):
+            return final.expand(len(rgb), -1, -1, -1)  # the resize of the very same pixels as before
+        result = resize(result, target_width, target_height)
+        if reuse is not None:
+            reuse.final = result[-1:]
         return result
 
     def passes_for(self, scale: float) -> int:

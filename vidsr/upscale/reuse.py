@@ -1,0 +1,424 @@
+"""Reuse across time: tiles whose source did not change keep their output, the network skips them.
+
+A video is not a pile of unrelated pictures: a drawing held on twos, a still wall behind a
+speaker, a title card. For each network pass, every frame is cut into a grid of tiles (cores of
+``REUSE_TILE`` pixels, each seen with ``DEFAULT_OVERLAP`` pixels of context, cross-faded with
+the weights of :func:`vidsr.upscale.tiling.run_tiled`), and each tile's window (core and context)
+is compared with the *reference*: the source the output there was computed from, not the
+previous frame, so a slow change cannot creep past the threshold frame by frame.
+
+- no tile changed: the frame is the previous output, and the network does not run;
+- some changed: consecutive changed tiles of a row go through the network as one window with
+  their context (the windows of a batch in batches of one shape) and are cross-faded into the
+  previous output; the reference of their cores becomes this frame's source;
+- so many changed that their windows would cost the network more than the frame: the frame is
+  computed whole, and only its changed tiles are taken in (what stands still does not shimmer);
+- every tile changed (a scene cut, a keyframe that redraws the picture): the whole frame's
+  output, exactly as without reuse.
+
+The state lives in one :class:`FrameReuse` per run of consecutive frames (a segment), whose first
+frame is computed whole, so a segment renders the same bytes wherever and whenever it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+
+from vidsr.planes import Planes
+from vidsr.upscale.tiling import DEFAULT_OVERLAP, Span, ramp
+
+__all__ = ["BLOCK", "REUSE_TILE", "ChangeTest", "FrameReuse", "PassReuse", "ReuseCount"]
+
+# Input pixels of a tile's core (a multiple of BLOCK, as DEFAULT_OVERLAP is). Smaller tiles find
+# more that is unchanged, but a changed tile pays for its context too: a lone 64-pixel tile is a
+# 128-pixel window, 4x its own area (a run of changed tiles shares its context). bench/temporal.py.
+REUSE_TILE = 64
+BLOCK = 4  # pixels: the side of the blocks a small moving object is looked for in (see ChangeTest)
+
+Network = Callable[[torch.Tensor], torch.Tensor]  # B x 3 x h x w -> B x 3 x h*scale x w*scale
+Blocks = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ChangeTest:
+    """When a tile's window counts as changed, in 8-bit levels of the network's RGB input
+    (0..255, averaged over the three channels; 10-bit sources are compared in the same units).
+
+    Measured with ``python bench/temporal.py --thresholds`` (a 1280x720 cartoon area-downscaled
+    to 320x180, libx264 with a keyframe every 12 frames unless said; each frame against an earlier
+    one, the worst 128-pixel window of the frame: 64 of core, 32 of context), levels of mean
+    absolute difference / |signed mean| / worst 4x4 block:
+      still, between keyframes, crf 18 / 28 ........... 0.43 / 0.26 / 6.3     0.04 / 0.03 / 1.9   kept
+      still, after a keyframe, crf 18 / 23 / 28 ........ 3.4 / 4.8 / 6.6 mean                      changed
+      sensor noise σ 3 crf 20 (x264 smooths it away) ... 0.56 / 0.23 / 8.1                          kept
+      sensor noise σ 3 crf 14, grain σ 6 crf 20 ........ 2.6 / 4.3 mean                             changed
+      fade of 0.4 % a frame, after 1 / 3 / 8 frames .... 0.57 / 1.87 / 5.45 signed                  kept, changed
+      a 6x6 white square moved by 1 pixel .............. 0.45 / 0.17 / 25.1                         changed
+    So: x264's noise between keyframes stays far under 2 levels on average (after a keyframe the
+    picture is drawn anew, and computed anew); a fade shows in the signed mean first; a small
+    moving object only in its blocks, which compression noise keeps under 8.3 (8x8 blocks would
+    dilute the square to 11.5, under their noise of 12.8 at crf 28: so 4x4).
+    """
+
+    mean: float = 2.0  # mean absolute difference over the window
+    signed_mean: float = 1.0  # |mean difference|: a fade moves every pixel the same way
+    block_mean: float = 12.0  # mean absolute difference of the worst BLOCK x BLOCK block: a small moving object
+    # A tile changed by its mean difference alone (no shift of its mean, no block standing out:
+    # sensor noise, grain) is computed, but only this share of the new output is taken in, the
+    # rest stays the previous output: a running average where noise would make the output boil.
+    noise_blend: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReuseCount:
+    """Network work in tiles: how many the frames asked for, and how many were kept instead; and
+    in pixels: how many the network saw (changed tiles with their context) against the frames'."""
+
+    tiles: int = 0
+    reused: int = 0
+    frames: int = 0
+    frames_skipped: int = 0  # frames for which the network did not run at all
+    network_pixels: int = 0  # input pixels through the network, context included
+    frame_pixels: int = 0  # input pixels of the frames: what computing each whole costs
+
+    def __add__(self, other: ReuseCount) -> ReuseCount:
+        return ReuseCount(
+            self.tiles + other.tiles,
+            self.reused + other.reused,
+            self.frames + other.frames,
+            self.frames_skipped + other.frames_skipped,
+            self.network_pixels + other.network_pixels,
+            self.frame_pixels + other.frame_pixels,
+        )
+
+    @property
+    def work(self) -> float:
+        """The network's work over that of every frame whole (1 when nothing was counted)."""
+        return self.network_pixels / self.frame_pixels if self.frame_pixels else 1.0
+
+    @property
+    def share(self) -> float:
+        """The share of tiles reused, 0..1 (0 when nothing was counted)."""
+        return self.reused / self.tiles if self.tiles else 0.0
+
+    def describe(self) -> str:
+        """ "61 % of tiles reused" ("" when reuse was off)."""
+        return f"{self.share * 100:.0f} % of tiles reused" if self.tiles else ""
+
+
+@dataclass(frozen=True)
+class _Patch:
+    """Consecutive changed tiles of one row of the grid: row ``row``, columns ``first``..``last``,
+    each taken in with its ``shares`` of the new output (1: all of it; less where the tile changed
+    by noise alone: see ``ChangeTest.noise_blend``)."""
+
+    row: int
+    first: int
+    last: int
+    shares: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What one frame needs: ``whole``, the network on the whole frame; ``patches``, the runs of
+    changed tiles to put into the previous output (computed on their own, or cut out of the whole
+    frame's output where that costs less; with ``whole`` and none, the whole output as it is);
+    neither: nothing, the previous output stands."""
+
+    whole: bool
+    patches: tuple[_Patch, ...] = ()
+
+
+def _grid_spans(length: int, tile: int) -> list[Span]:
+    """Cores of ``tile`` pixels from 0 (the last one shorter), each widened by DEFAULT_OVERLAP
+    towards its neighbours: every edge on a multiple of BLOCK, or the frame's."""
+    edges = [*range(0, length, tile), length]
+    count = len(edges) - 1
+    return [
+        Span(
+            max(0, edges[i] - DEFAULT_OVERLAP),
+            min(length, edges[i + 1] + DEFAULT_OVERLAP),
+            blend_before=i > 0,
+            blend_after=i < count - 1,
+        )
+        for i in range(count)
+    ]
+
+
+def _normalised_ramps(
+    windows: list[Span], length: int, scale: int, device: torch.device
+) -> list[tuple[int, torch.Tensor]]:
+    """Per window: (its first output pixel, its ``ramp`` over the sum of all ramps there)."""
+    ramps = [ramp(window, DEFAULT_OVERLAP, scale, device) for window in windows]
+    total = torch.zeros(length * scale, device=device)
+    for window, weights in zip(windows, ramps):
+        total[window.start * scale : window.stop * scale] += weights
+    return [
+        (window.start * scale, weights / total[window.start * scale : window.stop * scale])
+        for window, weights in zip(windows, ramps)
+    ]
+
+
+class _Grid:
+    """The tiles of one frame size: their windows, and ``run_tiled``'s cross-fade weights
+    normalised over the grid (separable: the weights of rows times those of columns)."""
+
+    def __init__(self, height: int, width: int, tile: int, scale: int, device: torch.device) -> None:
+        self.tile, self.scale = tile, scale
+        self.rows, self.cols = _grid_spans(height, tile), _grid_spans(width, tile)
+        self.row_weights = _normalised_ramps(self.rows, height, scale, device)
+        self.col_weights = _normalised_ramps(self.cols, width, scale, device)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def window(self, patch: _Patch) -> tuple[slice, slice]:
+        """Input rows and columns of ``patch``'s tiles with their context."""
+        rows = self.rows[patch.row]
+        return slice(rows.start, rows.stop), slice(self.cols[patch.first].start, self.cols[patch.last].stop)
+
+    def core(self, patch: _Patch) -> tuple[slice, slice]:
+        """Input rows and columns of ``patch``'s tiles without context."""
+        tile = self.tile
+        row_stop, col_stop = self.rows[-1].stop, self.cols[-1].stop  # the frame's height and width
+        return (
+            slice(patch.row * tile, min(row_stop, (patch.row + 1) * tile)),
+            slice(patch.first * tile, min(col_stop, (patch.last + 1) * tile)),
+        )
+
+    def output_window(self, patch: _Patch) -> tuple[slice, slice]:
+        rows, cols = self.window(patch)
+        scale = self.scale
+        return slice(rows.start * scale, rows.stop * scale), slice(cols.start * scale, cols.stop * scale)
+
+    def weights(self, patch: _Patch) -> torch.Tensor:
+        """The patch's share of each output pixel of its window (1 x h x w): its tiles' weights
+        over the sum of every tile's, so patches covering the whole frame add up to one."""
+        _, cols = self.output_window(patch)
+        _, row = self.row_weights[patch.row]
+        column = torch.zeros(cols.stop - cols.start, device=row.device)
+        for index in range(patch.first, patch.last + 1):
+            offset, weights = self.col_weights[index]
+            share = patch.shares[index - patch.first] if patch.shares else 1.0
+            column[offset - cols.start : offset - cols.start + len(weights)] += weights * share
+        return (row[:, None] * column[None, :])[None]
+
+    def block_range(self, span: Span) -> slice:
+        """The BLOCK-sized blocks a window covers (its edges are on block edges, or the frame's)."""
+        return slice(span.start // BLOCK, -(-span.stop // BLOCK))
+
+
+@dataclass
+class PassReuse:
+    """The reuse state of one network pass: the source each output pixel was computed from
+    (per tile core: all of a tile's core is computed at once), and the last output."""
+
+    tile: int = REUSE_TILE
+    test: ChangeTest = field(default_factory=ChangeTest)
+    count: ReuseCount = field(default_factory=ReuseCount)
+    _grid: _Grid | None = None
+    _shape: tuple[int, int, int] = (0, 0, 0)  # (height, width, scale) the grid is of
+    _reference: torch.Tensor | None = None  # 3 x h x w
+    _output: torch.Tensor | None = None  # 3 x h*scale x w*scale
+
+    def run(self, frames: torch.Tensor, network: Network, scale: int) -> tuple[torch.Tensor, list[bool]]:
+        """``network`` at ``scale`` over ``frames`` (B x 3 x h x w, in order), reusing what did
+        not change; with, per frame, whether its output is the previous frame's, untouched."""
+        decisions = [self._decide(frame, scale) for frame in frames]
+        whole = [index for index, decision in enumerate(decisions) if decision.whole]
+        whole_outputs = dict(zip(whole, network(frames[whole]))) if whole else {}
+        patch_outputs = self._run_patches(frames, decisions, network)
+        outputs: list[torch.Tensor] = []
+        grid = self._grid
+        for index, decision in enumerate(decisions):
+            if decision.whole and decision.patches and grid is not None:  # the unchanged tiles stay as they were
+                output = whole_outputs[index]
+                cut = [(patch, output[(slice(None), *grid.output_window(patch))]) for patch in decision.patches]
+                self._output = self._blend(cut)
+            elif decision.whole:
+                self._output = whole_outputs[index]
+            elif decision.patches:
+                self._output = self._blend([(patch, patch_outputs[index, patch]) for patch in decision.patches])
+            assert self._output is not None
+            outputs.append(self._output)
+        unchanged = [not decision.whole and not decision.patches for decision in decisions]
+        return torch.stack(outputs), unchanged
+
+    def _decide(self, frame: torch.Tensor, scale: int) -> _Decision:
+        """Which tiles of ``frame`` changed against the reference, and how to compute them; the
+        reference follows what will be computed."""
+        height, width = frame.shape[-2:]
+        grid, reference = self._grid, self._reference
+        if grid is None or reference is None or self._shape != (height, width, scale):
+            self._grid = _Grid(height, width, self.tile, scale, frame.device)
+            self._shape = (height, width, scale)
+            return self._compute_whole(frame, self._grid)
+        changed, noise = self._changed_tiles(frame, reference, grid)
+        blend = self.test.noise_blend
+        if changed.all() and (blend == 1.0 or not noise.any()):
+            return self._compute_whole(frame, grid)  # a new picture: a scene cut, a keyframe
+        shares = np.where(noise, blend, 1.0)
+        patches = tuple(_runs(changed, shares))
+        for patch in patches:
+            rows, cols = grid.core(patch)
+            reference[:, rows, cols] = frame[:, rows, cols]
+        if sum(_area(grid.window(patch)) for patch in patches) >= height * width:
+            # Cheaper whole than in windows with their context; the unchanged tiles still keep
+            # their output, so what stands still does not shimmer.
+            self.count += ReuseCount(grid.count, 0, 1, 0, height * width, height * width)
+            return _Decision(whole=True, patches=patches)
+        changed_count = int(changed.sum())
+        work = sum(_area(grid.window(patch)) for patch in patches)
+        self.count += ReuseCount(grid.count, grid.count - changed_count, 1, 0 if patches else 1, work, height * width)
+        return _Decision(whole=False, patches=patches)
+
+    def _compute_whole(self, frame: torch.Tensor, grid: _Grid) -> _Decision:
+        self._reference = frame.clone()
+        pixels = frame.shape[-2] * frame.shape[-1]
+        self.count += ReuseCount(grid.count, 0, 1, 0, pixels, pixels)
+        return _Decision(whole=True)
+
+    def _changed_tiles(
+        self, frame: torch.Tensor, reference: torch.Tensor, grid: _Grid
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """rows x columns: whether each tile's window differs from the reference by more than
+        ``test`` allows, and whether by noise alone (its mean difference, nothing else). The
+        differences are summed per block once for the frame (a few large operations), then per
+        window over its blocks (in numpy: small arrays, no threads)."""
+        signed, absolute, counts = _block_sums(frame, reference)
+        signed_total, absolute_total, count_total = (_integral(blocks) for blocks in (signed, absolute, counts))
+        block_means = absolute / np.maximum(counts, 1.0)
+        test = self.test
+        changed = np.zeros((len(grid.rows), len(grid.cols)), dtype=np.bool_)
+        noise = np.zeros_like(changed)
+        for r, rows in enumerate(grid.rows):
+            block_rows = grid.block_range(rows)
+            for c, cols in enumerate(grid.cols):
+                block_cols = grid.block_range(cols)
+                pixels = _box(count_total, block_rows, block_cols)
+                structured = (
+                    abs(_box(signed_total, block_rows, block_cols)) > test.signed_mean * pixels
+                    or float(block_means[block_rows, block_cols].max()) > test.block_mean
+                )
+                busy = _box(absolute_total, block_rows, block_cols) > test.mean * pixels
+                changed[r, c] = structured or busy
+                noise[r, c] = busy and not structured
+        return changed, noise
+
+    def _run_patches(
+        self, frames: torch.Tensor, decisions: list[_Decision], network: Network
+    ) -> dict[tuple[int, _Patch], torch.Tensor]:
+        """Every patch of the batch through ``network``, the windows of one shape in one batch."""
+        grid = self._grid
+        by_shape: dict[tuple[int, int], list[tuple[int, _Patch]]] = {}
+        for index, decision in enumerate(decisions):
+            for patch in decision.patches if not decision.whole else ():
+                assert grid is not None
+                rows, cols = grid.window(patch)
+                by_shape.setdefault((rows.stop - rows.start, cols.stop - cols.start), []).append((index, patch))
+        outputs: dict[tuple[int, _Patch], torch.Tensor] = {}
+        for members in by_shape.values():
+            assert grid is not None
+            windows = torch.stack([frames[index][(slice(None), *grid.window(patch))] for index, patch in members])
+            outputs.update(zip(members, network(windows)))
+        return outputs
+
+    def _blend(self, computed: list[tuple[_Patch, torch.Tensor]]) -> torch.Tensor:
+        """The previous output with each patch's new output cross-faded in: previous + Σ weight ·
+        (new - previous), every term read from the previous output, so patches covering the
+        whole frame give exactly the cross-faded composition of their outputs."""
+        previous, grid = self._output, self._grid
+        assert previous is not None and grid is not None
+        blended = previous.clone()
+        for patch, output in computed:
+            rows, cols = grid.output_window(patch)
+            blended[:, rows, cols] += grid.weights(patch) * (output - previous[:, rows, cols])
+        return blended
+
+
+def _block_sums(frame: torch.Tensor, reference: torch.Tensor) -> tuple[Blocks, Blocks, Blocks]:
+    """Per BLOCK x BLOCK block (the last row and column may be partial): the sum of the signed and
+    of the absolute difference in levels (each pixel's mean over the channels), and the pixel count."""
+    difference = ((frame - reference) * 255.0).to(torch.float32)
+    signed = difference.mean(dim=0, keepdim=True)
+    absolute = difference.abs_().mean(dim=0, keepdim=True)
+    ones = torch.ones_like(signed)
+    height, width = signed.shape[-2:]
+    padding = (0, -width % BLOCK, 0, -height % BLOCK)
+    stacked = F.pad(torch.cat((signed, absolute, ones)), padding)
+    sums = F.avg_pool2d(stacked[None], BLOCK)[0].mul_(BLOCK * BLOCK).cpu().double().numpy()  # MPS has no float64
+    return sums[0], sums[1], sums[2]
+
+
+def _integral(blocks: Blocks) -> Blocks:
+    """Summed-area table with a zero row and column in front: any box's sum in four lookups."""
+    table = np.zeros((blocks.shape[0] + 1, blocks.shape[1] + 1))
+    table[1:, 1:] = blocks.cumsum(axis=0).cumsum(axis=1)
+    return table
+
+
+def _box(table: Blocks, rows: slice, cols: slice) -> float:
+    top, bottom, left, right = rows.start, rows.stop, cols.start, cols.stop
+    return float(table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left])
+
+
+def _area(window: tuple[slice, slice]) -> int:
+    rows, cols = window
+    return (rows.stop - rows.start) * (cols.stop - cols.start)
+
+
+def _runs(changed: npt.NDArray[np.bool_], shares: npt.NDArray[np.float64]) -> list[_Patch]:
+    """Runs of consecutive changed tiles in each row, with each tile's share of the new output
+    (none when all of them take it all)."""
+    patches: list[_Patch] = []
+    for row, flags in enumerate(changed.tolist()):
+        start: int | None = None
+        for col, flag in enumerate([*flags, False]):
+            if flag and start is None:
+                start = col
+            elif not flag and start is not None:
+                taken = tuple(float(share) for share in shares[row, start:col])
+                patches.append(_Patch(row, start, col - 1, taken if any(s != 1.0 for s in taken) else ()))
+                start = None
+    return patches
+
+
+@dataclass
+class FrameReuse:
+    """The reuse state of one run of consecutive frames (a segment), for each network pass."""
+
+    tile: int = REUSE_TILE
+    test: ChangeTest = field(default_factory=ChangeTest)
+    passes: list[PassReuse] = field(default_factory=list[PassReuse])
+    final: torch.Tensor | None = None  # the last frame's result after every pass and the resize (1 x 3 x H x W)
+    unchanged: bool = False  # every frame of the last batch is the frame before it, untouched
+    planes: Planes | None = None  # the last batch's output planes (B x ... each)
+
+    def kept_planes(self, frames: int) -> Planes | None:
+        """The last frame's output planes for ``frames`` frames when the last batch changed
+        nothing (None otherwise): no second colour conversion of the very same pixels."""
+        if not self.unchanged or self.planes is None:
+            return None
+        first, second, third = (np.repeat(plane[-1:], frames, axis=0) for plane in self.planes)
+        return first, second, third
+
+    def pass_state(self, index: int, growth: int) -> PassReuse:
+        """The state of network pass ``index`` (0 first), whose input is ``growth`` times the frame:
+        its tiles are as much larger, so each covers the same part of the picture."""
+        while len(self.passes) <= index:
+            self.passes.append(PassReuse(tile=self.tile * growth, test=self.test))
+        return self.passes[index]
+
+    @property
+    def count(self) -> ReuseCount:
+        total = ReuseCount()
+        for state in self.passes:
+            total += state.count
+        return total
