@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import torch
 
 from vidsr.models import LoadedModel
+from vidsr.upscale.vulkan import vulkan_device
 
 __all__ = [
+    "DeviceOutOfMemory",
     "MemoryNeed",
     "activation_bytes_per_pixel",
     "format_bytes",
@@ -176,6 +178,8 @@ def free_memory(device: torch.device) -> int:
         return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     if device.type == "mps":
         return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+    if device.type == "vulkan":  # ncnn's heap budget for the device (Vulkan says no more than that)
+        return vulkan_device(device.index or 0).heap_budget
     return min(_available_ram(), _cgroup_room(), _address_space_room())
 
 
@@ -218,10 +222,15 @@ def _address_space_room() -> int:
     return 1 << 62
 
 
+class DeviceOutOfMemory(RuntimeError):
+    """An engine other than torch could not allocate (ncnn's -100, on the CPU or a Vulkan device)."""
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` means the device ran out of memory: torch's OutOfMemoryError on a GPU; on
-    the CPU a RuntimeError from its allocator ("DefaultCPUAllocator: can't allocate ...")."""
-    if isinstance(error, torch.OutOfMemoryError):
+    the CPU a RuntimeError from its allocator ("DefaultCPUAllocator: can't allocate ..."); another
+    engine's :class:`DeviceOutOfMemory`."""
+    if isinstance(error, torch.OutOfMemoryError | DeviceOutOfMemory):
         return True
     text = str(error)
     return isinstance(error, RuntimeError) and (

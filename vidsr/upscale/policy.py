@@ -12,6 +12,7 @@ import torch
 
 from vidsr.errors import SettingsError
 from vidsr.models import LoadedModel
+from vidsr.upscale.vulkan import fp16_storage_works, vulkan_device
 
 __all__ = [
     "COMPILE_MIN_ARITHMETIC",
@@ -27,7 +28,7 @@ __all__ = [
     "should_compile",
 ]
 
-DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+DeviceName = Literal["auto", "cpu", "cuda", "mps", "vulkan"]
 Precision = Literal["fp32", "fp16", "bf16"]
 DTYPES: dict[Precision, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -41,24 +42,38 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
 
 def select_device(name: str) -> torch.device:
-    """The torch device for ``name``; "auto" prefers CUDA, then Apple's MPS, then the CPU."""
+    """The device for ``name``: auto, cpu, cuda[:N], mps or vulkan[:N] (ncnn's, see
+    :mod:`vidsr.upscale.vulkan`); "auto" prefers CUDA, then Apple's MPS, then the CPU."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("--device cuda: no CUDA GPU is available to this torch build (try --device cpu)")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise SettingsError("--device mps: Apple's Metal backend is not available here (try --device cpu)")
-    if name not in ("cpu", "cuda", "mps"):
-        raise SettingsError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
-    return torch.device(name)
+    kind, _, index_text = name.partition(":")
+    if kind not in ("cpu", "cuda", "mps", "vulkan") or (index_text and not index_text.isdigit()):
+        raise SettingsError(f"unknown device {name!r}: choose auto, cpu, cuda[:N], mps or vulkan[:N]")
+    index = int(index_text) if index_text else None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise SettingsError(f"--device {name}: no CUDA GPU is available to this torch build (try --device cpu)")
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        raise SettingsError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPUs, from cuda:0")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise SettingsError(f"--device {name}: Apple's Metal backend is not available here (try --device cpu)")
+    if kind == "vulkan":
+        vulkan_device(index or 0)  # SettingsError where ncnn or the device is missing
+    if index is not None and kind in ("cpu", "mps"):
+        raise SettingsError(f"--device {name}: {kind} has no index; use --device {kind}")
+    return torch.device(kind, index) if index is not None else torch.device(kind)
 
 
 def default_precision(
-    device: torch.device, model: LoadedModel, *, bit_depth: int = 8, native_bf16: bool | None = None
+    device: torch.device,
+    model: LoadedModel,
+    *,
+    bit_depth: int = 8,
+    native_bf16: bool | None = None,
+    engine: str = "torch",
 ) -> Precision:
     """The fastest precision that keeps the output faithful, as the model's descriptor allows.
 
@@ -67,10 +82,15 @@ def default_precision(
     fp32 with margin, bench/precision.py), and not for sources above 8 bits: bf16 holds 8
     significant bits, which would be the 8-bit detour 10-bit video must not take. fp32
     everywhere else. ``native_bf16`` says whether the CPUs that will run the network have bf16
-    in hardware (None: this one's).
+    in hardware (None: this one's). The ncnn engine: fp16 on Vulkan devices that store it, fp32
+    on the CPU.
     """
     if device.type == "cuda" and model.supports_half:
         return "fp16"
+    if device.type == "vulkan":
+        return "fp16" if model.supports_half and fp16_storage_works(device.index or 0) else "fp32"
+    if engine == "ncnn":
+        return "fp32"  # ncnn on the CPU: fp32 (its bf16 is not measured against torch's)
     if device.type == "cpu" and bit_depth <= 8 and model.bf16_by_default and model.supports_bf16:
         native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
         if native:
@@ -95,18 +115,38 @@ def cpu_has_native_bf16() -> bool:
 
 
 def choose_precision(
-    name: str, device: torch.device, model: LoadedModel, *, bit_depth: int = 8, native_bf16: bool | None = None
+    name: str,
+    device: torch.device,
+    model: LoadedModel,
+    *,
+    bit_depth: int = 8,
+    native_bf16: bool | None = None,
+    engine: str = "torch",
 ) -> Precision:
-    """The user's --precision, or the default for this device, model and source depth."""
+    """The user's --precision, or the default for this device, model, source depth and engine."""
     if name == "auto":
-        return default_precision(device, model, bit_depth=bit_depth, native_bf16=native_bf16)
+        return default_precision(device, model, bit_depth=bit_depth, native_bf16=native_bf16, engine=engine)
     if name not in PRECISIONS:
         raise SettingsError(f"--precision {name}: choose one of {', '.join(PRECISIONS)}")
+    if engine == "ncnn" or device.type == "vulkan":
+        return _ncnn_precision(name, device, model)
     if name == "fp16" and device.type == "cpu":
         raise SettingsError("--precision fp16 is for GPUs; on the CPU use bf16 or fp32")
     if (name == "fp16" and not model.supports_half) or (name == "bf16" and not model.supports_bf16):
         raise SettingsError(f"--precision {name}: {model.name} does not run in {name}; use fp32")
     return name  # type: ignore[return-value]
+
+
+def _ncnn_precision(name: str, device: torch.device, model: LoadedModel) -> Precision:
+    if name == "fp32":
+        return "fp32"
+    if name == "bf16" or device.type != "vulkan":
+        raise SettingsError(f"--precision {name}: the ncnn engine runs fp32 on the CPU and fp16 or fp32 on Vulkan")
+    if not model.supports_half:
+        raise SettingsError(f"--precision fp16: {model.name} does not run in fp16; use fp32")
+    if not fp16_storage_works(device.index or 0):
+        raise SettingsError(f"--precision fp16: {device} does not store fp16; use fp32")
+    return "fp16"
 
 
 # torch.compile is worth it when it saves more than it costs. Measured for realesrgan-x4plus in bf16
