@@ -122,6 +122,7 @@ def _template(options: dict[str, Any]) -> Any:
             tile=options["tile"],
             device=options["device"],
             precision=options["precision"],
+            engine=options["engine"],
         ),
         width=options["width"],
         height=options["height"],

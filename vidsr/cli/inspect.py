@@ -47,7 +47,8 @@ ModelOption = Annotated[
 ]
 AlphaOption = Annotated[float | None, typer.Option(help="With two --model: 0 gives the first, 1 the second.")]
 ScaleOption = Annotated[float | None, typer.Option(help="Output scale from 1 to 16; default: the model's own.")]
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda[:N], mps or vulkan[:N] (ncnn's).")]
+EngineOption = Annotated[str, typer.Option(help="auto, torch or ncnn (pip install 'vidsr[ncnn]').")]
 PrecisionOption = Annotated[
     str, typer.Option(help="auto, fp32, bf16 (CPUs with bf16) or fp16 (GPUs); auto picks the fastest faithful one.")
 ]
@@ -55,7 +56,13 @@ TileOption = Annotated[int, typer.Option(help="Upscale in tiles of this many pix
 
 
 def _options(
-    model: list[str] | None, alpha: float | None, scale: float | None, tile: int, device: str, precision: str
+    model: list[str] | None,
+    alpha: float | None,
+    scale: float | None,
+    tile: int,
+    device: str,
+    precision: str,
+    engine: str = "auto",
 ) -> UpscaleOptions:
     return UpscaleOptions(
         models=tuple(model) if model else (DEFAULT_MODEL,),
@@ -64,6 +71,7 @@ def _options(
         tile=tile,
         device=device,
         precision=precision,
+        engine=engine,
     )
 
 
@@ -98,6 +106,7 @@ def frames(
     scale: ScaleOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    engine: EngineOption = "auto",
     tile: TileOption = 0,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite frames written before.")] = False,
     stream: StreamOption = None,
@@ -134,7 +143,7 @@ def frames(
             selection=selection,
             upscaled=upscaled,
             compare=compare,
-            upscale=_options(model, alpha, scale, tile, device, precision),
+            upscale=_options(model, alpha, scale, tile, device, precision, engine),
             force=force,
             stream=stream,
             deinterlace=deinterlace_choice(deinterlace),
@@ -156,6 +165,7 @@ def image(
     scale: ScaleOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    engine: EngineOption = "auto",
     tile: TileOption = 0,
     format: Annotated[
         str | None, typer.Option("--format", help="png, jpg or webp for an output folder; default png.")
@@ -184,7 +194,7 @@ def image(
         job = ImageJob(
             inputs=tuple(paths[:-1]),
             output=paths[-1],
-            upscale=_options(model, alpha, scale, tile, device, precision),
+            upscale=_options(model, alpha, scale, tile, device, precision, engine),
             force=force,
             format=format,
             transparency=transparency,
@@ -200,6 +210,7 @@ def info(
     scale: ScaleOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    engine: EngineOption = "auto",
     tile: TileOption = 0,
     estimate: Annotated[bool, typer.Option(help="Time a few frames through the model for an ETA.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -210,7 +221,7 @@ def info(
     with console.user_errors():
         report = describe(
             input,
-            upscale=_options(model, alpha, scale, tile, device, precision),
+            upscale=_options(model, alpha, scale, tile, device, precision, engine),
             estimate=estimate,
             stream=stream,
         )
@@ -285,4 +296,7 @@ def _info_table(report: MediaReport) -> Table:
             f"the encoder's CPU time {100 * estimate.encoder_share:.0f} % of the network's; "
             f"on {estimate.frames_timed} {estimate.timed_on}",
         )
+    from vidsr.upscale import describe_vulkan_devices
+
+    table.add_row("vulkan", escape("\n".join(line.removeprefix("Vulkan: ") for line in describe_vulkan_devices())))
     return table

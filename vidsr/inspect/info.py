@@ -276,7 +276,7 @@ def _estimate(
     settings = with_automatic_preset(EncodeSettings(), arithmetic_per_output_pixel(upscaler.model))
     encoder_cpu = _encoder_cpu_seconds(outputs, info, settings) / len(outputs) * area_factor
     encoder_share = encoder_cpu / max(network_cpu / len(outputs) * area_factor, 1e-9)
-    if upscaler.device.type == "cpu":
+    if upscaler.runs_on.type == "cpu":  # the encoder shares the CPU with the network
         per_frame = network * (1.0 + encoder_share)
     else:
         per_frame = max(network, encoder_cpu / (os.cpu_count() or 1))
@@ -285,7 +285,7 @@ def _estimate(
         model=upscaler.model.name,
         model_needs=describe_needs(upscaler.model),
         model_description=upscaler.model.description,
-        device=upscaler.device.type,
+        device=upscaler.runs_on.type + (f" ({upscaler.engine.name})" if upscaler.engine.name != "torch" else ""),
         precision=precision_of(upscaler.dtype),
         encoder=f"{settings.codec} {settings.preset}",
         output_width=width,

@@ -46,6 +46,8 @@ from vidsr.upscale import (
     DTYPES,
     MAX_SCALE,
     MIN_SCALE,
+    EngineChoice,
+    EngineName,
     Precision,
     TileChoice,
     UpscaleOptions,
@@ -53,6 +55,7 @@ from vidsr.upscale import (
     arithmetic_per_output_pixel,
     check_scale,
     check_tile,
+    choose_engine,
     choose_precision,
     choose_tile,
     network_passes,
@@ -103,11 +106,14 @@ class RenderPlan:
     tile: TileChoice
     precision: Precision
     batch: int
+    engine: EngineName = "torch"
+    device: str = "cpu"  # where the network runs: "cpu", "cuda:1", "vulkan:0" (settings.device is its type)
+    engine_reason: str = ""  # how --engine auto decided, where it measured
 
     @property
     def identity(self) -> JobIdentity:
         """What the journal records of this render."""
-        choices = MachineChoices(tile=self.tile.tile, precision=self.precision)
+        choices = MachineChoices(tile=self.tile.tile, precision=self.precision, engine=self.engine, device=self.device)
         return JobIdentity(self.input, self.model, self.settings, software_stack(), choices)
 
     @property
@@ -165,13 +171,17 @@ def plan_job(
     pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
     size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
     local_type = select_device(job.upscale.device).type
-    device_type = device or local_type
-    precision = _plan_precision(job, model, info, device_type, native_bf16, kept)
-    tile = _plan_tile(job, model, info, size, device_type, precision, local=device_type == local_type, kept=kept)
+    local = device is None or device == local_type
+    engine = _plan_engine(job, model, info, device if not local else None, native_bf16, kept)
+    device_type = engine.device.type
+    precision = _plan_precision(job, model, info, engine, native_bf16, kept)
+    tile = _plan_tile(job, model, info, size, engine.device, precision, local=local, kept=kept)
     arithmetic = arithmetic_per_output_pixel(model)
-    compile_network = should_compile(
+    if job.compile and engine.engine != "torch":
+        raise SettingsError("--compile is torch's: the ncnn engine runs without it")
+    compile_network = engine.engine == "torch" and should_compile(
         job.compile,
-        torch.device(device_type),
+        engine.device,
         arithmetic=arithmetic,
         output_pixels=size[0] * size[1],
         frames=info.frames,
@@ -191,6 +201,7 @@ def plan_job(
         tile=job.upscale.tile,
         precision=job.upscale.precision,
         device=device_type,
+        engine=job.upscale.engine,
         compiled=compile_network,
         codec=encode.codec,
         crf=encode.crf,
@@ -210,24 +221,55 @@ def plan_job(
         tile=tile,
         precision=precision,
         batch=job.batch or default_batch(device_type),
+        engine=engine.engine,
+        device=str(engine.device),
+        engine_reason=engine.reason,
     )
     return plan, model
+
+
+def _plan_engine(
+    job: UpscaleJob,
+    model: LoadedModel,
+    info: VideoInfo,
+    remote: str | None,
+    native_bf16: bool | None,
+    kept: MachineChoices | None,
+) -> EngineChoice:
+    """What runs the network, and on which device: for renderers elsewhere (``remote``: their device
+    type), ncnn where asked or on Vulkan, else torch; here, what an interrupted run chose where it
+    was left to ``auto`` (so frames on both sides of a resume are made alike), else ``choose_engine``."""
+    asked = job.upscale
+    if remote is not None:
+        engine: EngineName = "ncnn" if asked.engine == "ncnn" or remote == "vulkan" else "torch"
+        return EngineChoice(engine, torch.device(remote))
+    if kept is not None and asked.engine == "auto" and asked.device == "auto":
+        return EngineChoice(kept.engine, select_device(kept.device), "kept from the interrupted run")
+    torch_precision = choose_precision(
+        asked.precision, select_device(asked.device), model, bit_depth=info.bit_depth, native_bf16=native_bf16
+    )
+    return choose_engine(asked.engine, asked.device, model, precision=torch_precision)
 
 
 def _plan_precision(
     job: UpscaleJob,
     model: LoadedModel,
     info: VideoInfo,
-    device_type: str,
+    engine: EngineChoice,
     native_bf16: bool | None,
     kept: MachineChoices | None,
 ) -> Precision:
     """The user's --precision, else what an interrupted run chose (frames alike on both sides of a
-    resume), else the fastest faithful one for the renderers' device."""
+    resume), else the fastest faithful one for the renderers' device and engine."""
     if kept is not None and job.upscale.precision == "auto":
         return kept.precision
     return choose_precision(
-        job.upscale.precision, torch.device(device_type), model, bit_depth=info.bit_depth, native_bf16=native_bf16
+        job.upscale.precision,
+        engine.device,
+        model,
+        bit_depth=info.bit_depth,
+        native_bf16=native_bf16,
+        engine=engine.engine,
     )
 
 
@@ -236,7 +278,7 @@ def _plan_tile(
     model: LoadedModel,
     info: VideoInfo,
     size: tuple[int, int],
-    device_type: str,
+    device: torch.device,
     precision: Precision,
     *,
     local: bool,
@@ -247,7 +289,7 @@ def _plan_tile(
     growth = model.scale ** (passes - 1)  # the last pass runs on the earlier passes' output
     return choose_tile(
         model,
-        torch.device(device_type),
+        device,
         info.width * growth,
         info.height * growth,
         asked=job.upscale.tile,

@@ -61,7 +61,7 @@ def select_device(name: str) -> torch.device:
     if kind == "mps" and not torch.backends.mps.is_available():
         raise SettingsError(f"--device {name}: Apple's Metal backend is not available here (try --device cpu)")
     if kind == "vulkan":
-        vulkan_device(index or 0)  # SettingsError where ncnn or the device is missing
+        return torch.device("vulkan", vulkan_device(index or 0).index)  # SettingsError where ncnn or it is missing
     if index is not None and kind in ("cpu", "mps"):
         raise SettingsError(f"--device {name}: {kind} has no index; use --device {kind}")
     return torch.device(kind, index) if index is not None else torch.device(kind)
