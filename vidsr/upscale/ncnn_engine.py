@@ -46,11 +46,24 @@ class NcnnEngine:
         self.gpu = gpu
         if gpu is not None:
             vulkan_device(gpu)  # SettingsError for a device that is not there
-        self._net = self._load(model.name, gpu=gpu, fp16=fp16 and gpu is not None)
+        # The engine's own memory pools, so a failed pass's memory can be given back (release_memory):
+        # ncnn's pools keep what they allocated for reuse, and reuse only for requests of about its size.
+        ncnn = self._ncnn
+        if gpu is None:
+            pools: tuple[Any, ...] = (ncnn.UnlockedPoolAllocator(), ncnn.PoolAllocator())
+        else:
+            device = ncnn.get_gpu_device(gpu)
+            pools = (ncnn.VkBlobAllocator(device), ncnn.VkBlobAllocator(device), ncnn.VkStagingAllocator(device))
+        self._net = self._load(model.name, gpu=gpu, fp16=fp16 and gpu is not None, pools=pools)
+        self._pools = pools  # after the net: the net (and its blobs) go before their pools when the engine goes
 
-    def _load(self, name: str, *, gpu: int | None, fp16: bool) -> Any:
+    def _load(self, name: str, *, gpu: int | None, fp16: bool, pools: tuple[Any, ...]) -> Any:
         net = self._ncnn.Net()
         options = net.opt
+        if gpu is None:
+            options.blob_allocator, options.workspace_allocator = pools
+        else:
+            options.blob_vkallocator, options.workspace_vkallocator, options.staging_vkallocator = pools
         options.use_vulkan_compute = gpu is not None
         options.lightmode = True  # intermediate blobs are freed as soon as they are read
         options.num_threads = torch.get_num_threads()  # the process's share of the CPU, as torch's
@@ -74,6 +87,7 @@ class NcnnEngine:
         extractor.input(self.files.input_blob, self._ncnn.Mat(pixels))
         status, output = extractor.extract(self.files.output_blob)
         result = np.array(output) if status == 0 else None
+        extractor.clear()
         del extractor, pixels
         if status == NCNN_OUT_OF_MEMORY:
             raise DeviceOutOfMemory(f"ncnn could not allocate on {self._where()} for a {tuple(image.shape)} input")
@@ -85,4 +99,6 @@ class NcnnEngine:
         return "the CPU" if self.gpu is None else f"vulkan:{self.gpu}"
 
     def release_memory(self) -> None:
-        """Nothing to do: ncnn's blob allocators give back a failed pass's memory with its extractor."""
+        """Give back what the pools hold, so smaller tiles find the memory the failed pass took."""
+        for pool in self._pools:
+            pool.clear()
