@@ -244,7 +244,8 @@ def _plan_engine(
         engine: EngineName = "ncnn" if asked.engine == "ncnn" or remote == "vulkan" else "torch"
         return EngineChoice(engine, torch.device(remote))
     if kept is not None and asked.engine == "auto" and asked.device == "auto":
-        return EngineChoice(kept.engine, select_device(kept.device), "kept from the interrupted run")
+        reason = "kept from the interrupted run" if kept.engine != "torch" else ""
+        return EngineChoice(kept.engine, select_device(kept.device), reason)
     torch_precision = choose_precision(
         asked.precision, select_device(asked.device), model, bit_depth=info.bit_depth, native_bf16=native_bf16
     )
