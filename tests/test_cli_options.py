@@ -24,7 +24,7 @@ def options_of(command: str) -> set[str]:
 
 def test_every_command_that_upscales_has_every_upscale_option():
     upscale = set(inspect.signature(upscale_options).parameters)
-    assert upscale == {"model", "alpha", "scale", "tile", "device", "precision"}
+    assert upscale == {"model", "alpha", "scale", "tile", "device", "precision", "engine"}
     for command in ("upscale", "frames", "image", "info", "batch"):
         assert upscale <= options_of(command), command
 

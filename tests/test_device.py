@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from vidsr.cli.app import app, with_default_command
 from vidsr.errors import SettingsError
 from vidsr.upscale import select_device
+from vidsr.upscale.engines import exact_fp32
 from vidsr.upscale.memory import is_out_of_memory
-from vidsr.upscale.runner import _exact_fp32
 
 
 def test_cpu_and_auto_are_devices_everywhere():
@@ -21,7 +21,7 @@ def test_cpu_and_auto_are_devices_everywhere():
 
 @pytest.mark.parametrize("name", ["gpu", "cuda:", "cuda:one", "cuda:-1", "cpu:0", "mps:1", "CUDA", "cuda:0:1"])
 def test_a_misspelt_device_is_refused_naming_the_choices(name):
-    with pytest.raises(SettingsError, match=r"choose auto, cpu, cuda, cuda:N \(a GPU's number\) or mps"):
+    with pytest.raises(SettingsError, match=r"choose auto, cpu, cuda, cuda:N \(a GPU's number\), mps or vulkan\[:N\]"):
         select_device(name)
 
 
@@ -47,10 +47,10 @@ def test_a_missing_gpu_number_is_one_line_on_the_command_line(clip, nearest_mode
 
 def test_fp32_on_a_gpu_is_not_tf32_and_the_setting_is_put_back():
     before = torch.backends.cudnn.allow_tf32
-    with _exact_fp32(torch.device("cuda"), torch.float32):
+    with exact_fp32(torch.device("cuda"), torch.float32):
         assert torch.backends.cudnn.allow_tf32 is False
     assert torch.backends.cudnn.allow_tf32 == before
-    with _exact_fp32(torch.device("cuda"), torch.float16):
+    with exact_fp32(torch.device("cuda"), torch.float16):
         assert torch.backends.cudnn.allow_tf32 == before  # fp16 is fp16 either way
 
 

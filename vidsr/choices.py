@@ -24,5 +24,6 @@ class UpscaleOptions:
     alpha: float | None = None
     scale: float | None = None  # None: the model's own
     tile: int = 0
-    device: str = "auto"
+    device: str = "auto"  # auto, cpu, cuda[:N], mps or vulkan[:N]
     precision: str = "auto"
+    engine: str = "auto"  # auto, torch or ncnn: what runs the network

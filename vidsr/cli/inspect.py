@@ -202,7 +202,8 @@ def planned_render(input: Path, upscale: UpscaleOptions, stream: int | None) -> 
     plan, model = plan_job(job)
     return PlannedRender(
         model=model,
-        device=plan.settings.device,
+        device=plan.device,
+        engine=plan.engine,
         precision=plan.precision,
         tile=plan.tile.tile,
         batch=plan.batch,
@@ -281,4 +282,7 @@ def _info_table(report: MediaReport) -> Table:
             f"the encoder's CPU time {100 * estimate.encoder_share:.0f} % of the network's; "
             f"on {estimate.frames_timed} {estimate.timed_on}",
         )
+    from vidsr.upscale import describe_vulkan_devices
+
+    table.add_row("vulkan", escape("\n".join(line.removeprefix("Vulkan: ") for line in describe_vulkan_devices())))
     return table

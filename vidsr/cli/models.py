@@ -41,6 +41,10 @@ def models() -> None:
     for entry in entries:
         table.add_row(*_model_row(entry))
     console.stdout.print(table)
+    from vidsr.upscale import describe_vulkan_devices  # torch and ncnn load only for this command
+
+    for line in describe_vulkan_devices():
+        console.stdout.print(escape(line), soft_wrap=True)
 
 
 def _model_row(entry: ModelInfo) -> tuple[str, ...]:

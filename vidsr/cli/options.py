@@ -90,7 +90,10 @@ def upscale_options(
     tile: Annotated[
         int, typer.Option(help="Process frames in tiles of this many pixels (less memory); 0: whole frames.", min=0)
     ] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N (GPU N) or mps.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N (GPU N), mps or vulkan[:N] (ncnn's).")] = "auto",
+    engine: Annotated[
+        str, typer.Option(help="auto, torch or ncnn (pip install 'vidsr\\[ncnn]': the CPU or any Vulkan GPU).")
+    ] = "auto",
     precision: Annotated[
         str, typer.Option(help="auto, fp32, bf16 (CPUs with bf16) or fp16 (GPUs); auto picks the fastest faithful one.")
     ] = "auto",
@@ -103,6 +106,7 @@ def upscale_options(
         tile=tile,
         device=device,
         precision=precision,
+        engine=engine,
     )
 
 

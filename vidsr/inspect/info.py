@@ -42,7 +42,7 @@ from vidsr.media import (
 )
 from vidsr.models import LoadedModel, describe_needs
 from vidsr.planes import OutputBatch
-from vidsr.upscale import Precision, Upscaler, VideoPlanes, select_device
+from vidsr.upscale import EngineName, Precision, Upscaler, VideoPlanes, select_device
 from vidsr.upscale.colour import rgb_to_planes, tensors_to_planes
 from vidsr.upscale.tiling import DEFAULT_OVERLAP, spans
 
@@ -133,7 +133,8 @@ class PlannedRender:
     estimate times frames exactly so (the command line makes it from ``plan_job``'s plan)."""
 
     model: LoadedModel
-    device: str  # the type of device the render runs on: "cpu", "cuda", "mps"
+    device: str  # the device the render runs on: "cpu", "cuda:1", "vulkan:0"
+    engine: EngineName  # what runs the network there: torch or ncnn
     precision: Precision
     tile: int  # 0: whole frames
     batch: int  # frames per network call
@@ -276,7 +277,8 @@ def _estimate(
     crop, timed_on = _timing_crop(info.width, info.height)
     output_width, output_height = render.video.output_size
     crop_size = (round(crop.width * output_width / info.width), round(crop.height * output_height / info.height))
-    upscaler = Upscaler(render.model, device=select_device(render.device), precision=render.precision, tile=render.tile)
+    device = select_device(render.device)
+    upscaler = Upscaler(render.model, device=device, precision=render.precision, tile=render.tile, engine=render.engine)
     frame_factor = _processed_pixels(info.width, info.height, render.tile) / _processed_pixels(
         crop.width, crop.height, render.tile
     )
@@ -301,7 +303,7 @@ def _estimate(
     network = statistics.median(timings) * frame_factor
     encoder_cpu = _encoder_cpu_seconds(outputs, info, render) / len(outputs) * frame_factor
     encoder_share = encoder_cpu / max(network_cpu / len(outputs) * frame_factor, 1e-9)
-    if render.device == "cpu":
+    if device.type == "cpu":  # the encoder shares the CPU with the network
         per_frame = network * (1.0 + encoder_share)
     else:
         per_frame = max(network, encoder_cpu / (os.cpu_count() or 1))
@@ -309,7 +311,7 @@ def _estimate(
         model=render.model.name,
         model_needs=describe_needs(render.model),
         model_description=render.model.description,
-        device=render.device,
+        device=render.device + (f" ({render.engine})" if render.engine != "torch" else ""),
         precision=render.precision,
         encoder=f"{render.encode.codec} {render.encode.preset}",
         output_width=output_width,

@@ -8,7 +8,8 @@ The journal records a :class:`JobIdentity` of three parts, each a frozen datacla
 - what may differ and is said: the :class:`SoftwareStack` that computed it (frames made before
   and after a resume on another one may differ in their last bits);
 - what the first run chose for its machine and a resume keeps: :class:`MachineChoices` (the tile
-  chosen from the free memory, the precision), so the frames before and after are made alike.
+  chosen from the free memory, the precision, the engine and its device), so the frames before
+  and after are made alike.
 
 :func:`vidsr.render.resume.open_job` compares them and says what it finds.
 """
@@ -26,6 +27,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from vidsr.errors import VidsrError
 from vidsr.media import VideoInfo
+from vidsr.upscale.engines import EngineName
 from vidsr.upscale.policy import Precision
 
 __all__ = [
@@ -96,7 +98,8 @@ class OutputSettings:
     accept_truncated: bool
     tile: int  # as asked: 0 for whole frames, or tiles as memory allows (what memory chose is a MachineChoice)
     precision: str  # as asked: auto, fp32, bf16 or fp16 (what auto chose is a MachineChoice)
-    device: str  # the device type that renders: "cpu", "cuda" or "mps"
+    device: str  # the device type that renders: "cpu", "cuda", "mps" or "vulkan"
+    engine: str  # as asked: auto, torch or ncnn (what auto chose is a MachineChoice)
     compiled: bool
     reuse: bool  # tiles whose source did not change keep their output (vidsr.upscale.reuse)
     codec: str
@@ -122,6 +125,8 @@ class MachineChoices:
 
     tile: int  # 0: whole frames
     precision: Precision
+    engine: EngineName = "torch"  # what runs the network: torch or ncnn
+    device: str = "cpu"  # where it runs, "cpu", "cuda:0", "vulkan:0": --engine auto's measured choice is kept
 
 
 @dataclass(frozen=True)

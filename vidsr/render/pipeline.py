@@ -165,7 +165,7 @@ def upscale_video(
         height=plan.settings.size[1],
         seconds=time.perf_counter() - started,
         model=plan.model.name,
-        device=plan.settings.device,
+        device=plan.device if plan.engine == "torch" else f"{plan.device} (ncnn)",
         encoder=f"{plan.settings.codec} {plan.settings.preset}",
         workers=worker_count,
         reuse=tracker.reuse_done if tracker is not None else ReuseCount(),
@@ -269,6 +269,8 @@ def _say_what_the_plan_changes(plan: RenderPlan, model: LoadedModel, warn: Notif
     _warn_about_extra_passes(plan, model, warn)
     if plan.tile.message:  # frames tiled to fit the memory, or as an interrupted run cut them
         (inform if plan.tile.source == "kept" else warn)(plan.tile.message)
+    if plan.engine_reason:  # --engine auto measured, or kept an interrupted run's choice
+        inform(f"running {plan.engine} on {plan.device}: {plan.engine_reason}")
 
 
 def _warn_about_extra_passes(plan: RenderPlan, model: LoadedModel, warn: Notify) -> None:

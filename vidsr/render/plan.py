@@ -46,6 +46,8 @@ from vidsr.upscale import (
     DTYPES,
     MAX_SCALE,
     MIN_SCALE,
+    EngineChoice,
+    EngineName,
     Precision,
     TileChoice,
     UpscaleOptions,
@@ -53,6 +55,7 @@ from vidsr.upscale import (
     arithmetic_per_output_pixel,
     check_scale,
     check_tile,
+    choose_engine,
     choose_precision,
     choose_tile,
     network_passes,
@@ -104,19 +107,14 @@ class RenderPlan:
     tile: TileChoice
     precision: Precision
     batch: int
-    # The exact device when the renderers are this process ("cuda:1"); None: the type's default (a
-    # cluster worker's own GPU). Only the type is the job's identity: a resume may run on another GPU.
-    local_device: str | None = None
-
-    @property
-    def render_device(self) -> str:
-        """The torch device a renderer of this plan runs on."""
-        return self.local_device or self.settings.device
+    engine: EngineName = "torch"
+    device: str = "cpu"  # where the network runs: "cpu", "cuda:1", "vulkan:0" (settings.device is its type)
+    engine_reason: str = ""  # how --engine auto decided, where it measured
 
     @property
     def identity(self) -> JobIdentity:
         """What the journal records of this render."""
-        choices = MachineChoices(tile=self.tile.tile, precision=self.precision)
+        choices = MachineChoices(tile=self.tile.tile, precision=self.precision, engine=self.engine, device=self.device)
         return JobIdentity(self.input, self.model, self.settings, software_stack(), choices)
 
     @property
@@ -173,15 +171,18 @@ def plan_job(
     model = choose_model(job.upscale.models, job.upscale.alpha)
     pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
     size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
-    local = select_device(job.upscale.device)
-    device_type = device or local.type
-    renderers = local if device_type == local.type else torch.device(device_type)
-    precision = _plan_precision(job, model, info, device_type, native_bf16, kept)
-    tile = _plan_tile(job, model, info, size, renderers, precision, local=device_type == local.type, kept=kept)
+    local_type = select_device(job.upscale.device).type
+    local = device is None or device == local_type
+    engine = _plan_engine(job, model, info, device if not local else None, native_bf16, kept)
+    device_type = engine.device.type
+    precision = _plan_precision(job, model, info, engine, native_bf16, kept)
+    tile = _plan_tile(job, model, info, size, engine.device, precision, local=local, kept=kept)
     arithmetic = arithmetic_per_output_pixel(model)
-    compile_network = should_compile(
+    if job.compile and engine.engine != "torch":
+        raise SettingsError("--compile is torch's: the ncnn engine runs without it")
+    compile_network = engine.engine == "torch" and should_compile(
         job.compile,
-        torch.device(device_type),
+        engine.device,
         arithmetic=arithmetic,
         output_pixels=size[0] * size[1],
         frames=info.frames,
@@ -201,6 +202,7 @@ def plan_job(
         tile=job.upscale.tile,
         precision=job.upscale.precision,
         device=device_type,
+        engine=job.upscale.engine,
         compiled=compile_network,
         reuse=job.reuse,
         codec=encode.codec,
@@ -221,25 +223,56 @@ def plan_job(
         tile=tile,
         precision=precision,
         batch=job.batch or default_batch(device_type),
-        local_device=str(renderers) if str(renderers) != renderers.type else None,  # "cuda:1", not "cuda"
+        engine=engine.engine,
+        device=str(engine.device),
+        engine_reason=engine.reason,
     )
     return plan, model
+
+
+def _plan_engine(
+    job: UpscaleJob,
+    model: LoadedModel,
+    info: VideoInfo,
+    remote: str | None,
+    native_bf16: bool | None,
+    kept: MachineChoices | None,
+) -> EngineChoice:
+    """What runs the network, and on which device: for renderers elsewhere (``remote``: their device
+    type), ncnn where asked or on Vulkan, else torch; here, what an interrupted run chose where it
+    was left to ``auto`` (so frames on both sides of a resume are made alike), else ``choose_engine``."""
+    asked = job.upscale
+    if remote is not None:
+        engine: EngineName = "ncnn" if asked.engine == "ncnn" or remote == "vulkan" else "torch"
+        return EngineChoice(engine, torch.device(remote))
+    if kept is not None and asked.engine == "auto" and asked.device == "auto":
+        reason = "kept from the interrupted run" if kept.engine != "torch" else ""
+        return EngineChoice(kept.engine, select_device(kept.device), reason)
+    torch_precision = choose_precision(
+        asked.precision, select_device(asked.device), model, bit_depth=info.bit_depth, native_bf16=native_bf16
+    )
+    return choose_engine(asked.engine, asked.device, model, precision=torch_precision)
 
 
 def _plan_precision(
     job: UpscaleJob,
     model: LoadedModel,
     info: VideoInfo,
-    device_type: str,
+    engine: EngineChoice,
     native_bf16: bool | None,
     kept: MachineChoices | None,
 ) -> Precision:
     """The user's --precision, else what an interrupted run chose (frames alike on both sides of a
-    resume), else the fastest faithful one for the renderers' device."""
+    resume), else the fastest faithful one for the renderers' device and engine."""
     if kept is not None and job.upscale.precision == "auto":
         return kept.precision
     return choose_precision(
-        job.upscale.precision, torch.device(device_type), model, bit_depth=info.bit_depth, native_bf16=native_bf16
+        job.upscale.precision,
+        engine.device,
+        model,
+        bit_depth=info.bit_depth,
+        native_bf16=native_bf16,
+        engine=engine.engine,
     )
 
 

@@ -69,7 +69,8 @@ class SegmentRenderer:
         self.decoder_threads = decoder_threads  # 0: FFmpeg's choice; a cluster worker uses its share of the CPUs
         self.upscaler = Upscaler(
             loaded,
-            device=select_device(plan.render_device),
+            device=select_device(plan.device),
+            engine=plan.engine,
             precision=plan.precision,
             tile=plan.tile.tile,
             video=plan.video,

@@ -554,4 +554,6 @@ def _device(name: str) -> torch.device:
     """As for upscaling, except that "auto" does not pick MPS: training there is unmeasured."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("vulkan"):
+        raise SettingsError("vidsr train runs on torch: --device cpu, cuda or mps (Vulkan is for upscaling)")
     return select_device(name)

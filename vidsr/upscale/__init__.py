@@ -1,12 +1,14 @@
 """The network stage: colour conversion, tiling, the runner, and the choices of how to run.
 
-``Upscaler`` takes integer planes (or RGB) to upscaled planes (or RGB); ``policy`` chooses the
+``Upscaler`` takes integer planes (or RGB) to upscaled planes (or RGB), its network run by an
+engine (``engines``: torch, or ncnn on the CPU or a Vulkan device); ``policy`` chooses the
 device, precision and compilation; ``process`` holds the process-wide settings a program may
 opt into. Imports the models layer and the shared plane types, never the media layer.
 """
 
 from __future__ import annotations
 
+from vidsr.upscale.engines import ENGINES, EngineChoice, EngineName, choose_engine, device_label
 from vidsr.upscale.policy import (
     DTYPES,
     Precision,
@@ -34,11 +36,21 @@ from vidsr.upscale.runner import (
     resize,
     round_up,
 )
+from vidsr.upscale.vulkan import NCNN_INSTALL, VulkanDevice, describe_vulkan_devices, vulkan_devices
 
 __all__ = [
     "DTYPES",
     "FrameReuse",
     "ReuseCount",
+    "ENGINES",
+    "NCNN_INSTALL",
+    "EngineChoice",
+    "EngineName",
+    "VulkanDevice",
+    "choose_engine",
+    "describe_vulkan_devices",
+    "device_label",
+    "vulkan_devices",
     "Precision",
     "MAX_SCALE",
     "MIN_SCALE",

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import torch
 
 from vidsr.models import LoadedModel
+from vidsr.upscale.vulkan import vulkan_device
 
 __all__ = [
+    "DeviceOutOfMemory",
     "MemoryNeed",
     "activation_bytes_per_pixel",
     "format_bytes",
@@ -180,6 +182,8 @@ def free_memory(device: torch.device) -> int:
         return max(min(room, int(_memory_fraction(device) * total) - allocated), 0)
     if device.type == "mps":
         return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+    if device.type == "vulkan":  # ncnn's heap budget for the device (Vulkan says no more than that)
+        return vulkan_device(device.index or 0).heap_budget
     return min(_available_ram(), _cgroup_room(), _address_space_room())
 
 
@@ -228,11 +232,16 @@ def _address_space_room() -> int:
     return 1 << 62
 
 
+class DeviceOutOfMemory(RuntimeError):
+    """An engine other than torch could not allocate (ncnn's -100, on the CPU or a Vulkan device)."""
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` means the device ran out of memory: torch's OutOfMemoryError on a GPU; on
     the CPU a RuntimeError from its allocator ("DefaultCPUAllocator: can't allocate ..."); on Apple's
-    GPU, in the torch versions that raise it as a plain RuntimeError, "MPS backend out of memory"."""
-    if isinstance(error, torch.OutOfMemoryError):
+    GPU, in the torch versions that raise it as a plain RuntimeError, "MPS backend out of memory";
+    another engine's :class:`DeviceOutOfMemory`."""
+    if isinstance(error, torch.OutOfMemoryError | DeviceOutOfMemory):
         return True
     text = str(error)
     return isinstance(error, RuntimeError) and (

@@ -12,6 +12,7 @@ import torch
 
 from vidsr.errors import SettingsError
 from vidsr.models import LoadedModel
+from vidsr.upscale.vulkan import fp16_storage_works, vulkan_device
 
 __all__ = [
     "COMPILE_MIN_ARITHMETIC",
@@ -27,7 +28,7 @@ __all__ = [
     "should_compile",
 ]
 
-DeviceName = Literal["auto", "cpu", "cuda", "mps"]  # and "cuda:N"
+DeviceName = Literal["auto", "cpu", "cuda", "mps", "vulkan"]  # and "cuda:N", "vulkan:N"
 Precision = Literal["fp32", "fp16", "bf16"]
 DTYPES: dict[Precision, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -41,30 +42,41 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
 
 def select_device(name: str) -> torch.device:
-    """The torch device for ``name``: "auto" (CUDA, then Apple's MPS, then the CPU), "cpu",
-    "cuda" (the current GPU), "cuda:N" (GPU N of those CUDA shows this process) or "mps";
-    SettingsError in one line for a device this machine does not have."""
+    """The device for ``name``: "auto" (CUDA, then Apple's MPS, then the CPU), "cpu", "cuda" (the
+    current GPU), "cuda:N" (GPU N of those CUDA shows this process), "mps" or "vulkan[:N]" (ncnn's,
+    see :mod:`vidsr.upscale.vulkan`); SettingsError in one line for a device this machine lacks."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    kind, colon, index = name.partition(":")
-    if kind not in ("cpu", "cuda", "mps") or (colon and not (kind == "cuda" and index.isdigit())):
-        raise SettingsError(f"unknown device {name!r}: choose auto, cpu, cuda, cuda:N (a GPU's number) or mps")
+    kind, colon, index_text = name.partition(":")
+    numbered = kind in ("cuda", "vulkan") and index_text.isdigit()
+    if kind not in ("cpu", "cuda", "mps", "vulkan") or (colon and not numbered):
+        raise SettingsError(
+            f"unknown device {name!r}: choose auto, cpu, cuda, cuda:N (a GPU's number), mps or vulkan[:N]"
+        )
+    index = int(index_text) if colon else None
     if kind == "cuda" and not torch.cuda.is_available():
         raise SettingsError(f"--device {name}: no CUDA GPU is available to this torch build (try --device cpu)")
-    if kind == "cuda" and colon and int(index) >= (count := torch.cuda.device_count()):
+    if kind == "cuda" and index is not None and index >= (count := torch.cuda.device_count()):
         gpus = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
         raise SettingsError(f"--device {name}: this machine has {count} CUDA GPU{'s' * (count != 1)} ({gpus})")
     if kind == "mps" and not torch.backends.mps.is_available():
-        raise SettingsError("--device mps: Apple's Metal backend is not available here (try --device cpu)")
-    return torch.device(name)
+        raise SettingsError(f"--device {name}: Apple's Metal backend is not available here (try --device cpu)")
+    if kind == "vulkan":
+        return torch.device("vulkan", vulkan_device(index or 0).index)  # SettingsError where ncnn or it is missing
+    return torch.device(kind, index) if index is not None else torch.device(kind)
 
 
 def default_precision(
-    device: torch.device, model: LoadedModel, *, bit_depth: int = 8, native_bf16: bool | None = None
+    device: torch.device,
+    model: LoadedModel,
+    *,
+    bit_depth: int = 8,
+    native_bf16: bool | None = None,
+    engine: str = "torch",
 ) -> Precision:
     """The fastest precision that keeps the output faithful, as the model's descriptor allows.
 
@@ -74,10 +86,15 @@ def default_precision(
     (``bf16_by_default``: at least 45 dB of fp32 with margin, bench/precision.py), and not for
     sources above 8 bits: bf16 holds 8 significant bits, which would be the 8-bit detour 10-bit
     video must not take. fp32 everywhere else. ``native_bf16`` says whether the CPUs that will
-    run the network have bf16 in hardware (None: this one's).
+    run the network have bf16 in hardware (None: this one's). The ncnn engine: fp16 on Vulkan
+    devices that store it, fp32 on the CPU.
     """
     if device.type == "cuda" and model.supports_half:
         return "fp16"
+    if device.type == "vulkan":
+        return "fp16" if model.supports_half and fp16_storage_works(device.index or 0) else "fp32"
+    if engine == "ncnn":
+        return "fp32"  # ncnn on the CPU: fp32 (its bf16 is not measured against torch's)
     if device.type == "cpu" and bit_depth <= 8 and model.bf16_by_default and model.supports_bf16:
         native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
         if native:
@@ -102,18 +119,38 @@ def cpu_has_native_bf16() -> bool:
 
 
 def choose_precision(
-    name: str, device: torch.device, model: LoadedModel, *, bit_depth: int = 8, native_bf16: bool | None = None
+    name: str,
+    device: torch.device,
+    model: LoadedModel,
+    *,
+    bit_depth: int = 8,
+    native_bf16: bool | None = None,
+    engine: str = "torch",
 ) -> Precision:
-    """The user's --precision, or the default for this device, model and source depth."""
+    """The user's --precision, or the default for this device, model, source depth and engine."""
     if name == "auto":
-        return default_precision(device, model, bit_depth=bit_depth, native_bf16=native_bf16)
+        return default_precision(device, model, bit_depth=bit_depth, native_bf16=native_bf16, engine=engine)
     if name not in PRECISIONS:
         raise SettingsError(f"--precision {name}: choose one of {', '.join(PRECISIONS)}")
+    if engine == "ncnn" or device.type == "vulkan":
+        return _ncnn_precision(name, device, model)
     if name == "fp16" and device.type == "cpu":
         raise SettingsError("--precision fp16 is for GPUs; on the CPU use bf16 or fp32")
     if (name == "fp16" and not model.supports_half) or (name == "bf16" and not model.supports_bf16):
         raise SettingsError(f"--precision {name}: {model.name} does not run in {name}; use fp32")
     return name  # type: ignore[return-value]
+
+
+def _ncnn_precision(name: str, device: torch.device, model: LoadedModel) -> Precision:
+    if name == "fp32":
+        return "fp32"
+    if name == "bf16" or device.type != "vulkan":
+        raise SettingsError(f"--precision {name}: the ncnn engine runs fp32 on the CPU and fp16 or fp32 on Vulkan")
+    if not model.supports_half:
+        raise SettingsError(f"--precision fp16: {model.name} does not run in fp16; use fp32")
+    if not fp16_storage_works(device.index or 0):
+        raise SettingsError(f"--precision fp16: {device} does not store fp16; use fp32")
+    return "fp16"
 
 
 # torch.compile is worth it when it saves more than it costs. Measured for realesrgan-x4plus in bf16

@@ -14,8 +14,7 @@ layers kept in fp32, tiles) comes from the model's descriptor, :class:`vidsr.mod
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +26,15 @@ from vidsr.errors import ModelError, SettingsError, VidsrError
 from vidsr.models import LoadedModel, choose_model
 from vidsr.planes import ColourSpec, FrameBatch, OutputBatch, PlaneLayout
 from vidsr.upscale.colour import TensorPlanes, planes_to_rgb, planes_to_tensors, rgb_to_planes, tensors_to_planes
+from vidsr.upscale.engines import (
+    Engine,
+    EngineName,
+    TorchEngine,
+    choose_engine,
+    compiled_torch_network,
+    create_engine,
+    device_label,
+)
 from vidsr.upscale.memory import (
     HEADROOM,
     activation_bytes_per_pixel,
@@ -103,14 +111,16 @@ def create_upscaler(
     source's, which the automatic precision depends on; ``warn`` hears what the user should
     know (frames upscaled in tiles because whole ones do not fit)."""
     loaded = choose_model(options.models, options.alpha)
-    torch_device = select_device(options.device)
+    torch_precision = choose_precision(options.precision, select_device(options.device), loaded, bit_depth=bit_depth)
+    choice = choose_engine(options.engine, options.device, loaded, precision=torch_precision)
     return Upscaler(
         loaded,
-        device=torch_device,
-        precision=choose_precision(options.precision, torch_device, loaded, bit_depth=bit_depth),
+        device=choice.device,
+        precision=choose_precision(options.precision, choice.device, loaded, bit_depth=bit_depth, engine=choice.engine),
         scale=options.scale,
         tile=options.tile,
         warn=warn,
+        engine=choice.engine,
     )
 
 
@@ -128,8 +138,10 @@ class VideoPlanes:
 class Upscaler:
     """Runs one model on batches of frames, from source planes (or RGB) to output planes (or RGB).
 
-    It takes the model's module over: the module is moved to the device, dtype and layout it
-    runs in, in place (the layers the model keeps in fp32 stay fp32).
+    The network runs in an engine (:mod:`vidsr.upscale.engines`): torch takes the model's module
+    over (moved to the device, dtype and layout it runs in, in place; the layers the model keeps
+    in fp32 stay fp32); ncnn runs it on the CPU or a Vulkan device from files written from it.
+    Everything else (padding, tiles, memory, passes, colour) is the runner's, for both alike.
 
     Grey networks work on colour frames: a grey input is the frame's luma (``GREY_WEIGHTS``),
     and a grey output becomes the luma of the result, whose colour comes from a bicubic
@@ -137,7 +149,8 @@ class Upscaler:
 
     Args:
         model: the loaded network and what it supports.
-        device: where the network and the colour conversion run.
+        device: where the network runs (cpu, cuda[:N], mps, or vulkan[:N] with ncnn); the colour
+            conversion runs there too, or on the CPU for ncnn (``self.device`` is where tensors live).
         precision: the dtype the network computes in.
         scale: the output scale of RGB work, any value from 1 to 16; None for the model's own.
         tile: cut frames into tiles of this size (pixels, input side) with blended overlaps; 0: the
@@ -146,6 +159,7 @@ class Upscaler:
         video: the planes ``upscale`` reads and writes (None: RGB work only).
         compile: run the network through torch.compile (see ``should_compile``); if that fails,
             ``warn`` is told and the network runs as it is.
+        engine: torch or ncnn (a vulkan device is always ncnn's).
     """
 
     def __init__(
@@ -159,10 +173,10 @@ class Upscaler:
         video: VideoPlanes | None = None,
         compile: bool = False,
         warn: Callable[[str], None] = lambda message: None,
+        engine: EngineName = "torch",
     ) -> None:
         _check_channels(model)
         self.model = model
-        self.device = device
         self.dtype = DTYPES[precision]
         self.output_scale = check_scale(scale) if scale is not None else float(model.scale)
         check_tile(tile)
@@ -170,21 +184,29 @@ class Upscaler:
             warn(f"{model.name} works best on whole frames (tiling {model.tiling}); --tile {tile} may show seams")
         self.tile = tile or model.preferred_tile
         self.video = video
-        # torch's stubs leave memory_format out of Module.to's overloads; it is accepted all the same.
-        self.network: torch.nn.Module = model.module.to(  # pyright: ignore[reportCallIssue]
-            device=device, dtype=self.dtype, memory_format=torch.channels_last
-        ).eval()
-        reduced = self.dtype != torch.float32
-        for name in model.fp32_layers if reduced else ():
-            self.network.get_submodule(name).float()
-        # A network that keeps its first layer in fp32 casts for itself: its input is never rounded.
-        self._input_dtype = torch.float32 if reduced and model.fp32_layers else self.dtype
-        self._compiled = compiled_network(self.network) if compile else None
+        self.engine: Engine = create_engine(
+            model, engine=engine, device=device, precision=precision, compile=compile, warn=warn
+        )
+        self.runs_on = device  # where the network runs: its memory is what tiles are planned for
+        self.device = self.engine.tensor_device  # where frames, tiles and colour work live
         self._warn = warn
         self._output_checked = False
         self._per_pixel: float | None = None  # activation bytes per input pixel, measured when first needed
         self._plans: dict[tuple[int, int, int], int | None] = {}  # (batch, height, width) -> planned tile
         self._told_tiles = False
+
+    @property
+    def network(self) -> torch.nn.Module:
+        """The torch engine's module (tests and benchmarks wrap it); AttributeError on ncnn."""
+        if not isinstance(self.engine, TorchEngine):
+            raise AttributeError("the ncnn engine runs no torch module")
+        return self.engine.network
+
+    @network.setter
+    def network(self, module: torch.nn.Module) -> None:
+        if not isinstance(self.engine, TorchEngine):
+            raise AttributeError("the ncnn engine runs no torch module")
+        self.engine.network = module
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """The (width, height) an input of this size comes out at."""
@@ -276,7 +298,7 @@ class Upscaler:
             if not is_out_of_memory(error):
                 raise
         # Released outside the handler: the error's traceback holds the tensors of the failed pass.
-        _release_cached_memory(self.device)
+        self.engine.release_memory()
         return None
 
     def _in_halves(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -301,8 +323,8 @@ class Upscaler:
         if batch > 1:  # split before tiling: smaller batches cost nothing, tiles cost their overlaps
             padded_height, padded_width = self._padded_size(height, width)
             whole = memory_need(padded_width, padded_height, batch=batch, scale=self.model.scale, per_pixel=per_pixel)
-            return 0 if whole.total <= HEADROOM * free_memory(self.device) else None
-        choice = _tile_from_memory(self.model, self.device, width, height, per_pixel=per_pixel)
+            return 0 if whole.total <= HEADROOM * free_memory(self.runs_on) else None
+        choice = _tile_from_memory(self.model, self.runs_on, width, height, per_pixel=per_pixel)
         if choice.tile and not self._told_tiles:
             self._told_tiles = True
             self._warn(choice.message)
@@ -320,7 +342,7 @@ class Upscaler:
     def _too_large(self, rgb: torch.Tensor) -> SettingsError:
         height, width = rgb.shape[-2:]
         per_pixel = self._activation_bytes_per_pixel()
-        return _too_large(self.model, self.device, width, height, per_pixel, free_memory(self.device))
+        return _too_large(self.model, self.runs_on, width, height, per_pixel, free_memory(self.runs_on))
 
     def _forward_tiled(self, rgb: torch.Tensor, tile: int) -> torch.Tensor:
         if not tile or max(rgb.shape[-2:]) <= tile:
@@ -333,8 +355,7 @@ class Upscaler:
         padded = pad_to_requirements(rgb, multiple=model.size_multiple, minimum=model.min_size, square=model.square)
         if model.in_channels == 1:
             padded = grey(padded)
-        network_input = padded.to(self._input_dtype).contiguous(memory_format=torch.channels_last)
-        output = self._run_network(network_input)
+        output = self.engine(padded)
         if not self._output_checked:
             self._check_finite(output)
         scale = model.scale
@@ -354,27 +375,10 @@ class Upscaler:
             if precision:
                 raise VidsrError(
                     f"{self.model.name} gives NaN or infinite values in {precision} on the "
-                    f"{self.device.type} (its values overflow that precision); run again with --precision fp32"
+                    f"{self.runs_on.type} (its values overflow that precision); run again with --precision fp32"
                 )
             raise VidsrError(f"{self.model.name} gives NaN or infinite values even in fp32; the model is unusable")
         self._output_checked = True
-
-    def _run_network(self, images: torch.Tensor) -> torch.Tensor:
-        with _exact_fp32(self.device, self.dtype):
-            return self._run_network_as_is(images)
-
-    def _run_network_as_is(self, images: torch.Tensor) -> torch.Tensor:
-        if self._compiled is not None:
-            try:
-                return self._compiled(images)
-            except Exception as exc:  # a compiler fails in many ways; the network below re-raises its own errors
-                if is_out_of_memory(exc):
-                    raise  # the device's limit, not the compiler's: split and tile as uncompiled
-                self._compiled = None
-                cause = getattr(exc, "inner_exception", None) or exc
-                reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-                self._warn(f"torch.compile failed ({reason[:160]}); running the network uncompiled")
-        return self.network(images)
 
 
 TileSource = Literal["asked", "model", "kept", "memory", "elsewhere"]
@@ -486,7 +490,7 @@ def network_passes(native_scale: int, scale: float) -> int:
 def compiled_network(network: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """``network`` through torch.compile with its weights frozen in (oneDNN prepacks them).
     Where the kernels are cached is the process's setting (:func:`vidsr.upscale.process.use_compile_cache`)."""
-    return torch.compile(network, options={"freezing": True})
+    return compiled_torch_network(network)
 
 
 def resize(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -551,22 +555,6 @@ def _check_channels(model: LoadedModel) -> None:
             raise ModelError(f"{model.name} {side} {channels}-channel images; vidsr runs RGB (3) and grey (1) models")
 
 
-@contextlib.contextmanager
-def _exact_fp32(device: torch.device, dtype: torch.dtype) -> Generator[None, None, None]:
-    """fp32 means fp32: cuDNN computes fp32 convolutions in TF32 by default on NVIDIA GPUs since
-    Ampere (10 bits of mantissa: fp16's), which would make ``--precision fp32`` on a GPU no more
-    exact than fp16. Switched off around the network only, and put back as it was."""
-    if device.type != "cuda" or dtype != torch.float32:
-        yield
-        return
-    allowed = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = allowed
-
-
 def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Host to device; on CUDA through pinned memory, so the copy overlaps the GPU's work. Only
     there: from pageable memory a non-blocking copy gains nothing, and to MPS it may read the source
@@ -595,16 +583,9 @@ def _landed_already() -> None:
 
 
 def _device_name(device: torch.device) -> str:
-    return {"cpu": "the CPU", "cuda": "the GPU", "mps": "the GPU"}.get(device.type, f"the {device.type} device")
+    return device_label(device)
 
 
 def _shape(rgb: torch.Tensor) -> tuple[int, int, int]:
     """(batch, height, width): what a pass's memory depends on."""
     return len(rgb), rgb.shape[-2], rgb.shape[-1]
-
-
-def _release_cached_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    elif device.type == "mps":
-        torch.mps.empty_cache()
