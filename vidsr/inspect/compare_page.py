@@ -20,15 +20,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import av.container
-import av.video.stream
 import torch
 import torch.nn.functional as F
 
 from vidsr.errors import OutputError, SettingsError
 from vidsr.inspect.compare import upright
 from vidsr.inspect.compare_html import ClipFiles, ModelCard, Moment, PageData, SourceFacts, page_html
-from vidsr.inspect.frames import frame_to_rgb
+from vidsr.inspect.frames import OpenVideo, frame_to_rgb, open_video
 from vidsr.inspect.images import Picture, save_image
 from vidsr.inspect.info import PlannedRender, describe
 from vidsr.inspect.timeline import FrameRef, PredictionMissed, Selection, Timeline, decode_at, reading_limits, resolve
@@ -39,12 +37,10 @@ from vidsr.media import (
     close_output,
     display_aspect_ratio,
     frames_from,
-    open_input,
     open_output,
     pix_fmt_layout,
     probe,
     show_time,
-    video_stream,
 )
 from vidsr.models import EMBEDDED
 from vidsr.planes import OutputBatch
@@ -97,16 +93,6 @@ class ComparePage:
 Say = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class _OpenVideo:
-    """The input, open: its container, video stream, what the probe found, and whether to deinterlace."""
-
-    container: av.container.InputContainer
-    stream: av.video.stream.VideoStream
-    info: VideoInfo
-    deinterlace: bool
-
-
 def _ignore(message: str) -> None:
     del message
 
@@ -140,10 +126,7 @@ def write_compare_page(job: CompareJob, *, inform: Say | None = None, warn: Say 
     ]
     _refuse_existing_page(job)
     size = output_size(info, job.upscale.scale, job.width, job.height, upscalers[0])
-    with open_input(info.path) as container:
-        stream = video_stream(container, info.video_index)
-        stream.thread_type = "AUTO"
-        video = _OpenVideo(container, stream, info, info.interlaced if job.deinterlace is None else job.deinterlace)
+    with open_video(info, job.deinterlace) as video:
         frames = _moment_frames(job, video)  # moments outside the video are refused before the slow work
         cards = tuple(_model_card(job, info, name, size, say) for name in names)
         moments = _write_pictures(job, video, frames, upscalers, size, say)
@@ -257,7 +240,7 @@ def upright_size(size: tuple[int, int], rotation: int) -> tuple[int, int]:
 
 def _write_pictures(
     job: CompareJob,
-    video: _OpenVideo,
+    video: OpenVideo,
     frames: list[tuple[FrameRef, av.VideoFrame]],
     upscalers: list[Upscaler],
     size: tuple[int, int],
@@ -287,7 +270,7 @@ def _write_pictures(
     return tuple(moments)
 
 
-def _moment_frames(job: CompareJob, video: _OpenVideo) -> list[tuple[FrameRef, av.VideoFrame]]:
+def _moment_frames(job: CompareJob, video: OpenVideo) -> list[tuple[FrameRef, av.VideoFrame]]:
     """The chosen frames, found as `vidsr frames` finds them (computed timeline
     when the header proves it, counted packets when not, or when the computation misses). Kept as
     decoded (a 4K frame is 12 MB in 4:2:0, 100 MB as float RGB) until its turn comes."""
@@ -356,7 +339,7 @@ def _write_clips(
     number: int,
     ref: FrameRef,
     seconds: float,
-    video: _OpenVideo,
+    video: OpenVideo,
     upscalers: list[Upscaler],
     size: tuple[int, int],
     folder: Path,

@@ -6,7 +6,8 @@ for which frame a time or a number means).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -80,12 +81,8 @@ def extract_frames(
     if job.upscaled or job.compare:  # a bad model or option is refused before anything is written
         upscaler = create_upscaler(job.upscale, bit_depth=info.bit_depth, warn=warn or (lambda message: None))
     _prepare_folder(job.output_dir)
-    with open_input(info.path) as container:
-        stream = video_stream(container, info.video_index)
-        stream.thread_type = "AUTO"
-        video = _Video(
-            container, stream, info, deinterlace=info.interlaced if job.deinterlace is None else job.deinterlace
-        )
+    with open_video(info, job.deinterlace) as video:
+        container, stream = video.container, video.stream
         timeline = Timeline.proven_constant(stream, info)
         if timeline is not None:
             try:
@@ -98,11 +95,22 @@ def extract_frames(
 
 
 @dataclass(frozen=True)
-class _Video:
+class OpenVideo:
+    """The input, open: its container, video stream, what the probe found, and whether to deinterlace."""
+
     container: av.container.InputContainer
     stream: av.video.stream.VideoStream
     info: VideoInfo
     deinterlace: bool
+
+
+@contextmanager
+def open_video(info: VideoInfo, deinterlace: bool | None) -> Generator[OpenVideo, None, None]:
+    """The probed input opened for reading frames (``deinterlace`` None: when it is interlaced)."""
+    with open_input(info.path) as container:
+        stream = video_stream(container, info.video_index)
+        stream.thread_type = "AUTO"
+        yield OpenVideo(container, stream, info, info.interlaced if deinterlace is None else deinterlace)
 
 
 def _prepare_folder(folder: Path) -> None:
@@ -121,7 +129,7 @@ def frame_names(ref: FrameRef) -> tuple[str, str, str]:
 
 
 def _extract(
-    job: FramesJob, video: _Video, refs: list[FrameRef], upscaler: Upscaler | None, on_frame: FrameCallback | None
+    job: FramesJob, video: OpenVideo, refs: list[FrameRef], upscaler: Upscaler | None, on_frame: FrameCallback | None
 ) -> list[WrittenFrame]:
     if not job.force:
         refuse_existing([path for ref in refs for path in _targets(job, ref) if path is not None])
