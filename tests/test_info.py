@@ -140,3 +140,29 @@ def test_the_estimate_is_of_the_render_vidsr_would_run(clip, nearest_model, tmp_
     written = probe(output)
     assert (estimate["output_width"], estimate["output_height"]) == (written.width, written.height) == (84, 62)
     assert f"on {estimate['device']}, {estimate['encoder']};" in rendered.output
+
+
+def still_clip(path: Path, frames: int = 24) -> Path:
+    """One picture shown for a second (a title card, a paused screen), H.264 at 128x96."""
+    import av
+    from media import pattern
+
+    picture = pattern(0, 128, 96)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for _ in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_the_estimate_counts_what_reuse_saves_on_frames_that_stand_still(tmp_path, clip, nearest_model):
+    """Reuse is measured on frames from the middle: a still picture costs the network a fraction
+    of every frame whole (its first frame whole, the rest unchanged), moving pictures up to all."""
+    still = info_json(still_clip(tmp_path / "still.mp4"), "--model", nearest_model, "--device", "cpu")["estimate"]
+    assert still["reuse_frames"] == 12
+    assert still["network_work"] < 0.5
+    moving = info_json(clip, "--model", nearest_model, "--device", "cpu")["estimate"]
+    assert moving["reuse_frames"] == 12
+    assert still["network_work"] < moving["network_work"] <= 1.0

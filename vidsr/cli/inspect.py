@@ -204,6 +204,7 @@ def planned_render(input: Path, upscale: UpscaleOptions, stream: int | None) -> 
         model=model,
         device=plan.device,
         engine=plan.engine,
+        reuse=plan.settings.reuse,
         precision=plan.precision,
         tile=plan.tile.tile,
         batch=plan.batch,
@@ -280,7 +281,13 @@ def _info_table(report: MediaReport) -> Table:
             "timed",
             f"{estimate.seconds_per_frame:.3f} s a frame: the network {estimate.network_seconds_per_frame:.3f} s, "
             f"the encoder's CPU time {100 * estimate.encoder_share:.0f} % of the network's; "
-            f"on {estimate.frames_timed} {estimate.timed_on}",
+            f"on {estimate.frames_timed} {estimate.timed_on}"
+            + (
+                f"; with reuse the network does {100 * estimate.network_work:.0f} % of the work of every frame whole "
+                f"(measured on {estimate.reuse_frames} frames from the middle)"
+                if estimate.reuse_frames
+                else ""
+            ),
         )
     from vidsr.upscale import describe_vulkan_devices
 

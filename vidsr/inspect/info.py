@@ -44,6 +44,7 @@ from vidsr.models import LoadedModel, describe_needs
 from vidsr.planes import OutputBatch
 from vidsr.upscale import EngineName, Precision, Upscaler, VideoPlanes, select_device
 from vidsr.upscale.colour import rgb_to_planes, tensors_to_planes
+from vidsr.upscale.reuse import ReuseCount, work_needed
 from vidsr.upscale.tiling import DEFAULT_OVERLAP, spans
 
 FRAMES_TIMED = 3  # frames timed at least for the estimate, after one untimed warm-up frame
@@ -141,6 +142,7 @@ class PlannedRender:
     video: VideoPlanes  # the output size, pixel layout and colour
     deinterlace: bool
     encode: EncodeSettings  # the encoder, the preset chosen for the model, the pixel format
+    reuse: bool  # unchanged tiles keep their output (the estimate measures how many there are)
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,8 @@ class Estimate:
     encoder_share: float  # the encoder's CPU time over the network's
     seconds_per_frame: float
     seconds: float
+    network_work: float = 1.0  # with reuse, the network's work over every frame's whole (measured)
+    reuse_frames: int = 0  # consecutive frames the reuse decisions were measured on (0: reuse off)
 
 
 @dataclass(frozen=True)
@@ -300,7 +304,8 @@ def _estimate(
             enough = len(timings) >= frames_timed and sum(timings) >= TIMING_SECONDS
             if enough or len(timings) >= max(frames_timed, MAX_FRAMES_TIMED):
                 break
-    network = statistics.median(timings) * frame_factor
+    work = _reuse_work(container, stream, info, middle, render) if render.reuse else ReuseCount()
+    network = statistics.median(timings) * frame_factor * work.work
     encoder_cpu = _encoder_cpu_seconds(outputs, info, render) / len(outputs) * frame_factor
     encoder_share = encoder_cpu / max(network_cpu / len(outputs) * frame_factor, 1e-9)
     if device.type == "cpu":  # the encoder shares the CPU with the network
@@ -323,7 +328,30 @@ def _estimate(
         encoder_share=encoder_share,
         seconds_per_frame=per_frame,
         seconds=per_frame * frames,
+        network_work=work.work,
+        reuse_frames=work.frames,
     )
+
+
+REUSE_FRAMES_MEASURED = 12  # consecutive frames from the middle whose reuse decisions are made
+
+
+def _reuse_work(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    info: VideoInfo,
+    middle: int,
+    render: PlannedRender,
+) -> ReuseCount:
+    """The network's work with reuse on frames from the middle, decided as the render decides
+    (without the network: only which tiles changed). Conservative: the first of these frames
+    counts whole, as each segment's first does, and segments hold many more frames."""
+    decoded = frames_from(container, stream, info, middle, deinterlace=render.deinterlace, accept_truncated=True)
+    sample = [frame_to_rgb(frame, info.colour)[0][0] for frame in itertools.islice(decoded, REUSE_FRAMES_MEASURED)]
+    if len(sample) < 2:  # nothing to reuse from: every frame whole
+        return ReuseCount()
+    with torch.inference_mode():
+        return work_needed(sample, render.model.scale)
 
 
 def _processed_pixels(width: int, height: int, tile: int) -> int:

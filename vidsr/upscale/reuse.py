@@ -22,7 +22,7 @@ frame is computed whole, so a segment renders the same bytes wherever and whenev
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from vidsr.planes import Planes
 from vidsr.upscale.tiling import DEFAULT_OVERLAP, Span, ramp
 
-__all__ = ["BLOCK", "REUSE_TILE", "ChangeTest", "FrameReuse", "PassReuse", "ReuseCount"]
+__all__ = ["BLOCK", "REUSE_TILE", "ChangeTest", "FrameReuse", "PassReuse", "ReuseCount", "work_needed"]
 
 # Input pixels of a tile's core (a multiple of BLOCK, as DEFAULT_OVERLAP is). Smaller tiles find
 # more that is unchanged, but a changed tile pays for its context too: a lone 64-pixel tile is a
@@ -422,3 +422,13 @@ class FrameReuse:
         for state in self.passes:
             total += state.count
         return total
+
+
+def work_needed(frames: Iterable[torch.Tensor], scale: int) -> ReuseCount:
+    """What reuse would send through the network's first pass for these consecutive frames
+    (each 3 x h x w, as the network sees them), decided exactly as a render decides but without
+    running the network: for estimates. The first frame counts whole, as a segment's first does."""
+    state = PassReuse()
+    for frame in frames:
+        state._decide(frame, scale)  # pyright: ignore[reportPrivateUsage]: the decision alone, on purpose
+    return state.count
