@@ -22,7 +22,8 @@ frame is computed whole, so a segment renders the same bytes wherever and whenev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -231,10 +232,23 @@ class PassReuse:
     def run(self, frames: torch.Tensor, network: Network, scale: int) -> tuple[torch.Tensor, list[bool]]:
         """``network`` at ``scale`` over ``frames`` (B x 3 x h x w, in order), reusing what did
         not change; with, per frame, whether its output is the previous frame's, untouched."""
-        decisions = [self._decide(frame, scale) for frame in frames]
+        with _one_thread(frames.device):
+            decisions = [self._decide(frame, scale) for frame in frames]
         whole = [index for index, decision in enumerate(decisions) if decision.whole]
         whole_outputs = dict(zip(whole, network(frames[whole]))) if whole else {}
         patch_outputs = self._run_patches(frames, decisions, network)
+        with _one_thread(frames.device):
+            outputs = self._compose(decisions, whole_outputs, patch_outputs)
+        unchanged = [not decision.whole and not decision.patches for decision in decisions]
+        return torch.stack(outputs), unchanged
+
+    def _compose(
+        self,
+        decisions: list[_Decision],
+        whole_outputs: dict[int, torch.Tensor],
+        patch_outputs: dict[tuple[int, _Patch], torch.Tensor],
+    ) -> list[torch.Tensor]:
+        """Each frame's output: the previous one with what was computed for it taken in."""
         outputs: list[torch.Tensor] = []
         grid = self._grid
         for index, decision in enumerate(decisions):
@@ -248,8 +262,7 @@ class PassReuse:
                 self._output = self._blend([(patch, patch_outputs[index, patch]) for patch in decision.patches])
             assert self._output is not None
             outputs.append(self._output)
-        unchanged = [not decision.whole and not decision.patches for decision in decisions]
-        return torch.stack(outputs), unchanged
+        return outputs
 
     def _decide(self, frame: torch.Tensor, scale: int) -> _Decision:
         """Which tiles of ``frame`` changed against the reference, and how to compute them; the
@@ -341,6 +354,27 @@ class PassReuse:
             rows, cols = grid.output_window(patch)
             blended[:, rows, cols] += grid.weights(patch) * (output - previous[:, rows, cols])
         return blended
+
+
+@contextmanager
+def _one_thread(device: torch.device) -> Generator[None]:
+    """On the CPU, torch's own work for reuse (the change test, the cross-fade: many small
+    operations on a frame) on one thread, the network's left on all of them. On a loaded machine
+    each small operation spread over two threads waits for the busier one (Intel Xeon, Sapphire
+    Rapids, 2 vCPUs shared with the encoder and other work): ``_block_sums`` of a 320x180 frame
+    took 45-70 ms on 2 threads against 2.6-4.1 ms on one; in a render of bench/temporal.py's clip
+    on threes (16 frames), the decisions took 1.3-1.8 s of wall time against 0.05-0.1 s, the
+    cross-fades 0.8 s against 0.1-0.2 s, of 9-13 s in all. Results do not depend on it: every
+    such operation computes each output element on its own."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _block_sums(frame: torch.Tensor, reference: torch.Tensor) -> tuple[Blocks, Blocks, Blocks]:
