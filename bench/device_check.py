@@ -583,16 +583,16 @@ class MeteredBackend(InProcessBackend):
         upscaler: Upscaler = executor._renderer.upscaler  # noqa: SLF001 - a bench looks inside
         upscale = upscaler.upscale
 
-        def metered(batch: Any) -> OutputBatch:
+        def metered(batch: Any, reuse: Any = None) -> OutputBatch:
             started = time.perf_counter()
             if self.device.type == "cuda":
                 begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 begin.record(torch.cuda.current_stream(self.device))
-                result = upscale(batch)
+                result = upscale(batch, reuse)
                 end.record(torch.cuda.current_stream(self.device))
                 self.events.append((begin, end))
             else:
-                result = upscale(batch)
+                result = upscale(batch, reuse)
             self.stage_seconds += time.perf_counter() - started
             return result
 
