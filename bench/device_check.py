@@ -992,6 +992,64 @@ def vulkan_render(work: Path, quick: bool) -> Section:
     return section
 
 
+def vulkan_cluster(work: Path, quick: bool) -> Section:
+    """--cluster local --device vulkan (one worker per Vulkan device, Ray's resource vulkan_gpu)
+    against one process on --device vulkan."""
+    section = Section(
+        "vulkan-cluster",
+        "--cluster local --device vulkan: one worker per Vulkan device gives what one process gives",
+        ["workers", "frames", "same frames", "same audio", "same bytes", "one process s", "cluster s"],
+    )
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not vulkan_devices_here(section):
+        return section
+    try:
+        import ray  # noqa: F401 - only whether it is there
+    except ImportError:
+        section.skip("Ray is not installed (pip install 'vidsr[ray]')")
+        return section
+    if quick:
+        section.skip("--quick: a local Ray costs more than --quick may spend (tests/test_cluster_vulkan.py checks it)")
+        return section
+    from vidsr.render.ray_executor import RayBackend
+
+    with guarded(section, "cluster local on vulkan"):
+        clip = media.write_clip(work / "vulkan-cluster.mp4", media.ClipSpec(width=64, height=48, frames=48))
+        nearest = media.nearest_compact_model(work / "nearest-vulkan-cluster.safetensors")
+        options = UpscaleOptions(models=(str(nearest),), device="vulkan")
+        jobs = {
+            kind: UpscaleJob(input=clip, output=work / f"vulkan-{kind}.mp4", upscale=options, segment_seconds=0.5)
+            for kind in ("alone", "spread")
+        }
+        started = time.perf_counter()
+        upscale_video(jobs["alone"])
+        alone_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        backend = RayBackend("local")
+        try:
+            result = upscale_video(jobs["spread"], backend=backend)
+        finally:
+            backend.close()
+        spread_seconds = time.perf_counter() - started
+        alone, spread = jobs["alone"].output, jobs["spread"].output
+        same_frames = decoded_frames(alone) == decoded_frames(spread)
+        same_audio = media.audio_packets(alone) == media.audio_packets(spread)
+        section.add(
+            workers=result.workers,
+            frames=result.frames,
+            **{
+                "same frames": same_frames,
+                "same audio": same_audio,
+                "same bytes": alone.read_bytes() == spread.read_bytes(),
+            },
+            **{"one process s": alone_seconds, "cluster s": spread_seconds},
+        )
+        if not (same_frames and same_audio):
+            section.fail("the Vulkan cluster's output differs from one process's")
+    return section
+
+
 # ---------------------------------------------------------------------------- published figures
 
 
@@ -1091,6 +1149,7 @@ def main() -> int:
             lambda: cluster_check(device, work, args.quick),
             lambda: vulkan_section(work, list(EMBEDDED), args.quick),
             lambda: vulkan_render(work, args.quick),
+            lambda: vulkan_cluster(work, args.quick),
         ]
         for step in steps:
             section = step()
