@@ -987,7 +987,9 @@ def vulkan_render(work: Path, quick: bool) -> Section:
     def on_vulkan(model: str) -> UpscaleOptions:
         return UpscaleOptions(models=(model,), device="vulkan:0", engine="ncnn")
 
-    section = render_check(CPU, work, quick, options_for=on_vulkan, where=f"vulkan:0 ({devices[0].name})")
+    folder = work / "vulkan-render"  # apart from the torch renders' files of the same names
+    folder.mkdir(exist_ok=True)
+    section = render_check(CPU, folder, quick, options_for=on_vulkan, where=f"vulkan:0 ({devices[0].name})")
     section.name = "vulkan-render"
     return section
 
