@@ -9,11 +9,15 @@ Prints, from one run:
   loop, and the efficiency (end-to-end fps over model-only fps at vidsr's settings);
 - the CPU budget of one frame: core-milliseconds of the network, the colour conversion and the
   encoder at each preset, and the efficiency they allow when they share the cores;
-- peak RSS of a short render and of one ten times as long.
+- peak RSS of a short render and of one ten times as long;
+- with ``--engines``, the engine columns: for each embedded model, torch on the CPU, ncnn on the
+  CPU and ncnn on each Vulkan device side by side, model-only and end to end, each against the
+  naive loop (``--engines --quick``: that table alone, at a tiny size, in a few minutes).
 Times drift on a shared machine; the ratios, measured in one run, are the result.
 
     python bench/speed.py                      # realesr-animevideov3 at 320x180 -> 1280x720
     python bench/speed.py --model realesrgan-x4plus --size 160x90 --frames 12
+    python bench/speed.py --engines --quick    # the engine table alone: 48x32, 4 frames
 """
 
 from __future__ import annotations
@@ -33,9 +37,17 @@ import numpy as np
 import torch
 
 from vidsr.media import EncodeSettings, decode_batches, pix_fmt_layout, probe
-from vidsr.models import resolve_model
+from vidsr.models import EMBEDDED, resolve_model
 from vidsr.render import UpscaleJob, default_batch, upscale_video
-from vidsr.upscale import UpscaleOptions, Upscaler, VideoPlanes, arithmetic_per_output_pixel, cpu_has_native_bf16
+from vidsr.upscale import (
+    UpscaleOptions,
+    Upscaler,
+    VideoPlanes,
+    arithmetic_per_output_pixel,
+    cpu_has_native_bf16,
+    describe_vulkan_devices,
+    vulkan_devices,
+)
 from vidsr.upscale.colour import planes_to_rgb, planes_to_tensors, rgb_to_planes
 from vidsr.upscale.policy import default_precision
 from vidsr.upscale.process import keep_large_buffers_in_heap
@@ -113,14 +125,16 @@ def model_only(
     return timed, compile_seconds
 
 
-def upscaler_for(model_name: str, clip: Path) -> Upscaler:
-    """The network as vidsr runs it on this machine: default precision, channels_last."""
+def upscaler_for(model_name: str, clip: Path, engine: str = "torch", device: torch.device = CPU) -> Upscaler:
+    """The network as vidsr runs it on this machine: default precision (the engine's on ``device``),
+    channels_last on torch."""
     info = probe(clip)
     model = resolve_model(model_name)
     return Upscaler(
         model,
-        device=CPU,
-        precision=default_precision(CPU, model, bit_depth=info.bit_depth),
+        device=device,
+        engine="ncnn" if engine == "ncnn" else "torch",
+        precision=default_precision(device, model, bit_depth=info.bit_depth, engine=engine),
         video=VideoPlanes(
             source_colour=info.colour,
             output_size=(info.width * model.scale, info.height * model.scale),
@@ -130,10 +144,12 @@ def upscaler_for(model_name: str, clip: Path) -> Upscaler:
     )
 
 
-def vidsr_settings_model_only(model_name: str, clip: Path, frames: int) -> tuple[Timed, Timed, Timed]:
+def vidsr_settings_model_only(
+    model_name: str, clip: Path, frames: int, engine: str = "torch", device: torch.device = CPU
+) -> tuple[Timed, Timed, Timed]:
     """The network with vidsr's precision and batch, and the colour conversion on either side."""
     info = probe(clip)
-    upscaler = upscaler_for(model_name, clip)
+    upscaler = upscaler_for(model_name, clip, engine, device)
     batches = [b for _, b in zip(range(frames), decode_batches(info, batch_size=default_batch("cpu")))]
     frames = sum(len(b) for b in batches)
     with torch.inference_mode():
@@ -189,12 +205,14 @@ def naive_loop_fps(clip: Path, output: Path, model_name: str) -> float:
     return frames / (time.perf_counter() - started)
 
 
-def vidsr_run(clip: Path, output: Path, model_name: str, preset: str = "auto") -> tuple[float, str]:
+def vidsr_run(
+    clip: Path, output: Path, model_name: str, preset: str = "auto", engine: str = "auto", device: str = "auto"
+) -> tuple[float, str]:
     """End-to-end fps of a real render, and the encoder it used."""
     job = UpscaleJob(
         input=clip,
         output=output,
-        upscale=UpscaleOptions(models=(model_name,)),
+        upscale=UpscaleOptions(models=(model_name,), engine=engine, device=device),
         encode=EncodeSettings(preset=preset),
         force=True,
     )
@@ -232,6 +250,47 @@ def model_variants() -> list[tuple[str, dict]]:
     return variants
 
 
+def engine_columns() -> list[tuple[str, str, torch.device]]:
+    """(label, engine, device): torch on the CPU, ncnn on the CPU, ncnn on each Vulkan device."""
+    columns = [("torch cpu", "torch", CPU), ("ncnn cpu", "ncnn", CPU)]
+    columns += [(f"ncnn vulkan:{d.index}", "ncnn", torch.device("vulkan", d.index)) for d in vulkan_devices()]
+    return columns
+
+
+def engine_table(models: list[str], folder: Path, *, width: int, height: int, frames: int) -> None:
+    """For each model, every engine side by side: model-only fps (vidsr's runner, the engine's
+    default precision), end-to-end fps (a whole render) and that over the naive loop's."""
+    clip = make_input(folder / "engines.mp4", width=width, height=height, frames=frames)
+    columns = engine_columns()
+    print(f"\nEngines, {width}x{height} -> x4, {frames} frames; CPU: {cpu_name()}, {torch.get_num_threads()} threads")
+    for line in describe_vulkan_devices():
+        print(f"  {line}")
+    header = f"{'':<34}" + "".join(f"{label:>18}" for label, _, _ in columns)
+    for model_name in models:
+        model = resolve_model(model_name)
+        naive = naive_loop_fps(clip, folder / "engines-naive.mp4", model_name)
+        precisions, network, whole = [], [], []
+        for _, engine, device in columns:
+            precisions.append(default_precision(device, model, engine=engine))
+            network.append(vidsr_settings_model_only(model_name, clip, frames, engine, device)[0].fps)
+            device_name = "cpu" if device.type == "cpu" else f"vulkan:{device.index}"
+            fps, _ = vidsr_run(clip, folder / "engines.mp4.out.mp4", model_name, engine=engine, device=device_name)
+            whole.append(fps)
+        print(f"\n{model_name} (naive loop, torch fp32 one frame at a time: {naive:.2f} fps)")
+        print(header)
+        print(f"{'  precision':<34}" + "".join(f"{p:>18}" for p in precisions))
+        print(f"{'  model only fps':<34}" + "".join(f"{fps:>18.2f}" for fps in network))
+        print(f"{'  end to end fps':<34}" + "".join(f"{fps:>18.2f}" for fps in whole))
+        print(f"{'  end to end over the naive loop':<34}" + "".join(f"{fps / naive:>17.2f}x" for fps in whole))
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="realesr-animevideov3")
@@ -239,9 +298,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--rss-size", default="160x90", help="input size of the peak-RSS renders")
     parser.add_argument("--rss-model", default="realesr-animevideov3", help="model of the peak-RSS renders")
+    parser.add_argument("--engines", action="store_true", help="add the engine table (every embedded model)")
+    parser.add_argument("--quick", action="store_true", help="with --engines: that table alone, 48x32, 4 frames")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     keep_large_buffers_in_heap()  # as vidsr does; the baselines get the same allocator
+    if args.engines and args.quick:
+        with tempfile.TemporaryDirectory() as folder_name:
+            engine_table(list(EMBEDDED), Path(folder_name), width=48, height=32, frames=4)
+        return
     sample_frames = max(4, args.frames // 4)
 
     with tempfile.TemporaryDirectory() as folder_name:
@@ -307,6 +372,8 @@ def main() -> None:
             f"48 frames {short_rss:.0f} MB, 480 frames {long_rss:.0f} MB "
             f"({long_rss / short_rss:.3f}x; target within 5 %)"
         )
+        if args.engines:
+            engine_table(list(EMBEDDED), folder, width=width, height=height, frames=sample_frames)
 
 
 if __name__ == "__main__":

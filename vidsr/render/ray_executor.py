@@ -14,11 +14,15 @@ the input itself, from a path they all see.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
 import logging
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,7 +35,12 @@ from vidsr.upscale import ReuseCount
 
 NOTHING_REUSED = ReuseCount()
 
-__all__ = ["OBJECT_STORE_BYTES", "RayBackend"]
+__all__ = ["OBJECT_STORE_BYTES", "VULKAN_RESOURCE", "RayBackend"]
+
+# Ray knows CUDA GPUs, not Vulkan devices: each node declares its Vulkan devices as this custom
+# resource (a local cluster started here does so by itself; elsewhere `ray start --resources
+# '{"vulkan_gpu": N}'`), and a segment task on --device vulkan takes one.
+VULKAN_RESOURCE = "vulkan_gpu"
 
 # The object store only carries encoded segments (a few MB each) and the weights once: a small
 # store is plenty, and Ray spills to disk beyond it. Ray's own minimum is 75 MiB.
@@ -74,6 +83,7 @@ class RayBackend(Backend):
             if self.address == "local":
                 ray.init(
                     address="local",
+                    resources=_local_vulkan_resources(),
                     object_store_memory=OBJECT_STORE_BYTES,
                     include_dashboard=False,
                     log_to_driver=False,
@@ -93,6 +103,8 @@ class RayBackend(Backend):
     def worker_device(self, requested: str) -> WorkerDevice:
         ray = self._connect()
         gpus = int(ray.cluster_resources().get("GPU", 0))
+        if requested == "vulkan" or requested.startswith("vulkan:"):
+            return self._vulkan_workers(requested, int(ray.cluster_resources().get(VULKAN_RESOURCE, 0)))
         if requested == "mps":
             raise SettingsError("--device mps is for one Mac; a cluster renders on cuda or cpu")
         if requested.startswith("cuda:"):
@@ -103,6 +115,21 @@ class RayBackend(Backend):
             raise SettingsError("--device cuda: the Ray cluster has no GPU (try --device cpu)")
         device = "cuda" if gpus and requested in ("auto", "cuda") else "cpu"
         return WorkerDevice(device, self._all_nodes_have_native_bf16() if device == "cpu" else None)
+
+    def _vulkan_workers(self, requested: str, devices: int) -> WorkerDevice:
+        """Only an explicit ``--device vulkan`` renders on Vulkan workers (``auto`` stays cuda or cpu:
+        a cluster does not measure, and a software device such as llvmpipe is no GPU)."""
+        if requested != "vulkan":
+            raise SettingsError(
+                f"--device {requested} picks one Vulkan device; a cluster gives each worker its own: "
+                "use --device vulkan"
+            )
+        if not devices:
+            raise SettingsError(
+                f"--device vulkan: the Ray cluster has no {VULKAN_RESOURCE} resource (start its nodes with "
+                f"ray start --resources '{{\"{VULKAN_RESOURCE}\": N}}', N their Vulkan devices)"
+            )
+        return WorkerDevice("vulkan", None)
 
     def _all_nodes_have_native_bf16(self) -> bool:
         """bf16 only where every node computes it in hardware: the plan is the same for all."""
@@ -126,8 +153,20 @@ class RayBackend(Backend):
         on_activity: Callable[[Activity], None],
     ) -> Executor:
         ray = self._connect()
+        if plan.settings.device == "vulkan":
+            cpus, count = self._vulkan_shape()
+            return RayExecutor(ray, plan, cpus=cpus, gpus=0, workers=count, on_activity=on_activity, vulkan=True)
         cpus, gpus, count = self._worker_shape(plan.settings.device)
         return RayExecutor(ray, plan, cpus=cpus, gpus=gpus, workers=count, on_activity=on_activity)
+
+    def _vulkan_shape(self) -> tuple[int, int]:
+        """(CPUs, how many at once) of Vulkan segment tasks: one per Vulkan device, with its share of
+        its node's CPUs."""
+        alive = [n["Resources"] for n in self._ray.nodes() if n["Alive"]]
+        with_vulkan = [r for r in alive if int(r.get(VULKAN_RESOURCE, 0))]
+        per_device = [int(r.get("CPU", 0)) // int(r[VULKAN_RESOURCE]) for r in with_vulkan]
+        cpus = self.worker_cpus or max(1, min(per_device))
+        return cpus, sum(int(r[VULKAN_RESOURCE]) for r in with_vulkan)
 
     def _worker_shape(self, device: str) -> tuple[int, int, int]:
         """(CPUs, GPUs, how many at once) of the segment tasks: one per GPU with the CPUs that go
@@ -154,6 +193,15 @@ class RayBackend(Backend):
         if self._ray is not None and self._started_here:
             self._ray.shutdown()
         self._ray = None
+
+
+def _local_vulkan_resources() -> dict[str, float] | None:
+    """This machine's Vulkan devices as Ray's custom resource, every one (llvmpipe too: only an
+    explicit --device vulkan uses them)."""
+    from vidsr.upscale import vulkan_devices
+
+    devices = len(vulkan_devices())
+    return {VULKAN_RESOURCE: float(devices)} if devices else None
 
 
 def _keep_token_private() -> None:
@@ -183,9 +231,14 @@ def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any) -> Rend
     import torch
 
     torch.set_num_threads(cpus)  # Ray's OMP_NUM_THREADS alone does not set torch's pool
-    key = (plan.model, plan.settings, plan.tile.tile, plan.precision)
+    with _own_vulkan_device(plan) as plan:
+        return _render_with(plan, index, cpus, progress)
+
+
+def _render_with(plan: RenderPlan, index: int, cpus: int, progress: Any) -> RenderedSegment:
+    key = (plan.model, plan.settings, plan.tile.tile, plan.precision, plan.device)
     if key not in _RENDERERS:
-        _RENDERERS.clear()  # another render's network: let it go first
+        _RENDERERS.clear()  # another render's network (or device): let it go first
         _RENDERERS[key] = SegmentRenderer(plan, decoder_threads=cpus)
     import ray
 
@@ -200,6 +253,42 @@ def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any) -> Rend
         return _RENDERERS[key].render(index, on_frames=report)
     finally:
         progress.report.remote(worker, None, 0, os.getpid(), node)
+
+
+_held_device: int | None = None  # the Vulkan device this worker process rendered on last
+
+
+@contextlib.contextmanager
+def _own_vulkan_device(plan: RenderPlan) -> Generator[RenderPlan, None, None]:
+    """``plan`` on a Vulkan device no other task on this node uses meanwhile (a plain plan as it is).
+
+    Ray counts custom resources but numbers none, so the tasks of a node share out its devices
+    themselves, by a lock file per device: Ray runs at most as many Vulkan tasks on a node as it has
+    devices, so one is always free. A worker tries the device it used last first: its network
+    stays loaded there."""
+    global _held_device
+    if not plan.device.startswith("vulkan"):
+        yield plan
+        return
+    from vidsr.upscale import vulkan_devices
+
+    count = len(vulkan_devices())
+    order = sorted(range(count), key=lambda device: device != _held_device)
+    for device in order:
+        lock = open(Path(tempfile.gettempdir()) / f"vidsr-vulkan-{device}.lock", "a+b")  # noqa: SIM115 - held below
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        try:
+            _held_device = device
+            yield dataclasses.replace(plan, device=f"vulkan:{device}")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+        return
+    raise VidsrError(f"every Vulkan device of {os.uname().nodename} is taken by another vidsr worker")
 
 
 class _ProgressBoard:
@@ -236,6 +325,7 @@ class RayExecutor:
         gpus: int,
         workers: int,
         on_activity: Callable[[Activity], None] | None = None,
+        vulkan: bool = False,
     ) -> None:
         self._ray = ray
         self._plan = ray.put(plan)
@@ -244,6 +334,7 @@ class RayExecutor:
         self._task = ray.remote(_render_task).options(
             num_cpus=cpus,
             num_gpus=gpus,
+            resources={VULKAN_RESOURCE: 1} if vulkan else None,  # one Vulkan device each (_own_vulkan_device)
             max_retries=TASK_RETRIES,  # a worker or node lost: the segment is rendered again elsewhere
             retry_exceptions=False,  # a render that fails (bad input, full disk) fails the same everywhere
         )
