@@ -45,7 +45,11 @@ _STARTUP_SECONDS = 120.0  # the most a question to the cluster may take
 class RayBackend(Backend):
     """A Ray cluster to render on: ``local`` (start one on this machine, every core and GPU),
     ``auto`` (the cluster ``RAY_ADDRESS`` names, or one started with ``ray start`` here), or an
-    address (``HOST:PORT``, or ``ray://HOST:PORT`` through Ray Client). Connects when first asked."""
+    address (``HOST:PORT``, or ``ray://HOST:PORT`` through Ray Client). Connects when first asked.
+    A batch keeps two files going at once on it: the next file's segments fill the workers that the
+    current one's tail leaves idle."""
+
+    files_at_once = 2
 
     def __init__(self, address: str, *, worker_cpus: int | None = None) -> None:
         self.address = address
