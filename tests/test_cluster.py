@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -215,3 +216,37 @@ def test_ctrl_c_cancels_the_workers_keeps_the_journal_and_exits_130(
     resumed = vidsr(*arguments, RAY_ADDRESS=ray_address)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_long_render(output, long_reference)
+
+
+def test_a_batch_keeps_two_files_in_flight_and_each_output_equals_its_render_alone(
+    ray_address, long_clip, slow_model, long_reference, tmp_path
+):
+    from vidsr.render.batch import BatchProgress, find_batch, run_batch
+
+    inputs = [tmp_path / "in" / name for name in ("a.mp4", "b.mp4")]
+    for path in inputs:
+        path.parent.mkdir(exist_ok=True)
+        shutil.copy(long_clip, path)
+    items = find_batch(inputs, tmp_path / "out")
+    seen: list[BatchProgress] = []
+
+    results = run_batch(
+        items,
+        job(Path(), Path(), slow_model),
+        backend=RayBackend("auto", worker_cpus=1),
+        on_batch_progress=seen.append,
+        settle_seconds=0,
+    )
+
+    assert [r.result for r in results] == ["done", "done"]
+    for item in items:
+        assert_same_long_render(item.output, long_reference)
+        assert item.output.read_bytes() == long_reference.read_bytes()
+
+    def unfinished(progress) -> bool:
+        return progress is not None and progress.segments_done < progress.segments_total
+
+    # b.mp4's render started while a.mp4's last segments were still out on the workers.
+    overlapping = [p for p in seen if len(p.rendering) == 2 and unfinished(p.rendering[0].progress)]
+    assert overlapping and overlapping[0].rendering[1].source.name == "b.mp4"
+    assert seen[-1].frames_done == seen[-1].frames_total == 288 and seen[-1].rendering == ()

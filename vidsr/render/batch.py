@@ -44,6 +44,7 @@ __all__ = [
     "BatchItem",
     "BatchProgress",
     "BatchTracker",
+    "FileRendering",
     "FileResult",
     "Outcome",
     "find_batch",
@@ -110,7 +111,15 @@ class BatchProgress:
     frames_total: int
     fps: float  # frames this run rendered, per second of rendering
     eta_seconds: float | None
-    rendering: tuple[Path, ...] = ()  # every file being rendered now: two at once where a cluster overlaps them
+    rendering: tuple[FileRendering, ...] = ()  # every file being rendered now: several where a cluster overlaps them
+
+
+@dataclass(frozen=True)
+class FileRendering:
+    """One of the files a batch is rendering now, and its last report (None until its first)."""
+
+    source: Path
+    progress: Progress | None
 
 
 FileStarted = Callable[[int, BatchItem], None]
@@ -462,7 +471,7 @@ class BatchTracker:
             frames_total=self.frames_total,
             fps=rendered_frames / seconds if seconds > 0 else 0.0,
             eta_seconds=max(self.work_total - work_done, 0) / speed if speed else None,
-            rendering=tuple(running.item.source for running in self.running.values()),
+            rendering=tuple(FileRendering(r.item.source, r.last) for r in self.running.values()),
         )
 
 

@@ -259,6 +259,7 @@ class RayExecutor:
         self._in_flight: dict[Any, int] = {}
         self._on_activity = on_activity
         self._last_poll = 0.0
+        self._asked: Any = None  # the board's answer to the last question, until it is heard
 
     @property
     def workers(self) -> int:
@@ -299,12 +300,22 @@ class RayExecutor:
             return [segment]
 
     def _poll_activity(self) -> None:
-        if self._on_activity is None or time.monotonic() - self._last_poll < _POLL_SECONDS:
+        """Ask the board, and hear its answer at a later poll if it is not there yet: a board still
+        starting (seconds on a busy machine) never holds up collecting and submitting segments."""
+        if self._on_activity is None:
             return
-        self._last_poll = time.monotonic()
+        now = time.monotonic()
+        if self._asked is None or now - self._last_poll > _BOARD_SECONDS:  # none asked, or no answer: ask
+            if now - self._last_poll < _POLL_SECONDS:
+                return
+            self._asked, self._last_poll = self._progress.snapshot.remote(), now
+        ready, _ = self._ray.wait([self._asked], timeout=0)
+        if not ready:
+            return
+        answer, self._asked = ready[0], None
         try:
-            board = self._ray.get(self._progress.snapshot.remote(), timeout=_BOARD_SECONDS)
-        except Exception:  # progress is a courtesy: a board that does not answer never stops the render
+            board = self._ray.get(answer, timeout=_BOARD_SECONDS)
+        except Exception:  # progress is a courtesy: a board that fails never stops the render
             return
         for activity in board:
             self._on_activity(activity)
