@@ -187,10 +187,13 @@ def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any) -> Rend
     import torch
 
     torch.set_num_threads(cpus)  # Ray's OMP_NUM_THREADS alone does not set torch's pool
-    key = (plan.model, plan.settings, plan.tile.tile, plan.precision)
+    key = (plan.model, plan.settings, plan.tile.tile, plan.precision, plan.engine, plan.video)
     if key not in _RENDERERS:
         _RENDERERS.clear()  # another render's network: let it go first
         _RENDERERS[key] = SegmentRenderer(plan, decoder_threads=cpus)
+    # The network is the key's; the input is this task's. Two files of a batch with the same
+    # settings share the network, never the plan: each segment is read from its own file.
+    _RENDERERS[key].plan = plan
     import ray
 
     node = ray.get_runtime_context().get_node_id()
