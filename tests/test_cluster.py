@@ -229,11 +229,13 @@ def test_a_batch_keeps_two_files_in_flight_and_each_output_equals_its_render_alo
     reversed_copy(long_clip, inputs[1])  # the same settings, other pictures: a worker must not mix them up
     items = find_batch(inputs, tmp_path / "out")
     seen: list[BatchProgress] = []
+    overlapping = RayBackend("auto", worker_cpus=1)
+    overlapping.files_at_once = 2
 
     results = run_batch(
         items,
         job(Path(), Path(), slow_model),
-        backend=RayBackend("auto", worker_cpus=1),
+        backend=overlapping,
         on_batch_progress=seen.append,
         settle_seconds=0,
     )

@@ -46,10 +46,11 @@ class RayBackend(Backend):
     """A Ray cluster to render on: ``local`` (start one on this machine, every core and GPU),
     ``auto`` (the cluster ``RAY_ADDRESS`` names, or one started with ``ray start`` here), or an
     address (``HOST:PORT``, or ``ray://HOST:PORT`` through Ray Client). Connects when first asked.
-    A batch keeps two files going at once on it: the next file's segments fill the workers that the
-    current one's tail leaves idle."""
+    A batch can keep two files going at once on it (the next file's segments fill the workers that
+    the current one's tail leaves idle), but does not yet: measured on 2 vCPUs (bench/cluster_batch.py)
+    the overlapped batch was twice as slow, a second driver thread's results collected seconds late."""
 
-    files_at_once = 2
+    files_at_once = 1
 
     def __init__(self, address: str, *, worker_cpus: int | None = None) -> None:
         self.address = address
