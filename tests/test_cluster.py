@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -215,3 +216,57 @@ def test_ctrl_c_cancels_the_workers_keeps_the_journal_and_exits_130(
     resumed = vidsr(*arguments, RAY_ADDRESS=ray_address)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_long_render(output, long_reference)
+
+
+def test_a_batch_keeps_two_files_in_flight_and_each_output_equals_its_render_alone(
+    ray_address, long_clip, slow_model, long_reference, tmp_path
+):
+    from vidsr.render.batch import BatchProgress, find_batch, run_batch
+
+    inputs = [tmp_path / "in" / name for name in ("a.mp4", "b.mp4")]
+    inputs[0].parent.mkdir()
+    shutil.copy(long_clip, inputs[0])
+    reversed_copy(long_clip, inputs[1])  # the same settings, other pictures: a worker must not mix them up
+    items = find_batch(inputs, tmp_path / "out")
+    seen: list[BatchProgress] = []
+    overlapping = RayBackend("auto", worker_cpus=1)
+    overlapping.files_at_once = 2
+
+    results = run_batch(
+        items,
+        job(Path(), Path(), slow_model),
+        backend=overlapping,
+        on_batch_progress=seen.append,
+        settle_seconds=0,
+    )
+
+    assert [r.result for r in results] == ["done", "done"]
+    assert_same_long_render(items[0].output, long_reference)
+    assert items[0].output.read_bytes() == long_reference.read_bytes()
+    b_alone = upscale_video(job(inputs[1], tmp_path / "b alone.mp4", slow_model))
+    assert items[1].output.read_bytes() == b_alone.output.read_bytes()
+
+    def unfinished(progress) -> bool:
+        return progress is not None and progress.segments_done < progress.segments_total
+
+    # b.mp4's render started while a.mp4's last segments were still out on the workers.
+    overlapping = [p for p in seen if len(p.rendering) == 2 and unfinished(p.rendering[0].progress)]
+    assert overlapping and overlapping[0].rendering[1].source.name == "b.mp4"
+    assert seen[-1].frames_done == seen[-1].frames_total == 288 and seen[-1].rendering == ()
+
+
+def reversed_copy(source: Path, target: Path) -> None:
+    """``source``'s frames in reverse order, at its frame rate, size and colour tags (no audio)."""
+    import av
+
+    with av.open(str(source)) as container:
+        frames = [f.to_ndarray() for f in container.decode(video=0)][::-1]
+        rate = container.streams.video[0].average_rate
+    with av.open(str(target), "w") as output:
+        stream = output.add_stream("libx264", rate=rate)
+        stream.height, stream.width = frames[0].shape[0] * 2 // 3, frames[0].shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.colorspace, stream.codec_context.color_range = 1, 1  # bt709, limited: as the source
+        for array in frames:
+            output.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="yuv420p")))
+        output.mux(stream.encode())

@@ -1,4 +1,4 @@
-"""Several videos in one command: find them, map each to its output, render them one after the other.
+"""Several videos in one command: find them, map each to its output, render them.
 
     find_batch (walk IN_DIR or take the files, extension prefilter, probe) ─► BatchItem per file
         ─► run_batch: for each, skip (complete, busy, still growing) or ``upscale_video`` ─► FileResult
@@ -8,12 +8,25 @@ batch killed at any point and run again skips the finished outputs, resumes the 
 from its journal and renders the rest; each output equals a render of that file alone. Two
 batches on one folder never render the same file twice: a file whose output another vidsr holds
 is skipped and said. A broken file gets its one-line error in its row and the batch goes on.
+
+In this process the files are rendered one after the other. On a cluster the workers would sit
+idle at the tail of each file (its last segments out, nothing else to do), so a backend may ask
+(``files_at_once`` above one) that the next file start as soon as the current one has no
+segment left to submit: each file keeps its own driver, an unchanged ``upscale_video`` in a
+thread of its own, and the drivers share the backend (each with an executor of its own, so Ray
+queues the next file's segments behind the current one's). Several whole drivers rather than
+one executor serving several jobs: every guarantee of a render (its plan, lock, journal,
+durable commits, finalize, its error as one row) stays in the one code path that already has
+it, and the batch only decides when a driver may start. Ray says one file for now (see
+RayBackend). A Ctrl-C reaches the main thread; it tells the drivers, whose next progress report
+stops their render as a Ctrl-C would, each keeping its journal.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +44,7 @@ __all__ = [
     "BatchItem",
     "BatchProgress",
     "BatchTracker",
+    "FileRendering",
     "FileResult",
     "Outcome",
     "find_batch",
@@ -97,6 +111,15 @@ class BatchProgress:
     frames_total: int
     fps: float  # frames this run rendered, per second of rendering
     eta_seconds: float | None
+    rendering: tuple[FileRendering, ...] = ()  # every file being rendered now: several where a cluster overlaps them
+
+
+@dataclass(frozen=True)
+class FileRendering:
+    """One of the files a batch is rendering now, and its last report (None until its first)."""
+
+    source: Path
+    progress: Progress | None
 
 
 FileStarted = Callable[[int, BatchItem], None]
@@ -251,40 +274,135 @@ def run_batch(
     inform: Notify = _quiet,
     settle_seconds: float = SETTLE_SECONDS,
 ) -> list[FileResult]:
-    """Render ``items`` one after the other with ``template``'s settings, one row per file.
+    """Render ``items`` with ``template``'s settings, one row per file, in the items' order.
 
-    ``on_progress`` hears each file's render as `vidsr upscale` reports it; ``on_batch_progress``
-    the whole batch's, at each file's start and end and with each of its reports.
-    Ctrl-C (RenderInterrupted) stops the batch; every other problem of a file is its row's. The
-    backend (a cluster connection) is used for every file and is not closed here.
+    One after the other, or overlapped where the backend renders several files at once (see the
+    module's docstring). ``on_progress`` hears each file's render as `vidsr upscale` reports it;
+    ``on_batch_progress`` the whole batch's, at each file's start and end and with each of its
+    reports; the callbacks are called one at a time. Ctrl-C (RenderInterrupted) stops the batch;
+    every other problem of a file is its row's. The backend (a cluster connection) is used for
+    every file and is not closed here.
     """
     backend = backend or InProcessBackend()
     tracker = BatchTracker(items, force=template.force)
-    results: list[FileResult] = []
+    heard = threading.Lock()  # the tracker and the callbacks hear one driver at a time
+    stopping = threading.Event()  # set when the batch stops: the drivers' next report stops them
 
-    def report(progress: Progress) -> None:
-        if on_progress is not None:
-            on_progress(progress)
-        if on_batch_progress is not None:
-            on_batch_progress(tracker.file_progress(progress))
+    def start(index: int, item: BatchItem) -> None:
+        with heard:
+            if on_file_start is not None:
+                on_file_start(index, item)
+            if on_batch_progress is not None:
+                on_batch_progress(tracker.file_started(item))
 
-    for index, item in enumerate(items):
-        if on_file_start is not None:
-            on_file_start(index, item)
-        if on_batch_progress is not None:
-            on_batch_progress(tracker.file_started(item))
-        result = _render_one(item, template, backend, report, warn, inform, settle_seconds)
-        results.append(result)
-        if on_file_done is not None:
-            on_file_done(result)
-        tracker.file_done(result)
-        if on_batch_progress is not None:
-            on_batch_progress(tracker.snapshot())
-    return results
+    def render(item: BatchItem, on_all_submitted: Callable[[], None] | None) -> FileResult:
+        def report(progress: Progress) -> None:
+            if stopping.is_set():
+                raise KeyboardInterrupt  # this render stops as on a Ctrl-C: journal kept, executor cancelled
+            with heard:
+                if on_progress is not None:
+                    on_progress(progress)
+                if on_batch_progress is not None:
+                    on_batch_progress(tracker.file_progress(progress, item))
+
+        return _render_one(item, template, backend, report, warn, inform, settle_seconds, on_all_submitted)
+
+    def finish(result: FileResult) -> None:
+        with heard:
+            if on_file_done is not None:
+                on_file_done(result)
+            tracker.file_done(result)
+            if on_batch_progress is not None:
+                on_batch_progress(tracker.snapshot())
+
+    if backend.files_at_once <= 1:
+        results: list[FileResult] = []
+        for index, item in enumerate(items):
+            start(index, item)
+            results.append(render(item, None))
+            finish(results[-1])
+        return results
+    return _overlapped(items, backend.files_at_once, start, render, finish, stopping)
+
+
+def _overlapped(
+    items: Sequence[BatchItem],
+    files_at_once: int,
+    start: Callable[[int, BatchItem], None],
+    render: Callable[[BatchItem, Callable[[], None] | None], FileResult],
+    finish: Callable[[FileResult], None],
+    stopping: threading.Event,
+) -> list[FileResult]:
+    """Each file's render in a driver thread of its own, the next one started once the one before
+    has no segment left to submit (or has ended), at most ``files_at_once`` running."""
+    results: list[FileResult | None] = [None] * len(items)
+    failures: list[BaseException] = []
+    slots = threading.Semaphore(files_at_once)
+    drivers: list[threading.Thread] = []
+
+    def drive(index: int, item: BatchItem, may_follow: threading.Event) -> None:
+        try:
+            result = render(item, may_follow.set)
+            results[index] = result
+            finish(result)
+        except BaseException as error:  # RenderInterrupted when stopping; anything else stops the batch
+            failures.append(error)
+        finally:
+            may_follow.set()
+            slots.release()
+
+    previous: threading.Event | None = None
+    try:
+        for index, item in enumerate(items):
+            if previous is not None:
+                previous.wait()
+            slots.acquire()
+            if failures:
+                slots.release()
+                break
+            start(index, item)
+            previous = threading.Event()
+            driver = threading.Thread(target=drive, args=(index, item, previous), name=f"vidsr batch file {index}")
+            drivers.append(driver)
+            driver.start()
+        for driver in drivers:
+            driver.join()
+    except KeyboardInterrupt:
+        stopping.set()
+        for driver in drivers:
+            driver.join()
+        raise _interrupted(items, failures) from None
+    if failures:
+        stopping.set()
+        for driver in drivers:
+            driver.join()
+        raise failures[0]
+    return [result for result in results if result is not None]
+
+
+def _interrupted(items: Sequence[BatchItem], failures: list[BaseException]) -> RenderInterrupted:
+    """One message for the files that were stopped, each saying what it keeps."""
+    said = [str(error) for error in failures if isinstance(error, RenderInterrupted)]
+    if not said:
+        return RenderInterrupted("batch interrupted; run the same command again to go on")
+    return RenderInterrupted("; ".join(said))
+
+
+@dataclass
+class _Running:
+    """A file being rendered: its last report, and when its render ran (this process's clock)."""
+
+    item: BatchItem
+    last: Progress | None = None
+    span: tuple[float, float] | None = None
 
 
 class BatchTracker:
-    """Sums a batch's progress from its files' reports; speed counts only what this run rendered."""
+    """Sums a batch's progress from its files' reports; speed counts only what this run rendered.
+
+    Several files may be rendering at once (on a cluster): their frames add up, and the seconds of
+    rendering are the time at least one of them was rendering, not the sum of theirs.
+    """
 
     def __init__(self, items: Sequence[BatchItem], *, force: bool) -> None:
         self.to_render = {id(item) for item in items if _will_render(item, force=force)}
@@ -294,58 +412,77 @@ class BatchTracker:
         self.work_total = sum(item.work for item in items if id(item) in self.to_render)
         self.frames_finished = 0  # of files that ended, and their work
         self.work_finished = 0
-        self.rendered_work = 0  # rendered by this run in files that ended, and the seconds it took
+        self.rendered_work = 0  # rendered by this run in files that ended, and when it was rendering
         self.rendered_frames = 0
-        self.rendered_seconds = 0.0
-        self.item: BatchItem | None = None
-        self.last: Progress | None = None
+        self.spans: list[tuple[float, float]] = []
+        self.running: dict[Path, _Running] = {}  # by output, in the order the files started
 
     def file_started(self, item: BatchItem) -> BatchProgress:
-        self.item, self.last = item, None
+        self.running[item.output] = _Running(item)
         return self.snapshot()
 
-    def file_progress(self, progress: Progress) -> BatchProgress:
-        self.last = progress
+    def file_progress(self, progress: Progress, item: BatchItem | None = None) -> BatchProgress:
+        """``item``'s report (default: the file started last)."""
+        running = self.running[item.output] if item is not None else next(reversed(self.running.values()))
+        now = time.perf_counter()
+        running.last, running.span = progress, (now - progress.elapsed, now)
         return self.snapshot()
 
     def file_done(self, result: FileResult) -> None:
-        item, last = self.item, self.last
+        running = self.running.pop(result.output, None)
         self.files_done += 1
-        if item is not None and id(item) in self.to_render:
+        if running is None:
+            return
+        item, last = running.item, running.last
+        if id(item) in self.to_render:
             if result.result in ("done", "resumed"):
                 self.frames_finished += item.frames
                 self.work_finished += item.work
             else:  # skipped or failed on the way: no longer part of the work
                 self.frames_total -= item.frames
                 self.work_total -= item.work
-        if item is not None and last is not None:
+        if last is not None and running.span is not None:
             rendered = last.frames_done - last.frames_at_start
             self.rendered_frames += rendered
             self.rendered_work += rendered * max(item.pixels, 1)
-            self.rendered_seconds += last.elapsed
-        self.item, self.last = None, None
+            self.spans.append(running.span)
 
     def snapshot(self) -> BatchProgress:
-        item, last = self.item, self.last
         frames_done, work_done = self.frames_finished, self.work_finished
-        rendered_frames, rendered_work, seconds = self.rendered_frames, self.rendered_work, self.rendered_seconds
-        if item is not None and last is not None:
+        rendered_frames, rendered_work, spans = self.rendered_frames, self.rendered_work, list(self.spans)
+        for running in self.running.values():
+            last, pixels = running.last, max(running.item.pixels, 1)
+            if last is None or running.span is None:
+                continue
             frames_done += last.frames_done
-            work_done += last.frames_done * max(item.pixels, 1)
+            work_done += last.frames_done * pixels
             rendered_frames += last.frames_done - last.frames_at_start
-            rendered_work += (last.frames_done - last.frames_at_start) * max(item.pixels, 1)
-            seconds += last.elapsed
+            rendered_work += (last.frames_done - last.frames_at_start) * pixels
+            spans.append(running.span)
+        seconds = _covered(spans)
         speed = rendered_work / seconds if seconds > 0 and rendered_work > 0 else None
+        first = next(iter(self.running.values()), None)  # the file that started first: it ends first
         return BatchProgress(
             files_done=self.files_done,
             files_total=self.files_total,
-            current=item.source if item is not None else None,
-            file=last,
+            current=first.item.source if first is not None else None,
+            file=first.last if first is not None else None,
             frames_done=min(frames_done, self.frames_total),
             frames_total=self.frames_total,
             fps=rendered_frames / seconds if seconds > 0 else 0.0,
             eta_seconds=max(self.work_total - work_done, 0) / speed if speed else None,
+            rendering=tuple(FileRendering(r.item.source, r.last) for r in self.running.values()),
         )
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one of ``spans`` was going on."""
+    total, reach = 0.0, float("-inf")
+    for begin, end in sorted(spans):
+        if end > reach:
+            total += end - max(begin, reach)
+            reach = end
+    return total
 
 
 def _will_render(item: BatchItem, *, force: bool) -> bool:
@@ -361,6 +498,7 @@ def _render_one(
     warn: Notify,
     inform: Notify,
     settle_seconds: float,
+    on_all_submitted: Callable[[], None] | None = None,
 ) -> FileResult:
     def row(result: Outcome, note: str = "", frames: int = 0, seconds: float = 0.0, reused: float = 0.0) -> FileResult:
         return FileResult(
@@ -379,7 +517,9 @@ def _render_one(
     try:
         item.output.parent.mkdir(parents=True, exist_ok=True)
         job = replace(template, input=item.source, output=item.output)
-        rendered = upscale_video(job, on_progress=on_progress, warn=warn, inform=inform, backend=backend)
+        rendered = upscale_video(
+            job, on_progress=on_progress, warn=warn, inform=inform, backend=backend, on_all_submitted=on_all_submitted
+        )
     except RenderInterrupted:
         raise
     except OutputBusyError as exc:

@@ -87,6 +87,9 @@ class Backend(ABC):
     """Where the segments of a render are rendered."""
 
     name: str
+    # How many files of a batch may be rendering at once: more than one where the workers would
+    # otherwise wait at the tail of each file (a cluster); one here, where nothing would gain.
+    files_at_once: int = 1
 
     @abstractmethod
     def worker_device(self, requested: str) -> WorkerDevice:

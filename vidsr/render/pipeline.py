@@ -91,11 +91,14 @@ def upscale_video(
     warn: Notify = _quiet,
     inform: Notify = _quiet,
     backend: Backend | None = None,
+    on_all_submitted: Callable[[], None] | None = None,
 ) -> RenderResult:
     """Upscale ``job.input`` into ``job.output``, resuming an interrupted render of the same job.
 
     OUTPUT appears only when complete: it is written under a temporary name beside it, made
     durable and renamed into place. Raises VidsrError with a user-facing message.
+    ``on_all_submitted`` hears once that every missing segment is with the executor (a batch
+    starts its next file then, so the workers it leaves idle get work).
     """
     backend = backend or InProcessBackend()
     check_paths(job.input, job.output, force=job.force)
@@ -131,7 +134,7 @@ def upscale_video(
             executor = backend.executor(plan, model, warn=warn, on_activity=tracker.activity)
             worker_count = executor.workers
             try:
-                render_missing(executor, work, journal, tracker)
+                render_missing(executor, work, journal, tracker, on_all_submitted)
             except BaseException:
                 executor.cancel_all()
                 raise
@@ -172,16 +175,26 @@ def upscale_video(
     )
 
 
-def render_missing(executor: Executor, work: WorkFolder, journal: Journal, tracker: _ProgressTracker) -> None:
+def render_missing(
+    executor: Executor,
+    work: WorkFolder,
+    journal: Journal,
+    tracker: _ProgressTracker,
+    on_all_submitted: Callable[[], None] | None = None,
+) -> None:
     """Render every segment the journal lacks, as many at a time as the executor has room for, and
     commit each as it comes back, in any order. A segment found empty with a run of empty ones
-    after it finishes those too, so they are never submitted."""
+    after it finishes those too, so they are never submitted. ``on_all_submitted`` is called once,
+    when nothing is left to submit."""
     waiting = deque(journal.missing)
     while waiting or executor.pending():
         while waiting and executor.pending() < executor.capacity:
             index = waiting.popleft()
             if index not in journal.done:
                 executor.submit(index)
+        if not waiting and on_all_submitted is not None:
+            on_all_submitted()
+            on_all_submitted = None
         if not executor.pending():
             continue
         for segment in executor.wait_any():

@@ -54,7 +54,12 @@ _STARTUP_SECONDS = 120.0  # the most a question to the cluster may take
 class RayBackend(Backend):
     """A Ray cluster to render on: ``local`` (start one on this machine, every core and GPU),
     ``auto`` (the cluster ``RAY_ADDRESS`` names, or one started with ``ray start`` here), or an
-    address (``HOST:PORT``, or ``ray://HOST:PORT`` through Ray Client). Connects when first asked."""
+    address (``HOST:PORT``, or ``ray://HOST:PORT`` through Ray Client). Connects when first asked.
+    A batch can keep two files going at once on it (the next file's segments fill the workers that
+    the current one's tail leaves idle), but does not yet: measured on 2 vCPUs (bench/cluster_batch.py)
+    the overlapped batch was twice as slow, a second driver thread's results collected seconds late."""
+
+    files_at_once = 1
 
     def __init__(self, address: str, *, worker_cpus: int | None = None) -> None:
         self.address = address
@@ -236,10 +241,13 @@ def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any) -> Rend
 
 
 def _render_with(plan: RenderPlan, index: int, cpus: int, progress: Any) -> RenderedSegment:
-    key = (plan.model, plan.settings, plan.tile.tile, plan.precision, plan.device)
+    key = (plan.model, plan.settings, plan.tile.tile, plan.precision, plan.engine, plan.device, plan.video)
     if key not in _RENDERERS:
         _RENDERERS.clear()  # another render's network (or device): let it go first
         _RENDERERS[key] = SegmentRenderer(plan, decoder_threads=cpus)
+    # The network is the key's; the input is this task's. Two files of a batch with the same
+    # settings share the network, never the plan: each segment is read from its own file.
+    _RENDERERS[key].plan = plan
     import ray
 
     node = ray.get_runtime_context().get_node_id()
@@ -346,6 +354,7 @@ class RayExecutor:
         self._in_flight: dict[Any, int] = {}
         self._on_activity = on_activity
         self._last_poll = 0.0
+        self._asked: Any = None  # the board's answer to the last question, until it is heard
 
     @property
     def workers(self) -> int:
@@ -386,12 +395,22 @@ class RayExecutor:
             return [segment]
 
     def _poll_activity(self) -> None:
-        if self._on_activity is None or time.monotonic() - self._last_poll < _POLL_SECONDS:
+        """Ask the board, and hear its answer at a later poll if it is not there yet: a board still
+        starting (seconds on a busy machine) never holds up collecting and submitting segments."""
+        if self._on_activity is None:
             return
-        self._last_poll = time.monotonic()
+        now = time.monotonic()
+        if self._asked is None or now - self._last_poll > _BOARD_SECONDS:  # none asked, or no answer: ask
+            if now - self._last_poll < _POLL_SECONDS:
+                return
+            self._asked, self._last_poll = self._progress.snapshot.remote(), now
+        ready, _ = self._ray.wait([self._asked], timeout=0)
+        if not ready:
+            return
+        answer, self._asked = ready[0], None
         try:
-            board = self._ray.get(self._progress.snapshot.remote(), timeout=_BOARD_SECONDS)
-        except Exception:  # progress is a courtesy: a board that does not answer never stops the render
+            board = self._ray.get(answer, timeout=_BOARD_SECONDS)
+        except Exception:  # progress is a courtesy: a board that fails never stops the render
             return
         for activity in board:
             self._on_activity(activity)
