@@ -1,6 +1,11 @@
 """`--cluster local --device vulkan`: Ray workers on Vulkan devices, counted as Ray's custom resource
 ``vulkan_gpu``, give what one process on the same device gives. Runs on Mesa's llvmpipe where there
-is no GPU: an explicit --device vulkan takes a software device, --device auto never does."""
+is no GPU: an explicit --device vulkan takes a software device, --device auto never does.
+
+A driver without a Vulkan device (a laptop, a head node) is a vidsr process whose Vulkan loader
+finds no driver (``VK_ICD_FILENAMES`` naming none): it plans through a worker of a Ray started
+here, whose processes see llvmpipe, as nodes started with `ray start --resources` do.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +21,22 @@ from safetensors.torch import save_file
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file written on the test machine
 
-pytest.importorskip("ray")
+ray = pytest.importorskip("ray")
 pytest.importorskip("ncnn")
 
 from test_cluster import assert_same_output  # noqa: E402
 
 from vidsr.models.arch import SRVGGNetCompact  # noqa: E402
+from vidsr.render.ray_executor import VULKAN_RESOURCE  # noqa: E402
+from vidsr.render.workfolder import WorkFolder  # noqa: E402
 from vidsr.upscale import vulkan_devices  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not vulkan_devices(), reason="no Vulkan device (mesa-vulkan-drivers gives llvmpipe)")
 
 
-def vidsr(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vidsr", *map(str, args)], capture_output=True, text=True, timeout=600)
+def vidsr(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "vidsr", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
 
 
 def random_compact_model(path: Path) -> Path:
@@ -39,13 +47,63 @@ def random_compact_model(path: Path) -> Path:
     return path
 
 
-def test_vulkan_workers_give_what_one_process_on_vulkan_gives(clip, tmp_path):
-    model = random_compact_model(tmp_path / "compact.safetensors")
-    common = ("--model", model, "--device", "vulkan", "--segment-seconds", "0.5")
-    alone, spread = tmp_path / "alone.mp4", tmp_path / "spread.mp4"
-    one = vidsr(clip, alone, *common)
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return random_compact_model(tmp_path_factory.mktemp("vulkan") / "compact.safetensors")
+
+
+def on_vulkan(model: Path) -> tuple[str | Path, ...]:
+    return ("--model", model, "--device", "vulkan", "--segment-seconds", "0.5")
+
+
+@pytest.fixture(scope="module")
+def alone(clip, model, tmp_path_factory) -> Path:
+    """The render in one process on this machine's Vulkan device."""
+    output = tmp_path_factory.mktemp("vulkan") / "alone.mp4"
+    one = vidsr(clip, output, *on_vulkan(model))
     assert one.returncode == 0, one.stderr
-    clustered = vidsr(clip, spread, *common, "--cluster", "local")
+    return output
+
+
+def test_vulkan_workers_give_what_one_process_on_vulkan_gives(clip, model, alone, tmp_path):
+    spread = tmp_path / "spread.mp4"
+    clustered = vidsr(clip, spread, *on_vulkan(model), "--cluster", "local")
     assert clustered.returncode == 0, clustered.stderr
     assert "vulkan:0" in clustered.stderr  # the result line names the device the workers rendered on
     assert_same_output(spread, alone)
+
+
+@pytest.fixture(scope="module")
+def vulkan_node():
+    """A Ray of this machine whose node declares its Vulkan device, as `ray start --resources
+    '{"vulkan_gpu": 1}'` does; its worker processes see llvmpipe whatever the driver sees."""
+    ray.init(
+        address="local",
+        num_cpus=2,
+        resources={VULKAN_RESOURCE: 1},
+        object_store_memory=100 * 1024 * 1024,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def test_a_driver_without_vulkan_plans_on_a_vulkan_worker_and_shares_its_device(
+    clip, model, alone, vulkan_node, tmp_path
+):
+    """The worker chooses precision and tile for its device (llvmpipe stores fp16, which the driver
+    cannot know), the journal keeps that choice for a resume, and --worker-gpus 0.5 puts two
+    renderers on the one device: the output is still the one-process render's."""
+    no_vulkan = {"VK_ICD_FILENAMES": str(tmp_path / "no-such-driver.json")}
+    here = vidsr(clip, tmp_path / "here.mp4", *on_vulkan(model), **no_vulkan)
+    assert here.returncode == 1 and "finds no Vulkan device" in here.stderr  # the driver has none
+    spread = tmp_path / "spread.mp4"
+    cluster = ("--cluster", "auto", "--worker-gpus", "0.5", "--keep-work")
+    clustered = vidsr(clip, spread, *on_vulkan(model), *cluster, RAY_ADDRESS=vulkan_node, **no_vulkan)
+    assert clustered.returncode == 0, clustered.stderr
+    assert "on vulkan:0 (ncnn) (2 workers)" in clustered.stderr
+    assert_same_output(spread, alone)
+    journal = WorkFolder(spread).read_journal()
+    assert journal is not None
+    assert (journal.job.chosen.engine, journal.job.chosen.precision) == ("ncnn", "fp16")

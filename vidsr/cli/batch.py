@@ -22,6 +22,7 @@ from vidsr.cli.render import (
     ClusterOption,
     JobFor,
     WorkerCpusOption,
+    WorkerGpusOption,
     check_cluster_options,
     open_backend,
     render_options,
@@ -68,6 +69,7 @@ def batch(
     job: JobFor,
     cluster: ClusterOption = None,
     worker_cpus: WorkerCpusOption = None,
+    worker_gpus: WorkerGpusOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Upscale every video under IN_DIR (sub-folders kept) or several files into OUT_DIR; finished
@@ -76,7 +78,7 @@ def batch(
     with console.user_errors(), console.stop_on_sigterm():
         if len(paths) < 2:
             raise typer.BadParameter("give the inputs, then the output folder: vidsr IN_DIR OUT_DIR")
-        check_cluster_options(cluster, worker_cpus)
+        check_cluster_options(cluster, worker_cpus, worker_gpus)
         with console.loading():
             from vidsr.render.batch import find_batch, run_batch
 
@@ -92,7 +94,7 @@ def batch(
             accept_truncated=template.accept_truncated,
             warn=console.warn,
         )
-        backend = open_backend(cluster, worker_cpus)
+        backend = open_backend(cluster, worker_cpus, worker_gpus)
         try:
 
             def started(index: int, item: BatchItem) -> None:

@@ -31,7 +31,17 @@ if TYPE_CHECKING:
     from vidsr.render import Backend, UpscaleJob
     from vidsr.render import Progress as RenderProgress
 
-__all__ = ["ClusterOption", "JobFor", "QuietOption", "WorkerCpusOption", "render_options", "upscale"]
+__all__ = [
+    "ClusterOption",
+    "JobFor",
+    "QuietOption",
+    "WorkerCpusOption",
+    "WorkerGpusOption",
+    "check_cluster_options",
+    "open_backend",
+    "render_options",
+    "upscale",
+]
 
 JobFor = Callable[[Path, Path], "UpscaleJob"]  # a render's settings, made into the job for an input and an output
 
@@ -46,6 +56,14 @@ ClusterOption = Annotated[
 WorkerCpusOption = Annotated[
     int | None,
     typer.Option(help="With --cluster: CPUs per renderer (default: a GPU's share, or a whole node).", min=1),
+]
+WorkerGpusOption = Annotated[
+    float | None,
+    typer.Option(
+        help="With --cluster: GPUs per renderer, 1 or a fraction (0.5: two renderers share each GPU); "
+        "with --device vulkan, of each node's vulkan_gpu resource.",
+        show_default=False,
+    ),
 ]
 
 
@@ -187,17 +205,18 @@ def upscale(
     job: JobFor,
     cluster: ClusterOption = None,
     worker_cpus: WorkerCpusOption = None,
+    worker_gpus: WorkerGpusOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Upscale a video; audio, subtitles and chapters are kept. Same as `vidsr INPUT OUTPUT`."""
     say = console.quiet if quiet else console.inform
     with console.user_errors(), console.stop_on_sigterm():
-        check_cluster_options(cluster, worker_cpus)
+        check_cluster_options(cluster, worker_cpus, worker_gpus)
         with console.loading():
             from vidsr.render import upscale_video
 
             console.tune_process_for_networks()
-        backend = open_backend(cluster, worker_cpus)
+        backend = open_backend(cluster, worker_cpus, worker_gpus)
         try:
             with progress_bar(enabled=not quiet and console.stderr.is_terminal) as on_progress:
                 result = upscale_video(
@@ -218,12 +237,20 @@ def upscale(
     )
 
 
-def check_cluster_options(cluster: str | None, worker_cpus: int | None) -> None:
-    if cluster is None and worker_cpus is not None:
-        raise SettingsError("--worker-cpus is for --cluster")
+def check_cluster_options(cluster: str | None, worker_cpus: int | None, worker_gpus: float | None = None) -> None:
+    """SettingsError, in one line, for worker sizes without a cluster or a GPU share a renderer
+    cannot have (it runs on one device: a whole one or a fraction of one)."""
+    for name, given in (("--worker-cpus", worker_cpus), ("--worker-gpus", worker_gpus)):
+        if cluster is None and given is not None:
+            raise SettingsError(f"{name} is for --cluster")
+    if worker_gpus is not None and not 0 < worker_gpus <= 1:
+        raise SettingsError(
+            f"--worker-gpus {worker_gpus:g}: a renderer runs on one GPU; give 1, or a fraction such as 0.5 "
+            "for two renderers on each GPU"
+        )
 
 
-def open_backend(cluster: str | None, worker_cpus: int | None) -> Backend:
+def open_backend(cluster: str | None, worker_cpus: int | None, worker_gpus: float | None = None) -> Backend:
     """This process, or a Ray cluster (imported only when asked for: Ray is an optional extra)."""
     if cluster is None:
         from vidsr.render import InProcessBackend
@@ -231,7 +258,7 @@ def open_backend(cluster: str | None, worker_cpus: int | None) -> Backend:
         return InProcessBackend()
     from vidsr.render.ray_executor import RayBackend
 
-    return RayBackend(cluster, worker_cpus=worker_cpus)
+    return RayBackend(cluster, worker_cpus=worker_cpus, worker_gpus=worker_gpus)
 
 
 def _frames(count: int) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vidsr.models import LoadedModel
-from vidsr.render.plan import RenderPlan
+from vidsr.render.plan import ChooseForDevice, RenderPlan
 from vidsr.render.segments import RenderedSegment, SegmentRenderer
 from vidsr.upscale import ReuseCount
 
@@ -45,10 +45,12 @@ Notify = Callable[[str], None]
 @dataclass(frozen=True)
 class WorkerDevice:
     """The device type the workers render on and whether their CPUs compute bf16 in hardware
-    (None for either: as this process would choose)."""
+    (None for either: as this process would choose), and who chooses the engine, precision and
+    tile for their device where this process cannot (None: it does, see ``plan_job``)."""
 
     type: str | None = None
     native_bf16: bool | None = None
+    choose: ChooseForDevice | None = None
 
 
 class Executor(Protocol):

@@ -107,7 +107,9 @@ def upscale_video(
     work = WorkFolder(job.output)
     workers = backend.worker_device(job.upscale.device)
     kept = recorded_choices(work, restart=job.restart)  # an interrupted run's machine choices are kept
-    plan, model = plan_job(job, device=workers.type, native_bf16=workers.native_bf16, kept=kept)
+    plan, model = plan_job(
+        job, device=workers.type, native_bf16=workers.native_bf16, kept=kept, choose_elsewhere=workers.choose
+    )
     _say_what_the_plan_changes(plan, model, warn, inform)
 
     pause_point("planned")

@@ -5,12 +5,19 @@ probed input, the model and its hash, the output size and pixel format, the prec
 encoder preset, whether to compile, and the segments. A plan is plain, picklable data, so the
 process that renders a segment may be another one than the process that planned it (a Ray
 worker with a GPU the driver does not have); what it renders depends on the plan alone.
+
+The choices that depend on the renderers' device (engine, precision, tile: :class:`DeviceChoices`)
+can be made elsewhere: ``plan_job`` asks a :data:`ChooseForDevice` with a :class:`DeviceQuestion`,
+and :func:`choose_for_this_device` answers it where the device is (a cluster driver without a
+Vulkan device has a Ray task on a node with one answer it).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -19,7 +26,7 @@ import torch
 
 from vidsr import __version__
 from vidsr.defaults import DEFAULT_SEGMENT_SECONDS
-from vidsr.errors import SettingsError
+from vidsr.errors import ModelError, SettingsError
 from vidsr.media import (
     EncodeSettings,
     Segmentation,
@@ -64,7 +71,18 @@ from vidsr.upscale import (
     should_compile,
 )
 
-__all__ = ["DEFAULT_SEGMENT_SECONDS", "RenderPlan", "UpscaleJob", "default_batch", "plan_job", "plan_output_size"]
+__all__ = [
+    "DEFAULT_SEGMENT_SECONDS",
+    "ChooseForDevice",
+    "DeviceChoices",
+    "DeviceQuestion",
+    "RenderPlan",
+    "UpscaleJob",
+    "choose_for_this_device",
+    "default_batch",
+    "plan_job",
+    "plan_output_size",
+]
 
 
 @dataclass(frozen=True)
@@ -149,12 +167,40 @@ class RenderPlan:
         return network_passes(native_scale, max(width / self.info.width, height / self.info.height))
 
 
+@dataclass(frozen=True)
+class DeviceChoices:
+    """What a plan chooses for the device that renders (the journal's :class:`MachineChoices`, with
+    how each was decided): the engine and its device, the precision, the tile."""
+
+    engine: EngineChoice
+    precision: Precision
+    tile: TileChoice
+
+
+@dataclass(frozen=True)
+class DeviceQuestion:
+    """All that choosing for a device needs, as plain data a process elsewhere can answer (it loads
+    the job's model again: ``model`` is the hash it must have)."""
+
+    job: UpscaleJob
+    info: VideoInfo
+    size: tuple[int, int]  # the output frame size
+    model: ModelIdentity
+    native_bf16: bool | None = None  # whether the renderers' CPUs compute bf16 in hardware (None: the answerer's)
+    kept: MachineChoices | None = None  # what an interrupted run chose: a resume keeps it
+
+
+# Answers a DeviceQuestion where the renderers' device is (a Ray task on a cluster node).
+ChooseForDevice = Callable[[DeviceQuestion], DeviceChoices]
+
+
 def plan_job(
     job: UpscaleJob,
     *,
     device: str | None = None,
     native_bf16: bool | None = None,
     kept: MachineChoices | None = None,
+    choose_elsewhere: ChooseForDevice | None = None,
 ) -> tuple[RenderPlan, LoadedModel]:
     """Probe the input, load the model and decide everything a render needs, for ``device`` (the
     type of device the renderers have; None: this machine's, as ``--device`` chooses). Also returns
@@ -162,7 +208,9 @@ def plan_job(
 
     ``native_bf16`` says whether the renderers' CPUs compute bf16 in hardware (None: this one's);
     it only matters on the CPU. ``kept``: what an interrupted run of this job chose for its machine,
-    which a resume keeps. Raises InputError, ModelError or SettingsError before any work.
+    which a resume keeps. ``choose_elsewhere``: who makes the device's choices where this process
+    lacks the device (a Vulkan device on the cluster's nodes only); None: here. Raises InputError,
+    ModelError or SettingsError before any work.
     """
     if job.segment_seconds <= 0:
         raise SettingsError("--segment-seconds must be more than 0")
@@ -171,12 +219,13 @@ def plan_job(
     model = choose_model(job.upscale.models, job.upscale.alpha)
     pix_fmt = output_pix_fmt(job.encode, info.bit_depth)
     size = plan_output_size(info, model, job, pix_fmt_layout(pix_fmt))
-    local_type = select_device(job.upscale.device).type
-    local = device is None or device == local_type
-    engine = _plan_engine(job, model, info, device if not local else None, native_bf16, kept)
+    identity = ModelIdentity(name=model.name, sha256=model.content_hash, scale=model.scale)
+    if choose_elsewhere is not None:
+        chosen = choose_elsewhere(DeviceQuestion(job, info, size, identity, native_bf16, kept))
+    else:
+        chosen = _device_choices(job, model, info, size, device, native_bf16, kept)
+    engine, precision, tile = chosen.engine, chosen.precision, chosen.tile
     device_type = engine.device.type
-    precision = _plan_precision(job, model, info, engine, native_bf16, kept)
-    tile = _plan_tile(job, model, info, size, engine.device, precision, local=local, kept=kept)
     arithmetic = arithmetic_per_output_pixel(model)
     if job.compile and engine.engine != "torch":
         raise SettingsError("--compile is torch's: the ncnn engine runs without it")
@@ -218,7 +267,7 @@ def plan_job(
         input=InputFingerprint.of(info),
         models=job.upscale.models,
         alpha=job.upscale.alpha,
-        model=ModelIdentity(name=model.name, sha256=model.content_hash, scale=model.scale),
+        model=identity,
         settings=settings,
         tile=tile,
         precision=precision,
@@ -228,6 +277,40 @@ def plan_job(
         engine_reason=engine.reason,
     )
     return plan, model
+
+
+def choose_for_this_device(question: DeviceQuestion) -> DeviceChoices:
+    """The answer to ``question`` from the process that has the device (``--device`` of the job
+    as this machine has it): the job's model loaded here and checked against the planned hash,
+    then the same choices a render in one process makes."""
+    job = question.job
+    model = choose_model(job.upscale.models, job.upscale.alpha)
+    if model.content_hash != question.model.sha256:
+        raise ModelError(
+            f"{model.name} on {os.uname().nodename} is not the model the render is planned with "
+            f"(weights {model.content_hash[:12]}, planned {question.model.sha256[:12]}); "
+            "give every machine the same file"
+        )
+    return _device_choices(job, model, question.info, question.size, None, question.native_bf16, question.kept)
+
+
+def _device_choices(
+    job: UpscaleJob,
+    model: LoadedModel,
+    info: VideoInfo,
+    size: tuple[int, int],
+    device: str | None,
+    native_bf16: bool | None,
+    kept: MachineChoices | None,
+) -> DeviceChoices:
+    """The engine, precision and tile for ``device`` (a device type; None: this machine's, as
+    ``--device`` chooses), decided here."""
+    local_type = select_device(job.upscale.device).type
+    local = device is None or device == local_type
+    engine = _plan_engine(job, model, info, device if not local else None, native_bf16, kept)
+    precision = _plan_precision(job, model, info, engine, native_bf16, kept)
+    tile = _plan_tile(job, model, info, size, engine.device, precision, local=local, kept=kept)
+    return DeviceChoices(engine, precision, tile)
 
 
 def _plan_engine(

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import fcntl
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from typing import Any, cast
 from vidsr.errors import SettingsError, VidsrError
 from vidsr.models import LoadedModel
 from vidsr.render.executor import Activity, Backend, Executor, WorkerDevice
-from vidsr.render.plan import RenderPlan
+from vidsr.render.plan import DeviceChoices, DeviceQuestion, RenderPlan, choose_for_this_device
 from vidsr.render.segments import RenderedSegment, SegmentRenderer
 from vidsr.upscale import ReuseCount
 
@@ -39,7 +40,7 @@ __all__ = ["OBJECT_STORE_BYTES", "VULKAN_RESOURCE", "RayBackend"]
 
 # Ray knows CUDA GPUs, not Vulkan devices: each node declares its Vulkan devices as this custom
 # resource (a local cluster started here does so by itself; elsewhere `ray start --resources
-# '{"vulkan_gpu": N}'`), and a segment task on --device vulkan takes one.
+# '{"vulkan_gpu": N}'`), and a segment task on --device vulkan takes one (or --worker-gpus of one).
 VULKAN_RESOURCE = "vulkan_gpu"
 
 # The object store only carries encoded segments (a few MB each) and the weights once: a small
@@ -49,6 +50,9 @@ TASK_RETRIES = 4  # a segment whose worker dies more often than this (a real fau
 _POLL_SECONDS = 0.5  # how often the driver looks at the workers' activity while it waits
 _BOARD_SECONDS = 10.0  # how long the board may take to answer (a busy machine): progress is a courtesy
 _STARTUP_SECONDS = 120.0  # the most a question to the cluster may take
+# The most planning on a Vulkan node may take: a worker process started, torch imported, the model
+# loaded (converted, the first time on that node) and the device probed; minutes on a busy node.
+_PLANNING_SECONDS = 600.0
 
 
 class RayBackend(Backend):
@@ -61,9 +65,10 @@ class RayBackend(Backend):
 
     files_at_once = 1
 
-    def __init__(self, address: str, *, worker_cpus: int | None = None) -> None:
+    def __init__(self, address: str, *, worker_cpus: int | None = None, worker_gpus: float | None = None) -> None:
         self.address = address
         self.worker_cpus = worker_cpus
+        self.worker_gpus = worker_gpus  # GPUs (CUDA or Vulkan) per renderer, 1 or a fraction; None: 1
         self.name = f"Ray ({address})"
         self._ray: Any = None
         self._started_here = False
@@ -106,35 +111,57 @@ class RayBackend(Backend):
         return ray
 
     def worker_device(self, requested: str) -> WorkerDevice:
+        _check_cluster_device(requested)  # before connecting: a usage error starts no cluster
         ray = self._connect()
+        if requested == "vulkan":
+            return self._vulkan_workers(int(ray.cluster_resources().get(VULKAN_RESOURCE, 0)))
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        if requested == "vulkan" or requested.startswith("vulkan:"):
-            return self._vulkan_workers(requested, int(ray.cluster_resources().get(VULKAN_RESOURCE, 0)))
-        if requested == "mps":
-            raise SettingsError("--device mps is for one Mac; a cluster renders on cuda or cpu")
-        if requested.startswith("cuda:"):
-            raise SettingsError(
-                f"--device {requested} picks one GPU; a cluster gives each worker its own: use --device cuda"
-            )
         if requested == "cuda" and not gpus:
             raise SettingsError("--device cuda: the Ray cluster has no GPU (try --device cpu)")
         device = "cuda" if gpus and requested in ("auto", "cuda") else "cpu"
+        if device == "cpu" and self.worker_gpus is not None:
+            raise SettingsError(
+                "--worker-gpus: the workers render on CPUs (the cluster has no GPU, or --device cpu); "
+                "size them with --worker-cpus"
+            )
         return WorkerDevice(device, self._all_nodes_have_native_bf16() if device == "cpu" else None)
 
-    def _vulkan_workers(self, requested: str, devices: int) -> WorkerDevice:
-        """Only an explicit ``--device vulkan`` renders on Vulkan workers (``auto`` stays cuda or cpu:
+    def _vulkan_workers(self, devices: int) -> WorkerDevice:
+        """Vulkan workers, planned on one of them: this process may have no Vulkan device (a laptop
+        or a head node without a GPU), and the precision and tile are the device's to choose.
+        Only an explicit ``--device vulkan`` renders on Vulkan workers (``auto`` stays cuda or cpu:
         a cluster does not measure, and a software device such as llvmpipe is no GPU)."""
-        if requested != "vulkan":
-            raise SettingsError(
-                f"--device {requested} picks one Vulkan device; a cluster gives each worker its own: "
-                "use --device vulkan"
-            )
         if not devices:
             raise SettingsError(
                 f"--device vulkan: the Ray cluster has no {VULKAN_RESOURCE} resource (start its nodes with "
                 f"ray start --resources '{{\"{VULKAN_RESOURCE}\": N}}', N their Vulkan devices)"
             )
-        return WorkerDevice("vulkan", None)
+        return WorkerDevice("vulkan", None, choose=self._choose_on_a_vulkan_node)
+
+    def _choose_on_a_vulkan_node(self, question: DeviceQuestion) -> DeviceChoices:
+        """The engine, precision and tile, chosen by a task on a node with a Vulkan device, once for
+        the whole render (the journal records them: every segment, and a resume, uses them)."""
+        ray = self._ray
+        task = ray.remote(_choose_task).options(
+            num_cpus=1, resources={VULKAN_RESOURCE: self._gpus_per_renderer}, max_retries=TASK_RETRIES
+        )
+        from ray.exceptions import GetTimeoutError, RayTaskError
+
+        answer = task.remote(question)
+        try:
+            return cast(DeviceChoices, ray.get(answer, timeout=_PLANNING_SECONDS))
+        except RayTaskError as error:  # the choice itself failed: no such model there, a bad --precision...
+            raise _cause_of(error) from None
+        except GetTimeoutError:
+            ray.cancel(answer)
+            raise VidsrError(
+                f"--cluster {self.address}: no node with a free {VULKAN_RESOURCE} planned the render "
+                f"in {_PLANNING_SECONDS:.0f} s (are its Vulkan devices busy with other work?)"
+            ) from None
+
+    @property
+    def _gpus_per_renderer(self) -> float:
+        return self.worker_gpus or 1.0
 
     def _all_nodes_have_native_bf16(self) -> bool:
         """bf16 only where every node computes it in hardware: the plan is the same for all."""
@@ -159,30 +186,38 @@ class RayBackend(Backend):
     ) -> Executor:
         ray = self._connect()
         if plan.settings.device == "vulkan":
-            cpus, count = self._vulkan_shape()
-            return RayExecutor(ray, plan, cpus=cpus, gpus=0, workers=count, on_activity=on_activity, vulkan=True)
-        cpus, gpus, count = self._worker_shape(plan.settings.device)
-        return RayExecutor(ray, plan, cpus=cpus, gpus=gpus, workers=count, on_activity=on_activity)
+            cpus, count = self._gpu_shape(VULKAN_RESOURCE)
+            vulkan = self._gpus_per_renderer
+            return RayExecutor(ray, plan, cpus=cpus, gpus=0, workers=count, on_activity=on_activity, vulkan=vulkan)
+        if plan.settings.device == "cuda":
+            cpus, count = self._gpu_shape("GPU")
+            gpus = self._gpus_per_renderer
+            return RayExecutor(ray, plan, cpus=cpus, gpus=gpus, workers=count, on_activity=on_activity)
+        cpus, count = self._cpu_shape()
+        return RayExecutor(ray, plan, cpus=cpus, gpus=0, workers=count, on_activity=on_activity)
 
-    def _vulkan_shape(self) -> tuple[int, int]:
-        """(CPUs, how many at once) of Vulkan segment tasks: one per Vulkan device, with its share of
-        its node's CPUs."""
+    def _gpu_shape(self, resource: str) -> tuple[int, int]:
+        """(CPUs, how many at once) of segment tasks on GPUs (Ray's ``GPU``, or ``vulkan_gpu``): a
+        renderer per ``--worker-gpus`` of a GPU (one each by default, two on each with 0.5), each
+        with its share of its node's CPUs (the smallest node's share, or ``--worker-cpus``)."""
         alive = [n["Resources"] for n in self._ray.nodes() if n["Alive"]]
-        with_vulkan = [r for r in alive if int(r.get(VULKAN_RESOURCE, 0))]
-        per_device = [int(r.get("CPU", 0)) // int(r[VULKAN_RESOURCE]) for r in with_vulkan]
-        cpus = self.worker_cpus or max(1, min(per_device))
-        return cpus, sum(int(r[VULKAN_RESOURCE]) for r in with_vulkan)
+        per_node = [
+            (int(r.get("CPU", 0)), renderers)
+            for r in alive
+            if (renderers := _renderers_on(float(r.get(resource, 0)), self._gpus_per_renderer))
+        ]
+        if not per_node:
+            raise SettingsError(
+                f"--worker-gpus {self._gpus_per_renderer:g}: no node of the cluster has that much {resource}"
+            )
+        cpus = self.worker_cpus or max(1, min(node_cpus // renderers for node_cpus, renderers in per_node))
+        return cpus, sum(renderers for _, renderers in per_node)
 
-    def _worker_shape(self, device: str) -> tuple[int, int, int]:
-        """(CPUs, GPUs, how many at once) of the segment tasks: one per GPU with the CPUs that go
-        with it, or CPU shares of ``worker_cpus`` (default: a whole node, the smallest one, so
-        every node takes at least one)."""
+    def _cpu_shape(self) -> tuple[int, int]:
+        """(CPUs, how many at once) of the segment tasks on CPUs: shares of ``worker_cpus`` (default:
+        a whole node, the smallest one, so every node takes at least one)."""
         ray = self._ray
         alive = [n["Resources"] for n in ray.nodes() if n["Alive"]]
-        if device == "cuda":
-            per_gpu = [int(r.get("CPU", 0)) // int(r["GPU"]) for r in alive if int(r.get("GPU", 0))]
-            cpus = self.worker_cpus or max(1, min(per_gpu))
-            return cpus, 1, sum(int(r.get("GPU", 0)) for r in alive)
         node_cpus = [c for c in (int(r.get("CPU", 0)) for r in alive) if c > 0]
         if not node_cpus:
             raise VidsrError(f"--cluster {self.address}: the Ray cluster has no worker with a CPU")
@@ -192,7 +227,7 @@ class RayBackend(Backend):
             raise SettingsError(
                 f"--worker-cpus {cpus}: no node of the cluster has that many CPUs ({max(node_cpus)} at most)"
             )
-        return cpus, 0, count
+        return cpus, count
 
     def close(self) -> None:
         if self._ray is not None and self._started_here:
@@ -207,6 +242,36 @@ def _local_vulkan_resources() -> dict[str, float] | None:
 
     devices = len(vulkan_devices())
     return {VULKAN_RESOURCE: float(devices)} if devices else None
+
+
+def _check_cluster_device(requested: str) -> None:
+    """SettingsError, in one line, for a ``--device`` a cluster cannot honour: Ray hands each
+    worker its own GPU, so none can be picked by number."""
+    if requested == "mps":
+        raise SettingsError("--device mps is for one Mac; a cluster renders on cuda, vulkan or cpu")
+    kind, _, number = requested.partition(":")
+    if number and kind in ("cuda", "vulkan"):
+        raise SettingsError(
+            f"--device {requested} picks one {'GPU' if kind == 'cuda' else 'Vulkan device'}; a cluster gives "
+            f"each worker its own: use --device {kind}"
+        )
+
+
+def _renderers_on(gpus: float, per_renderer: float) -> int:
+    """How many renderers of ``per_renderer`` GPUs a node with ``gpus`` holds (as Ray counts:
+    0.5 twice is one GPU, exactly)."""
+    return math.floor(gpus / per_renderer + 1e-9)
+
+
+def _cause_of(error: Exception) -> BaseException:
+    """The exception a Ray task raised (a VidsrError travels whole), or its first line."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, BaseException) else VidsrError(str(error).splitlines()[0])
+
+
+def _choose_task(question: DeviceQuestion) -> DeviceChoices:
+    """A Ray task: the device choices of a render, made on this worker's node."""
+    return choose_for_this_device(question)
 
 
 def _keep_token_private() -> None:
@@ -271,19 +336,25 @@ def _own_vulkan_device(plan: RenderPlan) -> Generator[RenderPlan, None, None]:
     """``plan`` on a Vulkan device no other task on this node uses meanwhile (a plain plan as it is).
 
     Ray counts custom resources but numbers none, so the tasks of a node share out its devices
-    themselves, by a lock file per device: Ray runs at most as many Vulkan tasks on a node as it has
-    devices, so one is always free. A worker tries the device it used last first: its network
+    themselves, by lock files: a device has a slot for each task its share of ``vulkan_gpu`` lets
+    on it (one; two with --worker-gpus 0.5), and Ray runs no more tasks on a node than its devices
+    have slots, so one is always free. A worker tries the device it used last first: its network
     stays loaded there."""
     global _held_device
     if not plan.device.startswith("vulkan"):
         yield plan
         return
+    import ray
+
     from vidsr.upscale import vulkan_devices
 
+    share = float(ray.get_runtime_context().get_assigned_resources().get(VULKAN_RESOURCE, 1.0))
+    slots = max(1, _renderers_on(1.0, share))
     count = len(vulkan_devices())
-    order = sorted(range(count), key=lambda device: device != _held_device)
-    for device in order:
-        lock = open(Path(tempfile.gettempdir()) / f"vidsr-vulkan-{device}.lock", "a+b")  # noqa: SIM115 - held below
+    order = sorted(((d, slot) for d in range(count) for slot in range(slots)), key=lambda d: d[0] != _held_device)
+    for device, slot in order:
+        name = f"vidsr-vulkan-{device}.lock" if slot == 0 else f"vidsr-vulkan-{device}-{slot}.lock"
+        lock = open(Path(tempfile.gettempdir()) / name, "a+b")  # noqa: SIM115 - held below
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -330,10 +401,10 @@ class RayExecutor:
         plan: RenderPlan,
         *,
         cpus: int,
-        gpus: int,
+        gpus: float,
         workers: int,
         on_activity: Callable[[Activity], None] | None = None,
-        vulkan: bool = False,
+        vulkan: float = 0,
     ) -> None:
         self._ray = ray
         self._plan = ray.put(plan)
@@ -342,7 +413,7 @@ class RayExecutor:
         self._task = ray.remote(_render_task).options(
             num_cpus=cpus,
             num_gpus=gpus,
-            resources={VULKAN_RESOURCE: 1} if vulkan else None,  # one Vulkan device each (_own_vulkan_device)
+            resources={VULKAN_RESOURCE: vulkan} if vulkan else None,  # a Vulkan device, or a share (_own_vulkan_device)
             max_retries=TASK_RETRIES,  # a worker or node lost: the segment is rendered again elsewhere
             retry_exceptions=False,  # a render that fails (bad input, full disk) fails the same everywhere
         )
