@@ -111,9 +111,12 @@ def test_a_usage_error_is_exit_2_and_loads_nothing_heavy(args, said):
     [
         (("in.mp4", "out.mp4", "--deinterlace", "sideways"), "--deinterlace 'sideways' is not a choice"),
         (("in.mp4", "out.mp4", "--worker-cpus", "2"), "--worker-cpus is for --cluster"),
+        (("in.mp4", "out.mp4", "--worker-gpus", "0.5"), "--worker-gpus is for --cluster"),
+        (("in.mp4", "out.mp4", "--cluster", "local", "--worker-gpus", "0"), "--worker-gpus must be more than 0"),
+        (("in.mp4", "out.mp4", "--cluster", "local", "--worker-gpus", "2"), "a renderer runs on one GPU"),
         (("image", "one.png"), "give at least one input and an output"),
     ],
-    ids=["deinterlace", "worker-cpus", "image-no-output"],
+    ids=["deinterlace", "worker-cpus", "worker-gpus", "worker-gpus-zero", "worker-gpus-two", "image-no-output"],
 )
 def test_a_refusal_the_options_alone_decide_is_one_line_before_anything_heavy_loads(args, said):
     ran = vidsr(*args)
@@ -121,6 +124,19 @@ def test_a_refusal_the_options_alone_decide_is_one_line_before_anything_heavy_lo
     [line] = ran.output.strip().splitlines()
     assert line.startswith("error: ") and said in line
     assert ran.loaded == []
+
+
+def test_a_device_a_cluster_cannot_honour_is_refused_before_ray_loads(tmp_path):
+    """A cluster gives each worker its own device: naming one is refused before a cluster starts."""
+    source = tmp_path / "in.mp4"
+    source.write_bytes(b"not read: the device is refused first")
+    ran = vidsr(str(source), str(tmp_path / "out.mp4"), "--device", "vulkan:0", "--cluster", "local")
+    assert ran.code == 1
+    [line] = ran.output.strip().splitlines()
+    assert line == (
+        "error: --device vulkan:0 picks one Vulkan device; a cluster gives each worker its own: use --device vulkan"
+    )
+    assert "ray" not in ran.loaded
 
 
 def test_a_command_that_runs_loads_what_it_runs_on():

@@ -243,7 +243,9 @@ def check_cluster_options(cluster: str | None, worker_cpus: int | None, worker_g
     for name, given in (("--worker-cpus", worker_cpus), ("--worker-gpus", worker_gpus)):
         if cluster is None and given is not None:
             raise SettingsError(f"{name} is for --cluster")
-    if worker_gpus is not None and not 0 < worker_gpus <= 1:
+    if worker_gpus is not None and worker_gpus <= 0:
+        raise SettingsError("--worker-gpus must be more than 0 (0.5: two renderers on each GPU)")
+    if worker_gpus is not None and worker_gpus > 1:
         raise SettingsError(
             f"--worker-gpus {worker_gpus:g}: a renderer runs on one GPU; give 1, or a fraction such as 0.5 "
             "for two renderers on each GPU"
