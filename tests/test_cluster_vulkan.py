@@ -92,15 +92,20 @@ def vulkan_node():
 def test_a_driver_without_vulkan_plans_on_a_vulkan_worker_and_shares_its_device(
     clip, model, alone, vulkan_node, tmp_path
 ):
-    """The worker chooses precision and tile for its device (llvmpipe stores fp16, which the driver
-    cannot know), the journal keeps that choice for a resume, and --worker-gpus 0.5 puts two
-    renderers on the one device: the output is still the one-process render's."""
+    """A driver without a Vulkan device or ncnn: the worker chooses precision and tile for its
+    device (llvmpipe stores fp16, which the driver cannot know), the journal keeps that choice for
+    a resume, and --worker-gpus 0.5 puts two renderers on the one device: the output is still the
+    one-process render's."""
     no_vulkan = {"VK_ICD_FILENAMES": str(tmp_path / "no-such-driver.json")}
     here = vidsr(clip, tmp_path / "here.mp4", *on_vulkan(model), **no_vulkan)
     assert here.returncode == 1 and "finds no Vulkan device" in here.stderr  # the driver has none
+    blocker = tmp_path / "no_ncnn"  # nor the ncnn package: the driver never runs the network
+    blocker.mkdir()
+    (blocker / "ncnn.py").write_text("raise ImportError('no ncnn here')\n")
+    no_ncnn = {"PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     spread = tmp_path / "spread.mp4"
     cluster = ("--cluster", "auto", "--worker-gpus", "0.5", "--keep-work")
-    clustered = vidsr(clip, spread, *on_vulkan(model), *cluster, RAY_ADDRESS=vulkan_node, **no_vulkan)
+    clustered = vidsr(clip, spread, *on_vulkan(model), *cluster, RAY_ADDRESS=vulkan_node, **no_vulkan, **no_ncnn)
     assert clustered.returncode == 0, clustered.stderr
     assert "on vulkan:0 (ncnn) (2 workers)" in clustered.stderr
     assert_same_output(spread, alone)
