@@ -142,7 +142,7 @@ class RayBackend(Backend):
         """The engine, precision and tile, chosen by a task on a node with a Vulkan device, once for
         the whole render (the journal records them: every segment, and a resume, uses them)."""
         ray = self._ray
-        task = ray.remote(_choose_task).options(
+        task = ray.remote(choose_for_this_device).options(
             num_cpus=1, resources={VULKAN_RESOURCE: self._gpus_per_renderer}, max_retries=TASK_RETRIES
         )
         from ray.exceptions import GetTimeoutError, RayTaskError
@@ -152,8 +152,7 @@ class RayBackend(Backend):
             return cast(DeviceChoices, ray.get(answer, timeout=_PLANNING_SECONDS))
         except RayTaskError as error:  # the choice itself failed: no such model there, a bad --precision...
             raise _cause_of(error) from None
-        except GetTimeoutError:
-            ray.cancel(answer)
+        except GetTimeoutError:  # not cancelled (see RayExecutor.cancel_all): it ends with this driver
             raise VidsrError(
                 f"--cluster {self.address}: no node with a free {VULKAN_RESOURCE} planned the render "
                 f"in {_PLANNING_SECONDS:.0f} s (are its Vulkan devices busy with other work?)"
@@ -267,11 +266,6 @@ def _cause_of(error: Exception) -> BaseException:
     """The exception a Ray task raised (a VidsrError travels whole), or its first line."""
     cause = getattr(error, "cause", None)
     return cause if isinstance(cause, BaseException) else VidsrError(str(error).splitlines()[0])
-
-
-def _choose_task(question: DeviceQuestion) -> DeviceChoices:
-    """A Ray task: the device choices of a render, made on this worker's node."""
-    return choose_for_this_device(question)
 
 
 def _keep_token_private() -> None:
