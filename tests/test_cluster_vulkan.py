@@ -9,6 +9,7 @@ here, whose processes see llvmpipe, as nodes started with `ray start --resources
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -26,10 +27,14 @@ pytest.importorskip("ncnn")
 
 from test_cluster import assert_same_output  # noqa: E402
 
+from vidsr.errors import ModelError  # noqa: E402
 from vidsr.models.arch import SRVGGNetCompact  # noqa: E402
+from vidsr.render import UpscaleJob, plan_job  # noqa: E402
+from vidsr.render.identity import MachineChoices  # noqa: E402
+from vidsr.render.plan import DeviceQuestion, choose_for_this_device  # noqa: E402
 from vidsr.render.ray_executor import VULKAN_RESOURCE  # noqa: E402
 from vidsr.render.workfolder import WorkFolder  # noqa: E402
-from vidsr.upscale import vulkan_devices  # noqa: E402
+from vidsr.upscale import UpscaleOptions, vulkan_devices  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not vulkan_devices(), reason="no Vulkan device (mesa-vulkan-drivers gives llvmpipe)")
 
@@ -54,6 +59,24 @@ def model(tmp_path_factory) -> Path:
 
 def on_vulkan(model: Path) -> tuple[str | Path, ...]:
     return ("--model", model, "--device", "vulkan", "--segment-seconds", "0.5")
+
+
+def test_choices_made_where_the_device_is_are_those_made_here_and_keep_an_interrupted_runs(clip, model, tmp_path):
+    """What a Vulkan worker answers the driver (here in this process, without Ray): the same engine,
+    precision and tile a plan made here has; an interrupted run's tile and precision kept; and
+    weights other than the planned ones refused."""
+    job = UpscaleJob(
+        input=clip, output=tmp_path / "out.mp4", upscale=UpscaleOptions(models=(str(model),), device="vulkan")
+    )
+    here, _ = plan_job(job)
+    elsewhere, _ = plan_job(job, device="vulkan", choose_elsewhere=choose_for_this_device)
+    assert elsewhere.identity == here.identity
+    interrupted = MachineChoices(tile=40, precision="fp32", engine="ncnn", device="vulkan:0")
+    resumed, _ = plan_job(job, device="vulkan", kept=interrupted, choose_elsewhere=choose_for_this_device)
+    assert resumed.identity.chosen == interrupted
+    other_weights = dataclasses.replace(here.model, sha256="0" * 64)
+    with pytest.raises(ModelError, match="not the model the render is planned with"):
+        choose_for_this_device(DeviceQuestion(job, here.info, here.settings.size, other_weights))
 
 
 @pytest.fixture(scope="module")
