@@ -142,7 +142,7 @@ class RayBackend(Backend):
         """The engine, precision and tile, chosen by a task on a node with a Vulkan device, once for
         the whole render (the journal records them: every segment, and a resume, uses them)."""
         ray = self._ray
-        task = ray.remote(choose_for_this_device).options(
+        task = ray.remote(_choose_on_this_node).options(
             num_cpus=1, resources={VULKAN_RESOURCE: self._gpus_per_renderer}, max_retries=TASK_RETRIES
         )
         from ray.exceptions import GetTimeoutError, RayTaskError
@@ -235,12 +235,31 @@ class RayBackend(Backend):
 
 
 def _local_vulkan_resources() -> dict[str, float] | None:
-    """This machine's Vulkan devices as Ray's custom resource, every one (llvmpipe too: only an
+    """This machine's Vulkan devices that renderers take, as Ray's custom resource (only an
     explicit --device vulkan uses them)."""
+    devices = len(_vulkan_devices_to_render_on())
+    return {VULKAN_RESOURCE: float(devices)} if devices else None
+
+
+def _vulkan_devices_to_render_on() -> list[int]:
+    """The indices of this node's Vulkan devices a renderer takes: its GPUs, or where it has none
+    (a machine without a GPU, a test) its software devices. Mesa's package installs llvmpipe
+    beside the GPU's own driver, and a segment rendered on it would take as long as on the CPU."""
     from vidsr.upscale import vulkan_devices
 
-    devices = len(vulkan_devices())
-    return {VULKAN_RESOURCE: float(devices)} if devices else None
+    devices = vulkan_devices()
+    return [device.index for device in devices if device.is_gpu] or [device.index for device in devices]
+
+
+def _choose_on_this_node(question: DeviceQuestion) -> DeviceChoices:
+    """A Ray task: the render's device choices, made on the first device of this node a renderer
+    would take (not llvmpipe beside a GPU)."""
+    devices = _vulkan_devices_to_render_on()
+    if not devices:
+        raise SettingsError(f"{os.uname().nodename} declares {VULKAN_RESOURCE} but ncnn finds no Vulkan device there")
+    asked = question.job.upscale
+    job = dataclasses.replace(question.job, upscale=dataclasses.replace(asked, device=f"vulkan:{devices[0]}"))
+    return choose_for_this_device(dataclasses.replace(question, job=job))
 
 
 def _check_cluster_device(requested: str) -> None:
@@ -340,12 +359,12 @@ def _own_vulkan_device(plan: RenderPlan) -> Generator[RenderPlan, None, None]:
         return
     import ray
 
-    from vidsr.upscale import vulkan_devices
-
     share = float(ray.get_runtime_context().get_assigned_resources().get(VULKAN_RESOURCE, 1.0))
     slots = max(1, _renderers_on(1.0, share))
-    count = len(vulkan_devices())
-    order = sorted(((d, slot) for d in range(count) for slot in range(slots)), key=lambda d: d[0] != _held_device)
+    devices = _vulkan_devices_to_render_on()
+    if not devices:
+        raise SettingsError(f"{os.uname().nodename} declares {VULKAN_RESOURCE} but ncnn finds no Vulkan device there")
+    order = sorted(((d, slot) for d in devices for slot in range(slots)), key=lambda d: d[0] != _held_device)
     for device, slot in order:
         name = f"vidsr-vulkan-{device}.lock" if slot == 0 else f"vidsr-vulkan-{device}-{slot}.lock"
         lock = open(Path(tempfile.gettempdir()) / name, "a+b")  # noqa: SIM115 - held below
