@@ -12,6 +12,7 @@ from vidsr.errors import SettingsError
 from vidsr.upscale import select_device
 from vidsr.upscale.engines import exact_fp32
 from vidsr.upscale.memory import is_out_of_memory
+from vidsr.upscale.vulkan import VulkanDevice, most_capable, vulkan_devices
 
 
 def test_cpu_and_auto_are_devices_everywhere():
@@ -69,3 +70,23 @@ def test_apples_gpu_running_out_of_memory_is_recovered_from_like_the_others():
     full = RuntimeError("MPS backend out of memory (MPS allocated: 7.64 GiB, other allocations: 68.91 GiB)")
     assert is_out_of_memory(full)
     assert not is_out_of_memory(RuntimeError("MPS backend does not support this operator"))
+
+
+def test_an_unnumbered_vulkan_device_is_a_gpu_before_a_software_one():
+    """Mesa installs llvmpipe beside radv and anv, and ncnn may list it first."""
+    llvmpipe = VulkanDevice(0, "llvmpipe (LLVM 15.0.6, 256 bits)", "CPU", 1 << 30)
+    integrated = VulkanDevice(1, "Intel(R) UHD Graphics 620", "integrated GPU", 1 << 30)
+    discrete = VulkanDevice(2, "AMD Radeon RX 6600 (RADV NAVI23)", "discrete GPU", 8 << 30)
+    second_discrete = VulkanDevice(3, "AMD Radeon RX 6600 (RADV NAVI23)", "discrete GPU", 8 << 30)
+    assert most_capable((llvmpipe, integrated, discrete, second_discrete)) == discrete
+    assert most_capable((llvmpipe, integrated)) == integrated
+    assert most_capable((llvmpipe,)) == llvmpipe
+
+
+def test_vulkan_without_a_number_selects_the_preferred_device():
+    devices = vulkan_devices()
+    if not devices:
+        with pytest.raises(SettingsError, match="ncnn"):
+            select_device("vulkan")
+        return
+    assert select_device("vulkan") == torch.device("vulkan", most_capable(devices).index)

@@ -12,7 +12,7 @@ import torch
 
 from vidsr.errors import SettingsError
 from vidsr.models import LoadedModel
-from vidsr.upscale.vulkan import fp16_storage_works, vulkan_device
+from vidsr.upscale.vulkan import fp16_storage_works, preferred_vulkan_device, vulkan_device
 
 __all__ = [
     "COMPILE_MIN_ARITHMETIC",
@@ -66,7 +66,8 @@ def select_device(name: str) -> torch.device:
     if kind == "mps" and not torch.backends.mps.is_available():
         raise SettingsError(f"--device {name}: Apple's Metal backend is not available here (try --device cpu)")
     if kind == "vulkan":
-        return torch.device("vulkan", vulkan_device(index or 0).index)  # SettingsError where ncnn or it is missing
+        device = vulkan_device(index) if index is not None else preferred_vulkan_device()  # SettingsError if absent
+        return torch.device("vulkan", device.index)
     return torch.device(kind, index) if index is not None else torch.device(kind)
 
 

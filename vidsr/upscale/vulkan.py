@@ -26,8 +26,10 @@ __all__ = [
     "VulkanDevice",
     "describe_vulkan_devices",
     "fp16_storage_works",
+    "most_capable",
     "ncnn_installed",
     "ncnn_module",
+    "preferred_vulkan_device",
     "vulkan_device",
     "vulkan_devices",
 ]
@@ -103,6 +105,20 @@ def vulkan_device(index: int) -> VulkanDevice:
         last = len(devices) - 1
         raise SettingsError(f"--device vulkan:{index}: there is {_count(len(devices))}, vulkan:0 to vulkan:{last}")
     return devices[index]
+
+
+def preferred_vulkan_device() -> VulkanDevice:
+    """The device ``--device vulkan`` means: the first discrete GPU, else the first integrated or
+    virtual one, and a software device (llvmpipe) only where there is no GPU. Mesa installs
+    llvmpipe beside radv and anv, and ncnn may list it first: rendering there would take the CPU."""
+    vulkan_device(0)  # SettingsError where ncnn or every device is missing
+    return most_capable(vulkan_devices())
+
+
+def most_capable(devices: tuple[VulkanDevice, ...]) -> VulkanDevice:
+    """The first device of the best kind, in ncnn's order among equals."""
+    rank = {kind: place for place, kind in enumerate(_KINDS.values())}
+    return min(devices, key=lambda device: (rank[device.kind], device.index))
 
 
 def describe_vulkan_devices() -> list[str]:
