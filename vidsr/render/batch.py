@@ -338,9 +338,9 @@ def _overlapped(
     results: list[FileResult | None] = [None] * len(items)
     failures: list[BaseException] = []
     slots = threading.Semaphore(files_at_once)
-    drivers: list[threading.Thread] = []
+    ended: list[threading.Event] = []  # one per driver started, set as its very last step
 
-    def drive(index: int, item: BatchItem, may_follow: threading.Event) -> None:
+    def drive(index: int, item: BatchItem, may_follow: threading.Event, done: threading.Event) -> None:
         try:
             result = render(item, may_follow.set)
             results[index] = result
@@ -350,6 +350,7 @@ def _overlapped(
         finally:
             may_follow.set()
             slots.release()
+            done.set()
 
     previous: threading.Event | None = None
     try:
@@ -361,23 +362,29 @@ def _overlapped(
                 slots.release()
                 break
             start(index, item)
-            previous = threading.Event()
-            driver = threading.Thread(target=drive, args=(index, item, previous), name=f"vidsr batch file {index}")
-            drivers.append(driver)
-            driver.start()
-        for driver in drivers:
-            driver.join()
+            previous, done = threading.Event(), threading.Event()
+            ended.append(done)
+            name = f"vidsr batch file {index}"
+            threading.Thread(target=drive, args=(index, item, previous, done), name=name).start()
+        _wait_for_all(ended)
     except KeyboardInterrupt:
         stopping.set()
-        for driver in drivers:
-            driver.join()
+        _wait_for_all(ended)
         raise _interrupted(items, failures) from None
     if failures:
         stopping.set()
-        for driver in drivers:
-            driver.join()
+        _wait_for_all(ended)
         raise failures[0]
     return [result for result in results if result is not None]
+
+
+def _wait_for_all(ended: list[threading.Event]) -> None:
+    """Until every driver has ended. Not ``Thread.join``: a join that a Ctrl-C interrupts marks the
+    thread as ended while it still runs (CPython 3.11, the bpo-45274 handling in
+    ``_wait_for_tstate_lock``), and every later join returns at once: the batch would stop with a
+    render still going and holding its output's lock. An event's wait can be interrupted safely."""
+    for done in ended:
+        done.wait()
 
 
 def _interrupted(items: Sequence[BatchItem], failures: list[BaseException]) -> RenderInterrupted:
