@@ -10,16 +10,16 @@ batches on one folder never render the same file twice: a file whose output anot
 is skipped and said. A broken file gets its one-line error in its row and the batch goes on.
 
 In this process the files are rendered one after the other. On a cluster the workers would sit
-idle at the tail of each file (its last segments out, nothing else to do), so a backend may ask
-(``files_at_once`` above one) that the next file start as soon as the current one has no
-segment left to submit: each file keeps its own driver, an unchanged ``upscale_video`` in a
-thread of its own, and the drivers share the backend (each with an executor of its own, so Ray
-queues the next file's segments behind the current one's). Several whole drivers rather than
-one executor serving several jobs: every guarantee of a render (its plan, lock, journal,
-durable commits, finalize, its error as one row) stays in the one code path that already has
-it, and the batch only decides when a driver may start. Ray says one file for now (see
-RayBackend). A Ctrl-C reaches the main thread; it tells the drivers, whose next progress report
-stops their render as a Ctrl-C would, each keeping its journal.
+idle at the tail of each file (its last segments out, nothing else to do) and while the next
+file is planned, so a backend may ask (``files_at_once`` above one, RayBackend does) that the
+next file start as soon as the current one has no segment left to submit: each file keeps its
+own driver, an unchanged ``upscale_video`` in a thread of its own, and the drivers share the
+backend (each with an executor of its own; Ray runs the next file's segments behind the current
+one's). Several whole drivers rather than one executor serving several jobs: every guarantee of
+a render (its plan, lock, journal, durable commits, finalize, its error as one row) stays in the
+one code path that already has it, and the batch only decides when a driver may start. A Ctrl-C
+reaches the main thread; it tells the drivers, whose next progress report stops their render as
+a Ctrl-C would, each keeping its journal, and waits for all of them to end.
 """
 
 from __future__ import annotations

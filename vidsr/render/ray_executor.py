@@ -60,8 +60,8 @@ class RayBackend(Backend):
     current one's, fill the workers that its tail leaves idle."""
 
     # bench/cluster_batch.py, 4 files of 3 segments, 2 workers of 1 CPU on a 2-vCPU Xeon (Sapphire
-    # Rapids), load 5-8: overlapped 2.3 s, one file at a time 3.0 s (1.33x). Two is enough: with the
-    # segments run in the order submitted, a third file would only queue behind the second.
+    # Rapids), load average 2-8: two at once 1.9-2.3 s, one at a time 2.8-3.0 s (1.3-1.5x), three at
+    # once 2.2 s. Two is enough: segments run in the order submitted, a third file would only queue.
     files_at_once = 2
 
     def __init__(self, address: str, *, worker_cpus: int | None = None) -> None:
