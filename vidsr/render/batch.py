@@ -322,7 +322,19 @@ def run_batch(
             results.append(render(item, None))
             finish(results[-1])
         return results
+    _ask_workers_here(backend, template)
     return _overlapped(items, backend.files_at_once, start, render, finish, stopping)
+
+
+def _ask_workers_here(backend: Backend, template: UpscaleJob) -> None:
+    """Ask the backend its workers' device in this thread, before any driver thread does: a cluster
+    connects with its first question, and Ray connects as it should (and without a warning about
+    its signal handler) only from the main thread. A problem is left for each file's render to
+    report in its row, as it would one file after the other."""
+    try:
+        backend.worker_device(template.upscale.device)
+    except VidsrError:
+        pass
 
 
 def _overlapped(
