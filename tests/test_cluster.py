@@ -307,6 +307,35 @@ def test_ctrl_c_stops_every_file_in_flight_each_keeping_its_journal_and_the_batc
     assert_each_equals_its_render_alone(items, nearest_model, tmp_path)
 
 
+def test_an_error_after_one_file_stops_the_batch_and_leaves_the_other_resumable(
+    ray_address, two_files, nearest_model, tmp_path
+):
+    from vidsr.render.batch import FileResult, find_batch, run_batch
+
+    items = find_batch(two_files, tmp_path / "out")
+    backend = RayBackend("auto", worker_cpus=1)
+
+    def table_cannot_be_written(result: FileResult) -> None:
+        raise OSError(28, "No space left on device")  # where the caller records a finished file
+
+    with pytest.raises(OSError, match="No space left"):
+        run_batch(
+            items,
+            short_job(nearest_model),
+            backend=backend,
+            on_file_done=table_cannot_be_written,
+            settle_seconds=0,
+        )
+
+    assert any(item.output.exists() for item in items)  # the file whose row could not be recorded
+    assert all(item.output.exists() or WorkFolder(item.output).journal_path.exists() for item in items)
+    rows = run_batch(items, short_job(nearest_model), backend=backend, settle_seconds=0)
+    assert "skipped" in [row.result for row in rows]
+    assert all(row.result in ("skipped", "resumed", "done") for row in rows)
+    assert not any("another vidsr" in row.note for row in rows)  # no render of the first run still going
+    assert_each_equals_its_render_alone(items, nearest_model, tmp_path)
+
+
 def reversed_copy(source: Path, target: Path) -> None:
     """``source``'s frames in reverse order, at its frame rate, size and colour tags (no audio)."""
     import av

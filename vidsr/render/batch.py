@@ -359,6 +359,7 @@ def _overlapped(
             finish(result)
         except BaseException as error:  # RenderInterrupted when stopping; anything else stops the batch
             failures.append(error)
+            stopping.set()  # the other files in flight stop now, each keeping its journal
         finally:
             may_follow.set()
             slots.release()
