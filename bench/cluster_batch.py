@@ -1,14 +1,18 @@
 """What overlapping a batch's files on a cluster gives: the same batch three ways, side by side.
 
 A batch of short files (each a few segments) is where the tail of each file costs most: its last
-segments keep fewer workers busy than there are. Renders one batch, interleaved so that machine
-noise hits all alike:
+segments keep fewer workers busy than there are, and between two files every worker waits for the
+next file's planning. Renders one batch, interleaved so that machine noise hits all alike:
 
     one process                the in-process batch, files one after the other
-    Ray, one file at a time    every core a worker, each file's tail left idle
-    Ray, overlapped            the next file's segments fill the tail (files_at_once = 2)
+    Ray, one file at a time    every core a worker, each file's tail and the next one's start idle
+    Ray, overlapped            as --cluster does it (RayBackend.files_at_once): the next file is
+                               planned while the current one renders, its segments queued behind
 
-and prints the wall time of each and the ratio of the last two. Ray starts once, outside the timings.
+and prints the wall time of each, the ratio of the last two, the CPU and the load average (the
+machine may be shared). Ray starts once, outside the timings. With as many workers as cores the
+gain can only come from the workers' idle time; the driver's own work (planning, committing,
+finalizing each file) takes CPU from them.
 
     python bench/cluster_batch.py [--files 4] [--seconds 1.5] [--segments 3] [--size 80x48]
 """
@@ -44,12 +48,6 @@ class OneFileAtATime(RayBackend):
     files_at_once = 1
 
 
-class Overlapped(RayBackend):
-    """The cluster, the next file started once the current one has no segment left to submit."""
-
-    files_at_once = 2
-
-
 def render(sources: list[Path], out: Path, job: UpscaleJob, backend: Backend) -> float:
     items = find_batch(sources, out)
     started = time.perf_counter()
@@ -81,27 +79,41 @@ def main() -> None:
     ways: dict[str, Backend] = {
         "one process": InProcessBackend(),
         "ray, one file at a time": OneFileAtATime("auto", worker_cpus=1),
-        "ray, overlapped": Overlapped("auto", worker_cpus=1),
+        f"ray, {RayBackend.files_at_once} files at once": RayBackend("auto", worker_cpus=1),
     }
+    overlapped = list(ways)[-1]
     times: dict[str, list[float]] = {name: [] for name in ways}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "in").mkdir()
         first = make_input(Path(folder) / "in" / "0.mp4", args.seconds, width, height)
         sources = [first] + [_copy(first, Path(folder) / "in" / f"{n}.mp4") for n in range(1, args.files)]
-        render(sources[:1], Path(folder) / "warm", job, ways["ray, overlapped"])  # workers up, model loaded
+        render(sources[:1], Path(folder) / "warm", job, ways[overlapped])  # workers up, model loaded
         for _ in range(args.rounds):
             for name, backend in ways.items():
                 times[name].append(render(sources, Path(folder) / name.replace(" ", "_"), job, backend))
+    load_after = os.getloadavg()
+    for backend in ways.values():
+        backend.close()
     ray.shutdown()
     frames = round(args.seconds * 24) * args.files
     print(f"{args.model}, {width}x{height} -> x4, {args.files} files of {args.segments} segments, {frames} frames")
-    print(f"{cores} cores, {cores} Ray workers of 1 CPU")
+    print(f"{_cpu_name()}, {cores} cores, {cores} Ray workers of 1 CPU")
+    print(f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after")
     best = {name: min(values) for name, values in times.items()}
     for name, seconds in best.items():
         runs = ", ".join(f"{t:.1f}" for t in times[name])
         print(f"  {name:<24} {seconds:6.1f} s  {frames / seconds:6.2f} fps   (runs: {runs})")
-    ratio = best["ray, one file at a time"] / best["ray, overlapped"]
-    print(f"overlapped over one file at a time: {ratio:.2f}x faster")
+    ratio = best["ray, one file at a time"] / best[overlapped]
+    print(f"{overlapped} over one file at a time: {ratio:.2f}x faster")
+
+
+def _cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "CPU"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "CPU")
 
 
 def _copy(source: Path, target: Path) -> Path:

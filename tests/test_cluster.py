@@ -14,7 +14,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ ray = pytest.importorskip("ray")
 from media import ClipSpec, audio_packets, with_default_sigint, write_clip  # noqa: E402
 from test_resume import assert_same_render as assert_same_long_render  # noqa: E402
 
+from vidsr.errors import RenderInterrupted  # noqa: E402
 from vidsr.render import UpscaleJob, upscale_video  # noqa: E402
 from vidsr.render.ray_executor import RayBackend  # noqa: E402
 from vidsr.render.workfolder import WorkFolder  # noqa: E402
@@ -218,41 +221,119 @@ def test_ctrl_c_cancels_the_workers_keeps_the_journal_and_exits_130(
     assert_same_long_render(output, long_reference)
 
 
+@pytest.fixture
+def two_files(clip, tmp_path) -> list[Path]:
+    """Two 1 s clips (4 segments of 0.25 s each) with the same settings and other pictures: a
+    worker must not mix them up."""
+    inputs = [tmp_path / "in" / name for name in ("a.mp4", "b.mp4")]
+    inputs[0].parent.mkdir()
+    shutil.copy(clip, inputs[0])
+    reversed_copy(clip, inputs[1])
+    return inputs
+
+
+def short_job(model: Path) -> UpscaleJob:
+    return job(Path(), Path(), model, segment_seconds=0.25)
+
+
+def assert_each_equals_its_render_alone(items, model: Path, folder: Path) -> None:
+    for item in items:
+        alone = upscale_video(replace(short_job(model), input=item.source, output=folder / f"alone {item.output.name}"))
+        assert item.output.read_bytes() == alone.output.read_bytes()
+
+
+def unfinished(progress) -> bool:
+    return progress is not None and progress.segments_done < progress.segments_total
+
+
 def test_a_batch_keeps_two_files_in_flight_and_each_output_equals_its_render_alone(
-    ray_address, long_clip, slow_model, long_reference, tmp_path
+    ray_address, two_files, nearest_model, tmp_path
 ):
     from vidsr.render.batch import BatchProgress, find_batch, run_batch
 
-    inputs = [tmp_path / "in" / name for name in ("a.mp4", "b.mp4")]
-    inputs[0].parent.mkdir()
-    shutil.copy(long_clip, inputs[0])
-    reversed_copy(long_clip, inputs[1])  # the same settings, other pictures: a worker must not mix them up
-    items = find_batch(inputs, tmp_path / "out")
+    items = find_batch(two_files, tmp_path / "out")
     seen: list[BatchProgress] = []
-    overlapping = RayBackend("auto", worker_cpus=1)
-    overlapping.files_at_once = 2
 
     results = run_batch(
         items,
-        job(Path(), Path(), slow_model),
-        backend=overlapping,
+        short_job(nearest_model),
+        backend=RayBackend("auto", worker_cpus=1),  # as --cluster makes it: overlapping is its default
         on_batch_progress=seen.append,
         settle_seconds=0,
     )
 
     assert [r.result for r in results] == ["done", "done"]
-    assert_same_long_render(items[0].output, long_reference)
-    assert items[0].output.read_bytes() == long_reference.read_bytes()
-    b_alone = upscale_video(job(inputs[1], tmp_path / "b alone.mp4", slow_model))
-    assert items[1].output.read_bytes() == b_alone.output.read_bytes()
-
-    def unfinished(progress) -> bool:
-        return progress is not None and progress.segments_done < progress.segments_total
-
+    assert_each_equals_its_render_alone(items, nearest_model, tmp_path)
     # b.mp4's render started while a.mp4's last segments were still out on the workers.
     overlapping = [p for p in seen if len(p.rendering) == 2 and unfinished(p.rendering[0].progress)]
     assert overlapping and overlapping[0].rendering[1].source.name == "b.mp4"
-    assert seen[-1].frames_done == seen[-1].frames_total == 288 and seen[-1].rendering == ()
+    assert seen[-1].frames_done == seen[-1].frames_total == 48 and seen[-1].rendering == ()
+
+
+def test_ctrl_c_stops_every_file_in_flight_each_keeping_its_journal_and_the_batch_resumes(
+    ray_address, two_files, nearest_model, tmp_path
+):
+    from vidsr.render.batch import BatchProgress, find_batch, run_batch
+
+    items = find_batch(two_files, tmp_path / "out")
+    backend = RayBackend("auto", worker_cpus=1)
+    pressed: list[BatchProgress] = []
+
+    def ctrl_c_while_both_render(progress: BatchProgress) -> None:
+        if not pressed and len(progress.rendering) == 2 and unfinished(progress.rendering[0].progress):
+            pressed.append(progress)
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)  # as from the terminal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # also where the suite runs in the background
+    try:
+        with pytest.raises(RenderInterrupted, match="run the same command again"):
+            run_batch(
+                items,
+                short_job(nearest_model),
+                backend=backend,
+                on_batch_progress=ctrl_c_while_both_render,
+                settle_seconds=0,
+            )
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+    assert pressed
+    a, b = items
+    assert not b.output.exists() and WorkFolder(b.output).journal_path.exists()  # stopped, its journal kept
+    assert a.output.exists() or WorkFolder(a.output).journal_path.exists()  # finished, or stopped the same way
+    rows = run_batch(items, short_job(nearest_model), backend=backend, settle_seconds=0)
+    assert rows[0].result in ("skipped", "resumed", "done") and rows[1].result in ("resumed", "done")
+    assert not any("another vidsr" in row.note for row in rows)  # no render of the first run still going
+    assert_each_equals_its_render_alone(items, nearest_model, tmp_path)
+
+
+def test_an_error_after_one_file_stops_the_batch_and_leaves_the_other_resumable(
+    ray_address, two_files, nearest_model, tmp_path
+):
+    from vidsr.render.batch import FileResult, find_batch, run_batch
+
+    items = find_batch(two_files, tmp_path / "out")
+    backend = RayBackend("auto", worker_cpus=1)
+
+    def table_cannot_be_written(result: FileResult) -> None:
+        raise OSError(28, "No space left on device")  # where the caller records a finished file
+
+    with pytest.raises(OSError, match="No space left"):
+        run_batch(
+            items,
+            short_job(nearest_model),
+            backend=backend,
+            on_file_done=table_cannot_be_written,
+            settle_seconds=0,
+        )
+
+    assert any(item.output.exists() for item in items)  # the file whose row could not be recorded
+    assert all(item.output.exists() or WorkFolder(item.output).journal_path.exists() for item in items)
+    rows = run_batch(items, short_job(nearest_model), backend=backend, settle_seconds=0)
+    assert "skipped" in [row.result for row in rows]
+    assert all(row.result in ("skipped", "resumed", "done") for row in rows)
+    assert not any("another vidsr" in row.note for row in rows)  # no render of the first run still going
+    assert_each_equals_its_render_alone(items, nearest_model, tmp_path)
 
 
 def reversed_copy(source: Path, target: Path) -> None:

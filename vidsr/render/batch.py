@@ -10,16 +10,16 @@ batches on one folder never render the same file twice: a file whose output anot
 is skipped and said. A broken file gets its one-line error in its row and the batch goes on.
 
 In this process the files are rendered one after the other. On a cluster the workers would sit
-idle at the tail of each file (its last segments out, nothing else to do), so a backend may ask
-(``files_at_once`` above one) that the next file start as soon as the current one has no
-segment left to submit: each file keeps its own driver, an unchanged ``upscale_video`` in a
-thread of its own, and the drivers share the backend (each with an executor of its own, so Ray
-queues the next file's segments behind the current one's). Several whole drivers rather than
-one executor serving several jobs: every guarantee of a render (its plan, lock, journal,
-durable commits, finalize, its error as one row) stays in the one code path that already has
-it, and the batch only decides when a driver may start. Ray says one file for now (see
-RayBackend). A Ctrl-C reaches the main thread; it tells the drivers, whose next progress report
-stops their render as a Ctrl-C would, each keeping its journal.
+idle at the tail of each file (its last segments out, nothing else to do) and while the next
+file is planned, so a backend may ask (``files_at_once`` above one, RayBackend does) that the
+next file start as soon as the current one has no segment left to submit: each file keeps its
+own driver, an unchanged ``upscale_video`` in a thread of its own, and the drivers share the
+backend (each with an executor of its own; Ray runs the next file's segments behind the current
+one's). Several whole drivers rather than one executor serving several jobs: every guarantee of
+a render (its plan, lock, journal, durable commits, finalize, its error as one row) stays in the
+one code path that already has it, and the batch only decides when a driver may start. A Ctrl-C
+reaches the main thread; it tells the drivers, whose next progress report stops their render as
+a Ctrl-C would, each keeping its journal, and waits for all of them to end.
 """
 
 from __future__ import annotations
@@ -322,7 +322,19 @@ def run_batch(
             results.append(render(item, None))
             finish(results[-1])
         return results
+    _ask_workers_here(backend, template)
     return _overlapped(items, backend.files_at_once, start, render, finish, stopping)
+
+
+def _ask_workers_here(backend: Backend, template: UpscaleJob) -> None:
+    """Ask the backend its workers' device in this thread, before any driver thread does: a cluster
+    connects with its first question, and Ray connects as it should (and without a warning about
+    its signal handler) only from the main thread. A problem is left for each file's render to
+    report in its row, as it would one file after the other."""
+    try:
+        backend.worker_device(template.upscale.device)
+    except VidsrError:
+        pass
 
 
 def _overlapped(
@@ -338,18 +350,20 @@ def _overlapped(
     results: list[FileResult | None] = [None] * len(items)
     failures: list[BaseException] = []
     slots = threading.Semaphore(files_at_once)
-    drivers: list[threading.Thread] = []
+    ended: list[threading.Event] = []  # one per driver started, set as its very last step
 
-    def drive(index: int, item: BatchItem, may_follow: threading.Event) -> None:
+    def drive(index: int, item: BatchItem, may_follow: threading.Event, done: threading.Event) -> None:
         try:
             result = render(item, may_follow.set)
             results[index] = result
             finish(result)
         except BaseException as error:  # RenderInterrupted when stopping; anything else stops the batch
             failures.append(error)
+            stopping.set()  # the other files in flight stop now, each keeping its journal
         finally:
             may_follow.set()
             slots.release()
+            done.set()
 
     previous: threading.Event | None = None
     try:
@@ -361,23 +375,29 @@ def _overlapped(
                 slots.release()
                 break
             start(index, item)
-            previous = threading.Event()
-            driver = threading.Thread(target=drive, args=(index, item, previous), name=f"vidsr batch file {index}")
-            drivers.append(driver)
-            driver.start()
-        for driver in drivers:
-            driver.join()
+            previous, done = threading.Event(), threading.Event()
+            ended.append(done)
+            name = f"vidsr batch file {index}"
+            threading.Thread(target=drive, args=(index, item, previous, done), name=name).start()
+        _wait_for_all(ended)
     except KeyboardInterrupt:
         stopping.set()
-        for driver in drivers:
-            driver.join()
+        _wait_for_all(ended)
         raise _interrupted(items, failures) from None
     if failures:
         stopping.set()
-        for driver in drivers:
-            driver.join()
+        _wait_for_all(ended)
         raise failures[0]
     return [result for result in results if result is not None]
+
+
+def _wait_for_all(ended: list[threading.Event]) -> None:
+    """Until every driver has ended. Not ``Thread.join``: a join that a Ctrl-C interrupts marks the
+    thread as ended while it still runs (CPython 3.11, the bpo-45274 handling in
+    ``_wait_for_tstate_lock``), and every later join returns at once: the batch would stop with a
+    render still going and holding its output's lock. An event's wait can be interrupted safely."""
+    for done in ended:
+        done.wait()
 
 
 def _interrupted(items: Sequence[BatchItem], failures: list[BaseException]) -> RenderInterrupted:

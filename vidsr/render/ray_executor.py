@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, cast
@@ -59,11 +60,13 @@ class RayBackend(Backend):
     """A Ray cluster to render on: ``local`` (start one on this machine, every core and GPU),
     ``auto`` (the cluster ``RAY_ADDRESS`` names, or one started with ``ray start`` here), or an
     address (``HOST:PORT``, or ``ray://HOST:PORT`` through Ray Client). Connects when first asked.
-    A batch can keep two files going at once on it (the next file's segments fill the workers that
-    the current one's tail leaves idle), but does not yet: measured on 2 vCPUs (bench/cluster_batch.py)
-    the overlapped batch was twice as slow, a second driver thread's results collected seconds late."""
+    A batch keeps two files going at once on it: the next file's segments, queued behind the
+    current one's, fill the workers that its tail leaves idle."""
 
-    files_at_once = 1
+    # bench/cluster_batch.py, 4 files of 3 segments, 2 workers of 1 CPU on a 2-vCPU Xeon (Sapphire
+    # Rapids), load average 2-8: two at once 1.9-2.3 s, one at a time 2.8-3.0 s (1.3-1.5x), three at
+    # once 2.2 s. Two is enough: segments run in the order submitted, a third file would only queue.
+    files_at_once = 2
 
     def __init__(self, address: str, *, worker_cpus: int | None = None, worker_gpus: float | None = None) -> None:
         self.address = address
@@ -72,6 +75,8 @@ class RayBackend(Backend):
         self.name = f"Ray ({address})"
         self._ray: Any = None
         self._started_here = False
+        self._native_bf16_of: dict[str, bool] = {}  # by node ID: each node's answer, asked once
+        self._board: Any = None  # the progress board every render on this backend posts to
 
     # ---- the cluster
 
@@ -163,17 +168,25 @@ class RayBackend(Backend):
         return self.worker_gpus or 1.0
 
     def _all_nodes_have_native_bf16(self) -> bool:
-        """bf16 only where every node computes it in hardware: the plan is the same for all."""
+        """bf16 only where every node computes it in hardware: the plan is the same for all.
+
+        Each node is asked once (a task on it) and its answer kept: a CPU does not change, and in a
+        batch the next file is planned while the workers render the current one, when the question
+        waits for a worker process (Ray starts a new one for it: seconds of a busy machine's CPU, and
+        a worker that loads the network anew) and holds back the next file's segments."""
         ray = self._ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        probe = ray.remote(num_cpus=0)(_native_bf16)
         nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU")]
-        answers = [
-            probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote()
-            for node in nodes
-        ]
-        return bool(answers) and all(ray.get(answers, timeout=_STARTUP_SECONDS))
+        unknown = [node for node in nodes if node not in self._native_bf16_of]
+        if unknown:
+            probe = ray.remote(num_cpus=0)(_native_bf16)
+            answers = [
+                probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote()
+                for node in unknown
+            ]
+            self._native_bf16_of.update(zip(unknown, ray.get(answers, timeout=_STARTUP_SECONDS), strict=True))
+        return bool(nodes) and all(self._native_bf16_of[node] for node in nodes)
 
     def executor(
         self,
@@ -184,16 +197,31 @@ class RayBackend(Backend):
         on_activity: Callable[[Activity], None],
     ) -> Executor:
         ray = self._connect()
+        board = self._progress_board()
         if plan.settings.device == "vulkan":
             cpus, count = self._gpu_shape(VULKAN_RESOURCE)
             vulkan = self._gpus_per_renderer
-            return RayExecutor(ray, plan, cpus=cpus, gpus=0, workers=count, on_activity=on_activity, vulkan=vulkan)
+            return RayExecutor(
+                ray, plan, cpus=cpus, gpus=0, workers=count, board=board, on_activity=on_activity, vulkan=vulkan
+            )
         if plan.settings.device == "cuda":
             cpus, count = self._gpu_shape("GPU")
             gpus = self._gpus_per_renderer
-            return RayExecutor(ray, plan, cpus=cpus, gpus=gpus, workers=count, on_activity=on_activity)
+            return RayExecutor(ray, plan, cpus=cpus, gpus=gpus, workers=count, board=board, on_activity=on_activity)
         cpus, count = self._cpu_shape()
-        return RayExecutor(ray, plan, cpus=cpus, gpus=0, workers=count, on_activity=on_activity)
+        return RayExecutor(ray, plan, cpus=cpus, gpus=0, workers=count, board=board, on_activity=on_activity)
+
+    def _progress_board(self) -> Any:
+        """The board, started with the first render: one actor for every file of a batch, since an
+        actor is a process of its own that imports vidsr (and torch), a second of CPU each time,
+        taken from the workers when the next file of a batch starts beside the current one."""
+        if self._board is None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            # Beside this process: a node lost with its workers does not take the board with it.
+            here = NodeAffinitySchedulingStrategy(self._ray.get_runtime_context().get_node_id(), soft=True)
+            self._board = self._ray.remote(num_cpus=0)(_ProgressBoard).options(scheduling_strategy=here).remote()
+        return self._board
 
     def _gpu_shape(self, resource: str) -> tuple[int, int]:
         """(CPUs, how many at once) of segment tasks on GPUs (Ray's ``GPU``, or ``vulkan_gpu``): a
@@ -229,6 +257,9 @@ class RayBackend(Backend):
         return cpus, count
 
     def close(self) -> None:
+        if self._board is not None and self._ray is not None and self._ray.is_initialized():
+            self._ray.kill(self._board)
+        self._board = None
         if self._ray is not None and self._started_here:
             self._ray.shutdown()
         self._ray = None
@@ -307,7 +338,7 @@ def _native_bf16() -> bool:
 _RENDERERS: dict[object, SegmentRenderer] = {}
 
 
-def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any) -> RenderedSegment:
+def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any, render: str) -> RenderedSegment:
     """A Ray task: render one segment with this process's renderer for ``plan`` (made on first use,
     from the plan's model names: embedded models, or files at the same path on every machine; the
     plan's hash refuses any other weights)."""
@@ -315,10 +346,10 @@ def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any) -> Rend
 
     torch.set_num_threads(cpus)  # Ray's OMP_NUM_THREADS alone does not set torch's pool
     with _own_vulkan_device(plan) as plan:
-        return _render_with(plan, index, cpus, progress)
+        return _render_with(plan, index, cpus, progress, render)
 
 
-def _render_with(plan: RenderPlan, index: int, cpus: int, progress: Any) -> RenderedSegment:
+def _render_with(plan: RenderPlan, index: int, cpus: int, progress: Any, render: str) -> RenderedSegment:
     key = (plan.model, plan.settings, plan.tile.tile, plan.precision, plan.engine, plan.device, plan.video)
     if key not in _RENDERERS:
         _RENDERERS.clear()  # another render's network (or device): let it go first
@@ -332,13 +363,13 @@ def _render_with(plan: RenderPlan, index: int, cpus: int, progress: Any) -> Rend
     worker = f"{os.uname().nodename}:{os.getpid()}"
 
     def report(frames: int, reuse: ReuseCount = NOTHING_REUSED) -> None:
-        progress.report.remote(worker, index, frames, os.getpid(), node, reuse)  # fire and forget
+        progress.report.remote(render, worker, index, frames, os.getpid(), node, reuse)  # fire and forget
 
     report(0)
     try:
         return _RENDERERS[key].render(index, on_frames=report)
     finally:
-        progress.report.remote(worker, None, 0, os.getpid(), node)
+        progress.report.remote(render, worker, None, 0, os.getpid(), node)
 
 
 _held_device: int | None = None  # the Vulkan device this worker process rendered on last
@@ -384,18 +415,29 @@ def _own_vulkan_device(plan: RenderPlan) -> Generator[RenderPlan, None, None]:
 
 
 class _ProgressBoard:
-    """An actor without a CPU of its own where workers post what they are on; the driver reads it."""
+    """An actor without a CPU of its own where workers post what they are on, for each render
+    (several files of a batch at once); each render's driver reads its own."""
 
     def __init__(self) -> None:
-        self.board: dict[str, Activity] = {}
+        self.boards: dict[str, dict[str, Activity]] = {}
 
     def report(
-        self, worker: str, segment: int | None, frames: int, pid: int, node: str, reuse: ReuseCount = NOTHING_REUSED
+        self,
+        render: str,
+        worker: str,
+        segment: int | None,
+        frames: int,
+        pid: int,
+        node: str,
+        reuse: ReuseCount = NOTHING_REUSED,
     ) -> None:
-        self.board[worker] = Activity(worker, segment, frames, pid, node, reuse)
+        self.boards.setdefault(render, {})[worker] = Activity(worker, segment, frames, pid, node, reuse)
 
-    def snapshot(self) -> list[Activity]:
-        return sorted(self.board.values(), key=lambda activity: activity.worker)
+    def snapshot(self, render: str) -> list[Activity]:
+        return sorted(self.boards.get(render, {}).values(), key=lambda activity: activity.worker)
+
+    def forget(self, render: str) -> None:
+        self.boards.pop(render, None)
 
 
 class RayExecutor:
@@ -416,11 +458,17 @@ class RayExecutor:
         cpus: int,
         gpus: float,
         workers: int,
+        board: Any,
         on_activity: Callable[[Activity], None] | None = None,
         vulkan: float = 0,
     ) -> None:
         self._ray = ray
-        self._plan = ray.put(plan)
+        # By value, not ray.put: a task's object-store arguments are part of the queue Ray puts it in,
+        # so each file of a batch would get a queue of its own and Ray would run the files' segments
+        # side by side; inlined (a plan is a few kB), every file's segments share one queue, first
+        # submitted first run, and the next file's fill the workers the current one's tail leaves.
+        self._plan = plan
+        self._render = uuid.uuid4().hex  # this render's name on the board
         self._cpus = cpus
         self._workers = workers
         self._task = ray.remote(_render_task).options(
@@ -430,11 +478,7 @@ class RayExecutor:
             max_retries=TASK_RETRIES,  # a worker or node lost: the segment is rendered again elsewhere
             retry_exceptions=False,  # a render that fails (bad input, full disk) fails the same everywhere
         )
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        # Beside this process: a node lost with its workers does not take the board with it.
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-        self._progress = ray.remote(num_cpus=0)(_ProgressBoard).options(scheduling_strategy=here).remote()
+        self._board = board
         self._in_flight: dict[Any, int] = {}
         self._on_activity = on_activity
         self._last_poll = 0.0
@@ -451,7 +495,7 @@ class RayExecutor:
         return 2 * self._workers
 
     def submit(self, index: int) -> None:
-        self._in_flight[self._task.remote(self._plan, index, self._cpus, self._progress)] = index
+        self._in_flight[self._task.remote(self._plan, index, self._cpus, self._board, self._render)] = index
 
     def pending(self) -> int:
         return len(self._in_flight)
@@ -487,7 +531,7 @@ class RayExecutor:
         if self._asked is None or now - self._last_poll > _BOARD_SECONDS:  # none asked, or no answer: ask
             if now - self._last_poll < _POLL_SECONDS:
                 return
-            self._asked, self._last_poll = self._progress.snapshot.remote(), now
+            self._asked, self._last_poll = self._board.snapshot.remote(self._render), now
         ready, _ = self._ray.wait([self._asked], timeout=0)
         if not ready:
             return
@@ -512,4 +556,4 @@ class RayExecutor:
 
     def close(self) -> None:
         self.cancel_all()
-        self._ray.kill(self._progress)
+        self._board.forget.remote(self._render)  # the backend keeps the board for the next render
