@@ -18,6 +18,12 @@ bicubic enlargement of the same source, and tOF
 ground truth; the motion here is block matching, 8-pixel blocks searched ±6 pixels on quarter-size
 luma, not Farneback, to keep OpenCV out).
 
+The speed columns time renders with the default encode (libx264 crf 18). Every picture column
+compares renders of the same clip encoded losslessly (x264 crf 0, in the default render's own
+yuv420p: the decoded pictures are the planes the pipeline made, bit for bit): two lossy encodes of
+slightly different pictures differ by the encoder's own noise (about 43 dB at crf 18 here), which
+would hide what reuse changes.
+
     python bench/temporal.py [--model realesr-animevideov3] [--frames 48] [--noise-blend 0.5] [--tile 64]
                              [--clip twos ...] [--thresholds]
 
@@ -42,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidsr.media import EncodeSettings
 from vidsr.render import UpscaleJob, segments, upscale_video
 from vidsr.upscale import UpscaleOptions
 from vidsr.upscale.reuse import BLOCK, REUSE_TILE, ChangeTest, FrameReuse, _block_sums, _grid_spans  # pyright: ignore[reportPrivateUsage]
@@ -50,6 +57,7 @@ SCALE = 4
 HIGH = (720, 1280)  # the pristine frames (height, width)
 LOW = (HIGH[0] // SCALE, HIGH[1] // SCALE)
 FPS = 24
+LOSSLESS = EncodeSettings(crf=0, preset="ultrafast")  # yuv420p like the default: its planes exactly
 
 Picture = np.ndarray  # H x W x 3 float32, 0..1
 
@@ -245,8 +253,12 @@ class Run:
     frames: list[Picture]
 
 
-def render(source: Path, output: Path, model: str, reuse: bool, noise_blend: float, tile: int) -> Run:
-    job = UpscaleJob(input=source, output=output, upscale=UpscaleOptions(models=(model,)), force=True, reuse=reuse)
+def render(
+    source: Path, output: Path, model: str, reuse: bool, noise_blend: float, tile: int, encode: EncodeSettings
+) -> Run:
+    job = UpscaleJob(
+        input=source, output=output, upscale=UpscaleOptions(models=(model,)), force=True, reuse=reuse, encode=encode
+    )
     # The segment renderer makes its reuse state with the defaults; a bench may try others.
     segments.FrameReuse = functools.partial(FrameReuse, tile=tile, test=ChangeTest(noise_blend=noise_blend))  # type: ignore[misc]
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -261,9 +273,14 @@ def render(source: Path, output: Path, model: str, reuse: bool, noise_blend: flo
 def compare(model: str, frames: int, blends: list[float], tile: int, only: list[str]) -> None:
     size = f"{LOW[1]}x{LOW[0]} -> {HIGH[1]}x{HIGH[0]}"
     print(f"{model}, {size}, {frames} frames a clip, libx264 crf 20 unless said; CPU: {cpu_name()}")
+    print(f"load average before: {load_average()}")
+    print(
+        "speed: renders encoded as by default (crf 18); pictures: renders encoded losslessly (crf 0), "
+        "'crf 18' the PSNR to the whole render of the default-encoded ones"
+    )
     print(
         f"{'clip':18} {'render':15} {'fps':>5} {'speed':>6} {'by CPU':>7} {'reused':>7} {'network':>7} {'PSNR':>6} "
-        f"{'vs whole':>8} {'worst':>6} {'shimmer':>8} {'tOF':>6}"
+        f"{'vs whole':>8} {'worst':>6} {'crf 18':>6} {'shimmer':>8} {'tOF':>6}"
     )
     variants = [("whole", False, ChangeTest().noise_blend), ("reuse", True, ChangeTest().noise_blend)]
     variants += [(f"reuse blend {blend:g}", True, blend) for blend in blends]
@@ -275,20 +292,33 @@ def compare(model: str, frames: int, blends: list[float], tile: int, only: list[
             truths = [clip.truth(i) for i in range(frames)]
             clip = replace(clip, truth=truths.__getitem__)
             bicubic_shimmer = shimmer([bicubic(p) for p in decoded(source)], clip)
-            runs = [
-                render(source, Path(folder) / f"{n}.mkv", model, reuse, blend, tile) for n, reuse, blend in variants
+            timed = [
+                render(source, Path(folder) / f"{n}.mkv", model, reuse, blend, tile, EncodeSettings())
+                for n, reuse, blend in variants
             ]
-            whole = runs[0]
-            for (name, _, _), run in zip(variants, runs):
-                fidelity = [psnr(a, b) for a, b in zip(run.frames, whole.frames)]
+            exact = [
+                render(source, Path(folder) / f"{n}-lossless.mkv", model, reuse, blend, tile, LOSSLESS)
+                for n, reuse, blend in variants
+            ]
+            for (name, _, _), run, lossless in zip(variants, timed, exact):
+                fidelity = [psnr(a, b) for a, b in zip(lossless.frames, exact[0].frames)]
+                encoded = [psnr(a, b) for a, b in zip(run.frames, timed[0].frames)]
                 print(
-                    f"{clip.name:18} {name:15} {run.fps:5.2f} {run.fps / whole.fps:5.2f}x "
-                    f"{run.cpu_fps / whole.cpu_fps:6.2f}x {run.reused * 100:6.0f}% {run.work * 100:6.0f}% "
-                    f"{np.mean([psnr(f, t) for f, t in zip(run.frames, truths)]):6.2f} "
-                    f"{np.mean(fidelity):8.1f} {min(fidelity):6.1f} "
-                    f"{shimmer(run.frames, clip) / bicubic_shimmer:7.2f}x {tof(run.frames, clip.truth):6.3f}",
+                    f"{clip.name:18} {name:15} {run.fps:5.2f} {run.fps / timed[0].fps:5.2f}x "
+                    f"{run.cpu_fps / timed[0].cpu_fps:6.2f}x {run.reused * 100:6.0f}% {run.work * 100:6.0f}% "
+                    f"{np.mean([psnr(f, t) for f, t in zip(lossless.frames, truths)]):6.2f} "
+                    f"{np.mean(fidelity):8.1f} {min(fidelity):6.1f} {np.mean(encoded):6.1f} "
+                    f"{shimmer(lossless.frames, clip) / bicubic_shimmer:7.2f}x {tof(lossless.frames, clip.truth):6.3f}",
                     flush=True,
                 )
+    print(f"load average after: {load_average()}")
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 # ---- the thresholds -----------------------------------------------------------------------------
