@@ -74,6 +74,20 @@ class ChangeTest:
     # sensor noise, grain) is computed, but only this share of the new output is taken in, the
     # rest stays the previous output: a running average where noise would make the output boil.
     noise_blend: float = 1.0
+    # Inside a recomputed tile, the new output is taken in only around the BLOCK x BLOCK blocks whose
+    # mean absolute difference exceeds ``adopt_level`` (grown by ``adopt_margin`` blocks, then
+    # feathered over the next block): elsewhere the tile keeps its previous output, exactly, and the
+    # reference it was computed from, so a drawing moving over a still background re-renders the
+    # drawing, not the background around it. Unless what would be kept changed as a whole (its own
+    # mean or signed mean beyond ``mean`` / ``signed_mean``: a fade, noise, a wide soft change): then
+    # the tile takes all of the new output, as a frame computed whole after a scene cut does.
+    # 6 levels: above the worst block of x264's noise between keyframes at crf 18 (6.3 is the worst
+    # of a frame, most blocks stay under 1). 2 blocks (8 pixels): the network's response to a 4x4
+    # block changed by 13 levels reaches 8 pixels at most 3.6 levels (mean 0.7), 12 pixels 0.9
+    # (realesr-animevideov3; beyond 18 pixels none): the margin and the feather take that in.
+    adopt_level: float = 6.0
+    adopt_margin: int = 2
+    adopt_blocks: bool = True  # False: a recomputed tile takes all of its new output
 
 
 @dataclass(frozen=True)
@@ -130,10 +144,13 @@ class _Decision:
     """What one frame needs: ``whole``, the network on the whole frame; ``patches``, the runs of
     changed tiles to put into the previous output (computed on their own, or cut out of the whole
     frame's output where that costs less; with ``whole`` and none, the whole output as it is);
-    neither: nothing, the previous output stands."""
+    neither: nothing, the previous output stands. ``adopt``: per input pixel (1 x h x w), the
+    share of the patches' output taken in (1 around what changed, feathered to 0 where the
+    previous output stays exactly); None: all of it."""
 
     whole: bool
     patches: tuple[_Patch, ...] = ()
+    adopt: torch.Tensor | None = None
 
 
 def _grid_spans(length: int, tile: int) -> list[Span]:
@@ -255,11 +272,12 @@ class PassReuse:
             if decision.whole and decision.patches and grid is not None:  # the unchanged tiles stay as they were
                 output = whole_outputs[index]
                 cut = [(patch, output[(slice(None), *grid.output_window(patch))]) for patch in decision.patches]
-                self._output = self._blend(cut)
+                self._output = self._blend(cut, decision.adopt)
             elif decision.whole:
                 self._output = whole_outputs[index]
             elif decision.patches:
-                self._output = self._blend([(patch, patch_outputs[index, patch]) for patch in decision.patches])
+                computed = [(patch, patch_outputs[index, patch]) for patch in decision.patches]
+                self._output = self._blend(computed, decision.adopt)
             assert self._output is not None
             outputs.append(self._output)
         return outputs
@@ -273,24 +291,33 @@ class PassReuse:
             self._grid = _Grid(height, width, self.tile, scale, frame.device)
             self._shape = (height, width, scale)
             return self._compute_whole(frame, self._grid)
-        changed, noise = self._changed_tiles(frame, reference, grid)
+        sums = _block_sums(frame, reference)
+        changed, noise = self._changed_tiles(sums, grid)
         blend = self.test.noise_blend
         if changed.all() and (blend == 1.0 or not noise.any()):
             return self._compute_whole(frame, grid)  # a new picture: a scene cut, a keyframe
         shares = np.where(noise, blend, 1.0)
         patches = tuple(_runs(changed, shares))
+        adopted = self._adopted_blocks(sums, grid, changed, noise) if self.test.adopt_blocks else None
+        taken = None if adopted is None else _pixels(adopted, height, width).to(frame.device)
         for patch in patches:
             rows, cols = grid.core(patch)
-            reference[:, rows, cols] = frame[:, rows, cols]
+            if taken is None:
+                reference[:, rows, cols] = frame[:, rows, cols]
+            else:  # a kept block keeps the source its output was computed from
+                reference[:, rows, cols] = torch.where(
+                    taken[:, rows, cols], frame[:, rows, cols], reference[:, rows, cols]
+                )
+        adopt = None if adopted is None else _feathered(_dilated(adopted, 1), height, width).to(frame.device)
         if sum(_area(grid.window(patch)) for patch in patches) >= height * width:
             # Cheaper whole than in windows with their context; the unchanged tiles still keep
             # their output, so what stands still does not shimmer.
             self.count += ReuseCount(grid.count, 0, 1, 0, height * width, height * width)
-            return _Decision(whole=True, patches=patches)
+            return _Decision(whole=True, patches=patches, adopt=adopt)
         changed_count = int(changed.sum())
         work = sum(_area(grid.window(patch)) for patch in patches)
         self.count += ReuseCount(grid.count, grid.count - changed_count, 1, 0 if patches else 1, work, height * width)
-        return _Decision(whole=False, patches=patches)
+        return _Decision(whole=False, patches=patches, adopt=adopt)
 
     def _compute_whole(self, frame: torch.Tensor, grid: _Grid) -> _Decision:
         self._reference = frame.clone()
@@ -299,13 +326,13 @@ class PassReuse:
         return _Decision(whole=True)
 
     def _changed_tiles(
-        self, frame: torch.Tensor, reference: torch.Tensor, grid: _Grid
+        self, sums: tuple[Blocks, Blocks, Blocks], grid: _Grid
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
         """rows x columns: whether each tile's window differs from the reference by more than
         ``test`` allows, and whether by noise alone (its mean difference, nothing else). The
         differences are summed per block once for the frame (a few large operations), then per
         window over its blocks (in numpy: small arrays, no threads)."""
-        signed, absolute, counts = _block_sums(frame, reference)
+        signed, absolute, counts = sums
         signed_total, absolute_total, count_total = (_integral(blocks) for blocks in (signed, absolute, counts))
         block_means = absolute / np.maximum(counts, 1.0)
         test = self.test
@@ -325,6 +352,38 @@ class PassReuse:
                 noise[r, c] = busy and not structured
         return changed, noise
 
+    def _adopted_blocks(
+        self,
+        sums: tuple[Blocks, Blocks, Blocks],
+        grid: _Grid,
+        changed: npt.NDArray[np.bool_],
+        noise: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.bool_]:
+        """Per block: whether the recomputed tiles' new output is taken in there in full. Around
+        the blocks that changed beyond ``adopt_level`` (grown by ``adopt_margin``); and all of a
+        changed tile's core where what it would keep did not stand still as a whole (a fade,
+        noise: see ChangeTest), so a slow change is tracked, not stepped."""
+        signed, absolute, counts = sums
+        test = self.test
+        moved = absolute > test.adopt_level * np.maximum(counts, 1.0)
+        adopted = _dilated(moved, test.adopt_margin)
+        kept = ~_dilated(adopted, 2)  # what keeps its previous output: beyond the feather
+        kept_signed, kept_absolute, kept_counts = (_integral(blocks * kept) for blocks in (signed, absolute, counts))
+        tile = grid.tile // BLOCK
+        for r, c in zip(*np.nonzero(changed)):
+            block_rows, block_cols = grid.block_range(grid.rows[r]), grid.block_range(grid.cols[c])
+            pixels = _box(kept_counts, block_rows, block_cols)
+            whole_tile = noise[r, c] or (
+                pixels > 0
+                and (
+                    abs(_box(kept_signed, block_rows, block_cols)) > test.signed_mean * pixels
+                    or _box(kept_absolute, block_rows, block_cols) > test.mean * pixels
+                )
+            )
+            if whole_tile:
+                adopted[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = True
+        return adopted
+
     def _run_patches(
         self, frames: torch.Tensor, decisions: list[_Decision], network: Network
     ) -> dict[tuple[int, _Patch], torch.Tensor]:
@@ -343,16 +402,22 @@ class PassReuse:
             outputs.update(zip(members, network(windows)))
         return outputs
 
-    def _blend(self, computed: list[tuple[_Patch, torch.Tensor]]) -> torch.Tensor:
+    def _blend(self, computed: list[tuple[_Patch, torch.Tensor]], adopt: torch.Tensor | None) -> torch.Tensor:
         """The previous output with each patch's new output cross-faded in: previous + Σ weight ·
         (new - previous), every term read from the previous output, so patches covering the
-        whole frame give exactly the cross-faded composition of their outputs."""
+        whole frame give exactly the cross-faded composition of their outputs. With ``adopt``,
+        only its share of that is taken in: where it is 0, the previous output stays exactly."""
         previous, grid = self._output, self._grid
         assert previous is not None and grid is not None
         blended = previous.clone()
         for patch, output in computed:
             rows, cols = grid.output_window(patch)
-            blended[:, rows, cols] += grid.weights(patch) * (output - previous[:, rows, cols])
+            weights = grid.weights(patch)
+            if adopt is not None:
+                window_rows, window_cols = grid.window(patch)
+                share = adopt[:, window_rows, window_cols]
+                weights = weights * share.repeat_interleave(grid.scale, 1).repeat_interleave(grid.scale, 2)
+            blended[:, rows, cols] += weights * (output - previous[:, rows, cols])
         return blended
 
 
@@ -422,6 +487,34 @@ def _runs(changed: npt.NDArray[np.bool_], shares: npt.NDArray[np.float64]) -> li
                 patches.append(_Patch(row, start, col - 1, taken if any(s != 1.0 for s in taken) else ()))
                 start = None
     return patches
+
+
+def _dilated(blocks: npt.NDArray[np.bool_], margin: int) -> npt.NDArray[np.bool_]:
+    """``blocks`` grown by ``margin`` blocks every way (diagonals too)."""
+    grown = blocks.copy()
+    for _ in range(margin):
+        padded = np.pad(grown, 1)
+        rows = padded[:-2] | padded[1:-1] | padded[2:]
+        grown = rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]
+    return grown
+
+
+def _pixels(blocks: npt.NDArray[np.bool_], height: int, width: int) -> torch.Tensor:
+    """A per-block mask per input pixel (1 x height x width)."""
+    mask = torch.from_numpy(blocks).repeat_interleave(BLOCK, 0).repeat_interleave(BLOCK, 1)
+    return mask[None, :height, :width]
+
+
+def _feathered(blocks: npt.NDArray[np.bool_], height: int, width: int) -> torch.Tensor:
+    """``blocks`` as shares per input pixel, 1 inside and 0 outside, fading over BLOCK + 1 pixels
+    across their edge (a box average): 1 exactly from BLOCK / 2 pixels inside, 0 exactly from
+    BLOCK / 2 pixels outside."""
+    mask = _pixels(blocks, height, width).float()[None]
+    radius = BLOCK // 2
+    size = 2 * radius + 1
+    mask = F.avg_pool2d(F.pad(mask, (0, 0, radius, radius), mode="replicate"), (size, 1), stride=1)
+    mask = F.avg_pool2d(F.pad(mask, (radius, radius, 0, 0), mode="replicate"), (1, size), stride=1)
+    return mask[0]
 
 
 @dataclass
