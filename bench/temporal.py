@@ -321,6 +321,108 @@ def load_average() -> str:
         return "unknown"
 
 
+# ---- where the time goes ------------------------------------------------------------------------
+
+
+class StageTimer:
+    """Wall and thread CPU seconds spent inside wrapped functions, by stage (each stage timed in
+    the thread it runs in: decode and encode in their own, the rest in the upscaling thread; the
+    network's thread CPU leaves out torch's other worker threads)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._restore: list[tuple[object, str, object]] = []
+
+    def add(self, stage: str, wall: float, cpu: float) -> None:
+        self.wall[stage] = self.wall.get(stage, 0.0) + wall
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu
+
+    def wrap(self, owner: object, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args: object, **kwargs: object) -> object:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.add(stage, time.perf_counter() - wall, time.thread_time() - cpu)
+
+        self._restore.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def wrap_generator(self, owner: object, name: str, stage: str) -> None:
+        """Time each item a generator function yields (the work between two items is the stage's)."""
+        original = getattr(owner, name)
+
+        def timed(*args: object, **kwargs: object) -> Iterator[object]:
+            items = iter(original(*args, **kwargs))
+            while True:
+                wall, cpu = time.perf_counter(), time.thread_time()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                finally:
+                    self.add(stage, time.perf_counter() - wall, time.thread_time() - cpu)
+                yield item
+
+        self._restore.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._restore):
+            setattr(owner, name, original)
+        self._restore.clear()
+
+
+def profile(model: str, frames: int, names: list[str]) -> None:
+    """Where the time of a render goes, with and without reuse, stage by stage."""
+    from vidsr.media import encode as encode_module
+    from vidsr.upscale import reuse as reuse_module
+    from vidsr.upscale import runner
+
+    print(f"{model}, {frames} frames; CPU: {cpu_name()}; load average before: {load_average()}")
+    stages = (
+        (segments, "decode_batches", "decode", True),
+        (runner, "planes_to_tensors", "colour in", False),
+        (runner, "planes_to_rgb", "colour in", False),
+        (runner.Upscaler, "_network_pass", "network", False),
+        (reuse_module.PassReuse, "_decide", "reuse: change test", False),
+        (reuse_module.PassReuse, "_compose", "reuse: cross-fade", False),
+        (runner, "rgb_to_planes", "colour out", False),
+        (runner, "tensors_to_planes", "colour out", False),
+        (encode_module.VideoWriter, "write", "encode", False),
+        (encode_module.VideoWriter, "close", "encode", False),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        for clip in clips():
+            if clip.name not in names:
+                continue
+            source = write_clip(Path(folder) / f"{clip.name}.mp4", clip, frames, crf=clip.crf)
+            for reuse in (False, True, False, True):  # interleaved, twice: the machine's load moves
+                timer = StageTimer()
+                for owner, name, stage, generator in stages:
+                    (timer.wrap_generator if generator else timer.wrap)(owner, name, stage)
+                try:
+                    output = Path(folder) / "out.mkv"
+                    job = UpscaleJob(
+                        input=source, output=output, upscale=UpscaleOptions(models=(model,)), force=True, reuse=reuse
+                    )
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    upscale_video(job)
+                    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                finally:
+                    timer.restore()
+                parts = ", ".join(f"{stage} {timer.wall[stage]:.2f}/{timer.cpu[stage]:.2f}" for stage in timer.wall)
+                print(
+                    f"{clip.name} {'reuse' if reuse else 'whole'}: {wall:.2f} s wall, {cpu:.2f} s CPU "
+                    f"(load {load_average()}); stages, wall/thread CPU s: {parts}",
+                    flush=True,
+                )
+
+
 # ---- the thresholds -----------------------------------------------------------------------------
 
 
@@ -390,12 +492,15 @@ def main() -> None:
     parser.add_argument("--thresholds", action="store_true", help="the measurements behind the change test")
     parser.add_argument("--tile", type=int, default=REUSE_TILE, help="reuse tile (a multiple of 8)")
     parser.add_argument("--clip", action="append", default=[], help="only this clip (repeatable)")
+    parser.add_argument("--profile", action="store_true", help="where the time goes, stage by stage (--clip)")
     parser.add_argument(
         "--noise-blend", type=float, action="append", default=[], help="also render with this ChangeTest.noise_blend"
     )
     args = parser.parse_args()
     if args.thresholds:
         thresholds()
+    elif args.profile:
+        profile(args.model, args.frames, args.clip or ["threes"])
     else:
         compare(args.model, args.frames, args.noise_blend, args.tile, args.clip)
 
