@@ -25,7 +25,7 @@ slightly different pictures differ by the encoder's own noise (about 43 dB at cr
 would hide what reuse changes.
 
     python bench/temporal.py [--model realesr-animevideov3] [--frames 48] [--noise-blend 0.5] [--tile 64]
-                             [--clip twos ...] [--thresholds]
+                             [--adopt-margin 1] [--tiles-whole] [--clip twos ...] [--thresholds | --profile]
 
 ``--thresholds`` prints instead the measurements behind vidsr.upscale.reuse.ChangeTest.
 """
@@ -254,13 +254,13 @@ class Run:
 
 
 def render(
-    source: Path, output: Path, model: str, reuse: bool, noise_blend: float, tile: int, encode: EncodeSettings
+    source: Path, output: Path, model: str, reuse: bool, test: ChangeTest, tile: int, encode: EncodeSettings
 ) -> Run:
     job = UpscaleJob(
         input=source, output=output, upscale=UpscaleOptions(models=(model,)), force=True, reuse=reuse, encode=encode
     )
     # The segment renderer makes its reuse state with the defaults; a bench may try others.
-    segments.FrameReuse = functools.partial(FrameReuse, tile=tile, test=ChangeTest(noise_blend=noise_blend))  # type: ignore[misc]
+    segments.FrameReuse = functools.partial(FrameReuse, tile=tile, test=test)  # type: ignore[misc]
     started, cpu_started = time.perf_counter(), time.process_time()
     result = upscale_video(job)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
@@ -270,7 +270,7 @@ def render(
     return Run(result.frames / seconds, result.frames / cpu_seconds, reuse_count.share, work, list(decoded(output)))
 
 
-def compare(model: str, frames: int, blends: list[float], tile: int, only: list[str]) -> None:
+def compare(model: str, frames: int, others: list[tuple[str, ChangeTest]], tile: int, only: list[str]) -> None:
     size = f"{LOW[1]}x{LOW[0]} -> {HIGH[1]}x{HIGH[0]}"
     print(f"{model}, {size}, {frames} frames a clip, libx264 crf 20 unless said; CPU: {cpu_name()}")
     print(f"load average before: {load_average()}")
@@ -282,8 +282,8 @@ def compare(model: str, frames: int, blends: list[float], tile: int, only: list[
         f"{'clip':18} {'render':15} {'fps':>5} {'speed':>6} {'by CPU':>7} {'reused':>7} {'network':>7} {'PSNR':>6} "
         f"{'vs whole':>8} {'worst':>6} {'crf 18':>6} {'shimmer':>8} {'tOF':>6}"
     )
-    variants = [("whole", False, ChangeTest().noise_blend), ("reuse", True, ChangeTest().noise_blend)]
-    variants += [(f"reuse blend {blend:g}", True, blend) for blend in blends]
+    variants = [("whole", False, ChangeTest()), ("reuse", True, ChangeTest())]
+    variants += [(name, True, test) for name, test in others]
     with tempfile.TemporaryDirectory() as folder:
         for clip in clips():
             if only and clip.name not in only:
@@ -293,12 +293,12 @@ def compare(model: str, frames: int, blends: list[float], tile: int, only: list[
             clip = replace(clip, truth=truths.__getitem__)
             bicubic_shimmer = shimmer([bicubic(p) for p in decoded(source)], clip)
             timed = [
-                render(source, Path(folder) / f"{n}.mkv", model, reuse, blend, tile, EncodeSettings())
-                for n, reuse, blend in variants
+                render(source, Path(folder) / f"{n}.mkv", model, reuse, test, tile, EncodeSettings())
+                for n, reuse, test in variants
             ]
             exact = [
-                render(source, Path(folder) / f"{n}-lossless.mkv", model, reuse, blend, tile, LOSSLESS)
-                for n, reuse, blend in variants
+                render(source, Path(folder) / f"{n}-lossless.mkv", model, reuse, test, tile, LOSSLESS)
+                for n, reuse, test in variants
             ]
             for (name, _, _), run, lossless in zip(variants, timed, exact):
                 fidelity = [psnr(a, b) for a, b in zip(lossless.frames, exact[0].frames)]
@@ -496,13 +496,20 @@ def main() -> None:
     parser.add_argument(
         "--noise-blend", type=float, action="append", default=[], help="also render with this ChangeTest.noise_blend"
     )
+    parser.add_argument(
+        "--adopt-margin", type=int, action="append", default=[], help="also render with this ChangeTest.adopt_margin"
+    )
+    parser.add_argument("--tiles-whole", action="store_true", help="also render taking in whole tiles (no blocks)")
     args = parser.parse_args()
     if args.thresholds:
         thresholds()
     elif args.profile:
         profile(args.model, args.frames, args.clip or ["threes"])
     else:
-        compare(args.model, args.frames, args.noise_blend, args.tile, args.clip)
+        others = [(f"reuse blend {blend:g}", ChangeTest(noise_blend=blend)) for blend in args.noise_blend]
+        others += [(f"reuse margin {margin}", ChangeTest(adopt_margin=margin)) for margin in args.adopt_margin]
+        others += [("reuse tiles whole", ChangeTest(adopt_blocks=False))] if args.tiles_whole else []
+        compare(args.model, args.frames, others, args.tile, args.clip)
 
 
 if __name__ == "__main__":

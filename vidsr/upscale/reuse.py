@@ -1,18 +1,18 @@
-"""Reuse across time: tiles whose source did not change keep their output, the network skips them.
+"""Reuse across time: what did not change keeps its output, the network skips it.
 
 A video is not a pile of unrelated pictures: a drawing held on twos, a still wall behind a
 speaker, a title card. For each network pass, every frame is cut into a grid of tiles (cores of
-``REUSE_TILE`` pixels, each seen with ``DEFAULT_OVERLAP`` pixels of context, cross-faded with
-the weights of :func:`vidsr.upscale.tiling.run_tiled`), and each tile's window (core and context)
-is compared with the *reference*: the source the output there was computed from, not the
-previous frame, so a slow change cannot creep past the threshold frame by frame.
+``REUSE_TILE`` pixels, each seen with ``DEFAULT_OVERLAP`` pixels of context), and each tile's
+window (core and context) is compared with the *reference*: the source the output there was
+computed from (kept per BLOCK x BLOCK block), not the previous frame, so a slow change cannot
+creep past the threshold frame by frame.
 
 - no tile changed: the frame is the previous output, and the network does not run;
-- some changed: consecutive changed tiles of a row go through the network as one window with
-  their context (the windows of a batch in batches of one shape) and are cross-faded into the
-  previous output; the reference of their cores becomes this frame's source;
-- so many changed that their windows would cost the network more than the frame: the frame is
-  computed whole, and only its changed tiles are taken in (what stands still does not shimmer);
+- some changed: inside them, the blocks that changed (grown by a margin; or all of a tile whose
+  kept part moved as a whole: a fade, noise) take in the new output, feathered over the next
+  block; everywhere else the previous output stays, exactly, with its reference. The network
+  sees those blocks with CONTEXT pixels around them (windows merged where they overlap; the
+  windows of a batch in batches of one shape), or the whole frame where that costs less;
 - every tile changed (a scene cut, a keyframe that redraws the picture): the whole frame's
   output, exactly as without reuse.
 
@@ -36,9 +36,9 @@ from vidsr.upscale.tiling import DEFAULT_OVERLAP, Span
 
 __all__ = ["BLOCK", "REUSE_TILE", "ChangeTest", "FrameReuse", "PassReuse", "ReuseCount", "work_needed"]
 
-# Input pixels of a tile's core (a multiple of BLOCK, as DEFAULT_OVERLAP is). Smaller tiles find
-# more that is unchanged, but a changed tile pays for its context too: a lone 64-pixel tile is a
-# 128-pixel window, 4x its own area (a run of changed tiles shares its context). bench/temporal.py.
+# Input pixels of a tile's core (a multiple of BLOCK, as DEFAULT_OVERLAP is): what the change test
+# decides on (each tile seen with DEFAULT_OVERLAP pixels of context) and what a fade or noise takes
+# in whole. The network sees only the blocks taken in, with CONTEXT pixels around them.
 REUSE_TILE = 64
 BLOCK = 4  # pixels: the side of the blocks a small moving object is looked for in (see ChangeTest)
 # Input pixels of context around what is computed again: the most DEFAULT_OVERLAP gives a tile of
@@ -89,7 +89,7 @@ class ChangeTest:
     # block changed by 13 levels reaches 8 pixels at most 3.6 levels (mean 0.7), 12 pixels 0.9
     # (realesr-animevideov3; beyond 18 pixels none): the margin and the feather take that in.
     adopt_level: float = 6.0
-    adopt_margin: int = 2
+    adopt_margin: int = 1
     adopt_blocks: bool = True  # False: a recomputed tile takes all of its new output
 
 
