@@ -486,28 +486,28 @@ def _feathered(shares: Blocks, height: int, width: int) -> torch.Tensor:
 
 def _enlarged(shares: torch.Tensor, scale: int) -> torch.Tensor:
     """Shares per input pixel (1 x h x w) per output pixel: each repeated ``scale`` times each way."""
-    return shares.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    _, height, width = shares.shape
+    return shares[:, :, None, :, None].expand(1, height, scale, width, scale).reshape(1, height * scale, width * scale)
 
 
 def _windows(blocks: npt.NDArray[np.bool_], height: int, width: int) -> list[_Window]:
     """Windows covering ``blocks`` (and BLOCK / 2 pixels around them, where the feather spills)
     with CONTEXT pixels more on every side, merged where they overlap: each pixel of the output
-    comes from one window, computed with the context the whole frame would give it."""
+    comes from one window, computed with the context the whole frame would give it. Runs of a row
+    closer than their contexts are joined first (they would overlap): few windows to merge."""
     merged: list[_Window] = []
-    for row, flags in enumerate(blocks.tolist()):
-        start: int | None = None
-        for col, flag in enumerate([*flags, False]):
-            if flag and start is None:
-                start = col
-            elif not flag and start is not None:
-                window = _Window(
-                    max(0, row * BLOCK - CONTEXT),
-                    min(height, (row + 1) * BLOCK + CONTEXT),
-                    max(0, start * BLOCK - CONTEXT),
-                    min(width, col * BLOCK + CONTEXT),
-                )
-                merged = _merged_into(merged, window)
-                start = None
+    join = 2 * CONTEXT // BLOCK
+    for row in np.flatnonzero(blocks.any(axis=1)).tolist():
+        columns = np.flatnonzero(blocks[row])
+        breaks = np.flatnonzero(np.diff(columns) > join)
+        for first, last in zip(columns[np.r_[0, breaks + 1]].tolist(), columns[np.r_[breaks, -1]].tolist()):
+            window = _Window(
+                max(0, row * BLOCK - CONTEXT),
+                min(height, (row + 1) * BLOCK + CONTEXT),
+                max(0, first * BLOCK - CONTEXT),
+                min(width, (last + 1) * BLOCK + CONTEXT),
+            )
+            merged = _merged_into(merged, window)
     return merged
 
 
