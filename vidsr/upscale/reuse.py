@@ -360,7 +360,7 @@ class PassReuse:
         not stepped; a tile changed by noise alone takes ``noise_blend`` of it."""
         signed, absolute, counts = sums
         test = self.test
-        whole_tiles = changed.copy()
+        whole_tiles: npt.NDArray[np.bool_] = np.array(changed, dtype=np.bool_)
         if test.adopt_blocks:
             moved = (absolute > test.adopt_level * np.maximum(counts, 1.0)) & grid.tiles_to_blocks(changed)
             adopted = _dilated(moved, test.adopt_margin)
@@ -451,7 +451,7 @@ def _box(table: Blocks, rows: slice, cols: slice) -> float:
 
 def _dilated(blocks: npt.NDArray[np.bool_], margin: int) -> npt.NDArray[np.bool_]:
     """``blocks`` grown by ``margin`` blocks every way (diagonals too)."""
-    grown = blocks.copy()
+    grown: npt.NDArray[np.bool_] = np.array(blocks, dtype=np.bool_)
     for _ in range(margin):
         padded = np.pad(grown, 1)
         rows = padded[:-2] | padded[1:-1] | padded[2:]
@@ -466,9 +466,9 @@ def _grown(shares: Blocks) -> Blocks:
     return np.maximum(np.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
 
 
-def _pixels(blocks: npt.NDArray[np.generic], height: int, width: int) -> torch.Tensor:
+def _pixels(blocks: npt.NDArray[np.bool_] | npt.NDArray[np.float32], height: int, width: int) -> torch.Tensor:
     """A per-block array per input pixel (1 x height x width)."""
-    pixels = torch.from_numpy(blocks).repeat_interleave(BLOCK, 0).repeat_interleave(BLOCK, 1)
+    pixels = torch.from_numpy(blocks).repeat_interleave(BLOCK, 0).repeat_interleave(BLOCK, 1)  # pyright: ignore[reportUnknownMemberType]: typed in part
     return pixels[None, :height, :width]
 
 
