@@ -18,8 +18,16 @@ bicubic enlargement of the same source, and tOF
 ground truth; the motion here is block matching, 8-pixel blocks searched ±6 pixels on quarter-size
 luma, not Farneback, to keep OpenCV out).
 
+The speed columns time renders with the default encode (libx264 crf 18), the fastest of --repeat
+rounds run interleaved (the machine may be shared). Every picture column
+compares renders of the same clip encoded losslessly (x264 crf 0, in the default render's own
+yuv420p: the decoded pictures are the planes the pipeline made, bit for bit): two lossy encodes of
+slightly different pictures differ by the encoder's own noise (about 43 dB at crf 18 here), which
+would hide what reuse changes.
+
     python bench/temporal.py [--model realesr-animevideov3] [--frames 48] [--noise-blend 0.5] [--tile 64]
-                             [--clip twos ...] [--thresholds]
+                             [--adopt-margin 1] [--tiles-whole] [--repeat 3] [--clip twos ...]
+                             [--thresholds | --profile]
 
 ``--thresholds`` prints instead the measurements behind vidsr.upscale.reuse.ChangeTest.
 """
@@ -42,6 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidsr.media import EncodeSettings
 from vidsr.render import UpscaleJob, segments, upscale_video
 from vidsr.upscale import UpscaleOptions
 from vidsr.upscale.reuse import BLOCK, REUSE_TILE, ChangeTest, FrameReuse, _block_sums, _grid_spans  # pyright: ignore[reportPrivateUsage]
@@ -50,6 +59,7 @@ SCALE = 4
 HIGH = (720, 1280)  # the pristine frames (height, width)
 LOW = (HIGH[0] // SCALE, HIGH[1] // SCALE)
 FPS = 24
+LOSSLESS = EncodeSettings(crf=0, preset="ultrafast")  # yuv420p like the default: its planes exactly
 
 Picture = np.ndarray  # H x W x 3 float32, 0..1
 
@@ -245,10 +255,14 @@ class Run:
     frames: list[Picture]
 
 
-def render(source: Path, output: Path, model: str, reuse: bool, noise_blend: float, tile: int) -> Run:
-    job = UpscaleJob(input=source, output=output, upscale=UpscaleOptions(models=(model,)), force=True, reuse=reuse)
+def render(
+    source: Path, output: Path, model: str, reuse: bool, test: ChangeTest, tile: int, encode: EncodeSettings
+) -> Run:
+    job = UpscaleJob(
+        input=source, output=output, upscale=UpscaleOptions(models=(model,)), force=True, reuse=reuse, encode=encode
+    )
     # The segment renderer makes its reuse state with the defaults; a bench may try others.
-    segments.FrameReuse = functools.partial(FrameReuse, tile=tile, test=ChangeTest(noise_blend=noise_blend))  # type: ignore[misc]
+    segments.FrameReuse = functools.partial(FrameReuse, tile=tile, test=test)  # type: ignore[misc]
     started, cpu_started = time.perf_counter(), time.process_time()
     result = upscale_video(job)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
@@ -258,15 +272,22 @@ def render(source: Path, output: Path, model: str, reuse: bool, noise_blend: flo
     return Run(result.frames / seconds, result.frames / cpu_seconds, reuse_count.share, work, list(decoded(output)))
 
 
-def compare(model: str, frames: int, blends: list[float], tile: int, only: list[str]) -> None:
+def compare(
+    model: str, frames: int, others: list[tuple[str, ChangeTest]], tile: int, only: list[str], repeat: int
+) -> None:
     size = f"{LOW[1]}x{LOW[0]} -> {HIGH[1]}x{HIGH[0]}"
     print(f"{model}, {size}, {frames} frames a clip, libx264 crf 20 unless said; CPU: {cpu_name()}")
+    print(f"load average before: {load_average()}")
+    print(
+        f"speed: renders encoded as by default (crf 18), the fastest of {repeat} interleaved; "
+        "pictures: renders encoded losslessly (crf 0); 'crf 18': PSNR to the whole render, both default-encoded"
+    )
     print(
         f"{'clip':18} {'render':15} {'fps':>5} {'speed':>6} {'by CPU':>7} {'reused':>7} {'network':>7} {'PSNR':>6} "
-        f"{'vs whole':>8} {'worst':>6} {'shimmer':>8} {'tOF':>6}"
+        f"{'vs whole':>8} {'worst':>6} {'crf 18':>6} {'shimmer':>8} {'tOF':>6}"
     )
-    variants = [("whole", False, ChangeTest().noise_blend), ("reuse", True, ChangeTest().noise_blend)]
-    variants += [(f"reuse blend {blend:g}", True, blend) for blend in blends]
+    variants = [("whole", False, ChangeTest()), ("reuse", True, ChangeTest())]
+    variants += [(name, True, test) for name, test in others]
     with tempfile.TemporaryDirectory() as folder:
         for clip in clips():
             if only and clip.name not in only:
@@ -275,18 +296,139 @@ def compare(model: str, frames: int, blends: list[float], tile: int, only: list[
             truths = [clip.truth(i) for i in range(frames)]
             clip = replace(clip, truth=truths.__getitem__)
             bicubic_shimmer = shimmer([bicubic(p) for p in decoded(source)], clip)
-            runs = [
-                render(source, Path(folder) / f"{n}.mkv", model, reuse, blend, tile) for n, reuse, blend in variants
+            rounds = [
+                [
+                    render(source, Path(folder) / f"{n}.mkv", model, reuse, test, tile, EncodeSettings())
+                    for n, reuse, test in variants
+                ]
+                for _ in range(repeat)
+            ]  # interleaved: each variant's fastest round, the one the machine's other work disturbed least
+            timed = [max(runs, key=lambda run: run.fps) for runs in zip(*rounds)]
+            cpu_best = [max(run.cpu_fps for run in runs) for runs in zip(*rounds)]
+            timed = [replace(run, cpu_fps=cpu) for run, cpu in zip(timed, cpu_best)]
+            exact = [
+                render(source, Path(folder) / f"{n}-lossless.mkv", model, reuse, test, tile, LOSSLESS)
+                for n, reuse, test in variants
             ]
-            whole = runs[0]
-            for (name, _, _), run in zip(variants, runs):
-                fidelity = [psnr(a, b) for a, b in zip(run.frames, whole.frames)]
+            for (name, _, _), run, lossless in zip(variants, timed, exact):
+                fidelity = [psnr(a, b) for a, b in zip(lossless.frames, exact[0].frames)]
+                encoded = [psnr(a, b) for a, b in zip(run.frames, timed[0].frames)]
                 print(
-                    f"{clip.name:18} {name:15} {run.fps:5.2f} {run.fps / whole.fps:5.2f}x "
-                    f"{run.cpu_fps / whole.cpu_fps:6.2f}x {run.reused * 100:6.0f}% {run.work * 100:6.0f}% "
-                    f"{np.mean([psnr(f, t) for f, t in zip(run.frames, truths)]):6.2f} "
-                    f"{np.mean(fidelity):8.1f} {min(fidelity):6.1f} "
-                    f"{shimmer(run.frames, clip) / bicubic_shimmer:7.2f}x {tof(run.frames, clip.truth):6.3f}",
+                    f"{clip.name:18} {name:15} {run.fps:5.2f} {run.fps / timed[0].fps:5.2f}x "
+                    f"{run.cpu_fps / timed[0].cpu_fps:6.2f}x {run.reused * 100:6.0f}% {run.work * 100:6.0f}% "
+                    f"{np.mean([psnr(f, t) for f, t in zip(lossless.frames, truths)]):6.2f} "
+                    f"{np.mean(fidelity):8.1f} {min(fidelity):6.1f} {np.mean(encoded):6.1f} "
+                    f"{shimmer(lossless.frames, clip) / bicubic_shimmer:7.2f}x {tof(lossless.frames, clip.truth):6.3f}",
+                    flush=True,
+                )
+    print(f"load average after: {load_average()}")
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+# ---- where the time goes ------------------------------------------------------------------------
+
+
+class StageTimer:
+    """Wall and thread CPU seconds spent inside wrapped functions, by stage (each stage timed in
+    the thread it runs in: decode and encode in their own, the rest in the upscaling thread; the
+    network's thread CPU leaves out torch's other worker threads)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._restore: list[tuple[object, str, object]] = []
+
+    def add(self, stage: str, wall: float, cpu: float) -> None:
+        self.wall[stage] = self.wall.get(stage, 0.0) + wall
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu
+
+    def wrap(self, owner: object, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args: object, **kwargs: object) -> object:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.add(stage, time.perf_counter() - wall, time.thread_time() - cpu)
+
+        self._restore.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def wrap_generator(self, owner: object, name: str, stage: str) -> None:
+        """Time each item a generator function yields (the work between two items is the stage's)."""
+        original = getattr(owner, name)
+
+        def timed(*args: object, **kwargs: object) -> Iterator[object]:
+            items = iter(original(*args, **kwargs))
+            while True:
+                wall, cpu = time.perf_counter(), time.thread_time()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                finally:
+                    self.add(stage, time.perf_counter() - wall, time.thread_time() - cpu)
+                yield item
+
+        self._restore.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._restore):
+            setattr(owner, name, original)
+        self._restore.clear()
+
+
+def profile(model: str, frames: int, names: list[str]) -> None:
+    """Where the time of a render goes, with and without reuse, stage by stage."""
+    from vidsr.media import encode as encode_module
+    from vidsr.upscale import reuse as reuse_module
+    from vidsr.upscale import runner
+
+    print(f"{model}, {frames} frames; CPU: {cpu_name()}; load average before: {load_average()}")
+    stages = (
+        (segments, "decode_batches", "decode", True),
+        (runner, "planes_to_tensors", "colour in", False),
+        (runner, "planes_to_rgb", "colour in", False),
+        (runner.Upscaler, "_network_pass", "network", False),
+        (reuse_module.PassReuse, "_decide", "reuse: change test", False),
+        (reuse_module.PassReuse, "_compose", "reuse: cross-fade", False),
+        (runner, "rgb_to_planes", "colour out", False),
+        (runner, "tensors_to_planes", "colour out", False),
+        (encode_module.VideoWriter, "write", "encode", False),
+        (encode_module.VideoWriter, "close", "encode", False),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        for clip in clips():
+            if clip.name not in names:
+                continue
+            source = write_clip(Path(folder) / f"{clip.name}.mp4", clip, frames, crf=clip.crf)
+            for reuse in (False, True, False, True):  # interleaved, twice: the machine's load moves
+                timer = StageTimer()
+                for owner, name, stage, generator in stages:
+                    (timer.wrap_generator if generator else timer.wrap)(owner, name, stage)
+                try:
+                    output = Path(folder) / "out.mkv"
+                    job = UpscaleJob(
+                        input=source, output=output, upscale=UpscaleOptions(models=(model,)), force=True, reuse=reuse
+                    )
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    upscale_video(job)
+                    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                finally:
+                    timer.restore()
+                parts = ", ".join(f"{stage} {timer.wall[stage]:.2f}/{timer.cpu[stage]:.2f}" for stage in timer.wall)
+                print(
+                    f"{clip.name} {'reuse' if reuse else 'whole'}: {wall:.2f} s wall, {cpu:.2f} s CPU "
+                    f"(load {load_average()}); stages, wall/thread CPU s: {parts}",
                     flush=True,
                 )
 
@@ -357,17 +499,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--model", default="realesr-animevideov3")
     parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--repeat", type=int, default=3, help="timed renders of each variant, the fastest counts")
     parser.add_argument("--thresholds", action="store_true", help="the measurements behind the change test")
     parser.add_argument("--tile", type=int, default=REUSE_TILE, help="reuse tile (a multiple of 8)")
     parser.add_argument("--clip", action="append", default=[], help="only this clip (repeatable)")
+    parser.add_argument("--profile", action="store_true", help="where the time goes, stage by stage (--clip)")
     parser.add_argument(
         "--noise-blend", type=float, action="append", default=[], help="also render with this ChangeTest.noise_blend"
     )
+    parser.add_argument(
+        "--adopt-margin", type=int, action="append", default=[], help="also render with this ChangeTest.adopt_margin"
+    )
+    parser.add_argument("--tiles-whole", action="store_true", help="also render taking in whole tiles (no blocks)")
     args = parser.parse_args()
     if args.thresholds:
         thresholds()
+    elif args.profile:
+        profile(args.model, args.frames, args.clip or ["threes"])
     else:
-        compare(args.model, args.frames, args.noise_blend, args.tile, args.clip)
+        others = [(f"reuse blend {blend:g}", ChangeTest(noise_blend=blend)) for blend in args.noise_blend]
+        others += [(f"reuse margin {margin}", ChangeTest(adopt_margin=margin)) for margin in args.adopt_margin]
+        others += [("reuse tiles whole", ChangeTest(adopt_blocks=False))] if args.tiles_whole else []
+        compare(args.model, args.frames, others, args.tile, args.clip, args.repeat)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,45 @@ def test_a_moving_square_leaves_no_ghost(random_compact):
         assert float((output - whole).abs().max()) < 2 / 255  # no pixel of a ghost anywhere
 
 
+def test_a_drawing_moving_inside_a_tile_re_renders_itself_not_the_background_around_it(random_compact):
+    """The tile holding the square is computed again, but its still background under a level of
+    noise (as compression leaves), away from where the square was and is, keeps the previous output
+    byte for byte (no shimmer there); without block adoption the whole tile would take the new output."""
+    engine = upscaler(random_compact)
+    still = picture(12)
+    noise = torch.randn(still.shape, generator=torch.Generator().manual_seed(2)) / 255
+    frames = [with_square(still, 20), with_square((still + noise).clamp(0, 1), 26)]
+    reuse = FrameReuse()
+    outputs = run(engine, frames, reuse)
+    assert reuse.count.frames_skipped == 0 and reuse.count.reused > 0
+    background = (slice(None), slice(None), slice(0, 24 * 4), slice(None))  # rows 0-23: 16 or more from the square
+    assert torch.equal(outputs[1][background], outputs[0][background])
+    tile_taken_whole = run(engine, frames, FrameReuse(test=ChangeTest(adopt_blocks=False)))
+    assert not torch.equal(tile_taken_whole[1][background], tile_taken_whole[0][background])
+    whole = run(engine, frames, None)[1]
+    square = (slice(None), slice(None), slice(36 * 4, 50 * 4), slice(16 * 4, 36 * 4))
+    assert torch.allclose(outputs[1][square], whole[square], atol=1e-4)  # where it was and is: computed anew
+
+
+def test_a_kept_block_keeps_the_source_it_was_computed_from(random_compact):
+    """A patch brightening 1.5 levels a frame beside a square that keeps its tile busy: each step is
+    too small to take in, but the patch is compared with the source of its kept output, so the
+    steps add up and are taken in before they stray far from the whole-frame output."""
+    engine = upscaler(random_compact)
+    still = picture(13)
+    frames = []
+    for index in range(12):
+        frame = with_square(still, 4 + index, top=48)
+        frame[..., 4:12, 44:52] += 1.5 / 255 * index
+        frames.append(frame.clamp(0, 1))
+    outputs = run(engine, frames, FrameReuse())
+    wholes = run(engine, frames, None)
+    patch = (slice(None), slice(None), slice(4 * 4, 12 * 4), slice(44 * 4, 52 * 4))
+    behind = [float((o[patch] - w[patch]).abs().mean()) * 255 for o, w in zip(outputs, wholes)]
+    assert max(behind) < 8  # never more than the adoption level (6) and a step behind
+    assert not torch.equal(outputs[-1][patch], outputs[0][patch])
+
+
 def test_a_slow_fade_is_tracked_not_left_behind(random_compact):
     """0.4 % darker a frame: each step is under the noise threshold, but the reference is the
     source the output was computed from, so the change adds up and is computed again."""
@@ -118,6 +157,8 @@ def test_a_slow_fade_is_tracked_not_left_behind(random_compact):
     for output, whole in zip(outputs, wholes):
         assert abs(float(output.mean() - whole.mean())) * 255 < 1.0  # never more than a level behind
         assert psnr(output, whole) >= 40
+    unsaturated = (outputs[0] > 0) & (outputs[0] < 1)  # the output is clamped: white may stay white a while
+    assert bool((outputs[-1] != outputs[0])[unsaturated].all())  # every pixel followed the fade: none left behind
 
 
 def test_a_noise_blend_calms_what_changed_by_noise_alone_and_nothing_else(random_compact):

@@ -1,18 +1,18 @@
-"""Reuse across time: tiles whose source did not change keep their output, the network skips them.
+"""Reuse across time: what did not change keeps its output, the network skips it.
 
 A video is not a pile of unrelated pictures: a drawing held on twos, a still wall behind a
 speaker, a title card. For each network pass, every frame is cut into a grid of tiles (cores of
-``REUSE_TILE`` pixels, each seen with ``DEFAULT_OVERLAP`` pixels of context, cross-faded with
-the weights of :func:`vidsr.upscale.tiling.run_tiled`), and each tile's window (core and context)
-is compared with the *reference*: the source the output there was computed from, not the
-previous frame, so a slow change cannot creep past the threshold frame by frame.
+``REUSE_TILE`` pixels, each seen with ``DEFAULT_OVERLAP`` pixels of context), and each tile's
+window (core and context) is compared with the *reference*: the source the output there was
+computed from (kept per BLOCK x BLOCK block), not the previous frame, so a slow change cannot
+creep past the threshold frame by frame.
 
 - no tile changed: the frame is the previous output, and the network does not run;
-- some changed: consecutive changed tiles of a row go through the network as one window with
-  their context (the windows of a batch in batches of one shape) and are cross-faded into the
-  previous output; the reference of their cores becomes this frame's source;
-- so many changed that their windows would cost the network more than the frame: the frame is
-  computed whole, and only its changed tiles are taken in (what stands still does not shimmer);
+- some changed: inside them, the blocks that changed (grown by a margin; or all of a tile whose
+  kept part moved as a whole: a fade, noise) take in the new output, feathered over the next
+  block; everywhere else the previous output stays, exactly, with its reference. The network
+  sees those blocks with CONTEXT pixels around them (windows merged where they overlap; the
+  windows of a batch in batches of one shape), or the whole frame where that costs less;
 - every tile changed (a scene cut, a keyframe that redraws the picture): the whole frame's
   output, exactly as without reuse.
 
@@ -32,15 +32,18 @@ import torch
 import torch.nn.functional as F
 
 from vidsr.planes import Planes
-from vidsr.upscale.tiling import DEFAULT_OVERLAP, Span, ramp
+from vidsr.upscale.tiling import DEFAULT_OVERLAP, Span
 
 __all__ = ["BLOCK", "REUSE_TILE", "ChangeTest", "FrameReuse", "PassReuse", "ReuseCount", "work_needed"]
 
-# Input pixels of a tile's core (a multiple of BLOCK, as DEFAULT_OVERLAP is). Smaller tiles find
-# more that is unchanged, but a changed tile pays for its context too: a lone 64-pixel tile is a
-# 128-pixel window, 4x its own area (a run of changed tiles shares its context). bench/temporal.py.
+# Input pixels of a tile's core (a multiple of BLOCK, as DEFAULT_OVERLAP is): what the change test
+# decides on (each tile seen with DEFAULT_OVERLAP pixels of context) and what a fade or noise takes
+# in whole. The network sees only the blocks taken in, with CONTEXT pixels around them.
 REUSE_TILE = 64
 BLOCK = 4  # pixels: the side of the blocks a small moving object is looked for in (see ChangeTest)
+# Input pixels of context around what is computed again: the most DEFAULT_OVERLAP gives a tile of
+# run_tiled, beyond the reach of realesr-animevideov3 (18 pixels: 18 3x3 convolutions).
+CONTEXT = DEFAULT_OVERLAP
 
 Network = Callable[[torch.Tensor], torch.Tensor]  # B x 3 x h x w -> B x 3 x h*scale x w*scale
 Blocks = npt.NDArray[np.float64]
@@ -74,12 +77,30 @@ class ChangeTest:
     # sensor noise, grain) is computed, but only this share of the new output is taken in, the
     # rest stays the previous output: a running average where noise would make the output boil.
     noise_blend: float = 1.0
+    # Inside a recomputed tile, the new output is taken in only around the BLOCK x BLOCK blocks whose
+    # mean absolute difference exceeds ``adopt_level`` (grown by ``adopt_margin`` blocks, then
+    # feathered over the next block): elsewhere the tile keeps its previous output, exactly, and the
+    # reference it was computed from, so a drawing moving over a still background re-renders the
+    # drawing, not the background around it. Unless what would be kept changed as a whole (its own
+    # mean or signed mean beyond ``mean`` / ``signed_mean``: a fade, noise, a wide soft change): then
+    # the tile takes all of the new output, as a frame computed whole after a scene cut does.
+    # 6 levels: above the worst block of x264's noise between keyframes at crf 18 (6.3 is the worst
+    # of a frame, most blocks stay under 1). The margin: the network's response to a 4x4 block
+    # changed by 13 levels reaches 4 and 8 pixels at most 3.7 and 3.5 levels (mean 0.9, 0.7), 12
+    # pixels 0.9 (0.2), none beyond 18 (realesr-animevideov3), so what stays old, 10 pixels and more
+    # from a changed block with a margin of 1 block, differs from computing it anew as the network's
+    # response to noise does. bench/temporal.py --adopt-margin (16 frames, lossless): margin 2 -> 1,
+    # shimmer on threes 1.44x -> 1.10x bicubic, moving square 0.77x -> 0.48x; PSNR to the whole
+    # render 49.0 -> 48.7 dB (worst frame 43.9 both), to the truth 24.46 -> 24.45 dB (whole 24.50).
+    adopt_level: float = 6.0
+    adopt_margin: int = 1
+    adopt_blocks: bool = True  # False: a recomputed tile takes all of its new output
 
 
 @dataclass(frozen=True)
 class ReuseCount:
     """Network work in tiles: how many the frames asked for, and how many were kept instead; and
-    in pixels: how many the network saw (changed tiles with their context) against the frames'."""
+    in pixels: how many the network saw (what was taken in, with its context) against the frames'."""
 
     tiles: int = 0
     reused: int = 0
@@ -114,26 +135,55 @@ class ReuseCount:
 
 
 @dataclass(frozen=True)
-class _Patch:
-    """Consecutive changed tiles of one row of the grid: row ``row``, columns ``first``..``last``,
-    each taken in with its ``shares`` of the new output (1: all of it; less where the tile changed
-    by noise alone: see ``ChangeTest.noise_blend``)."""
+class _Window:
+    """Input rows ``top``..``bottom`` and columns ``left``..``right`` (stops excluded) of a part of
+    the frame computed on its own: what it takes in, with CONTEXT pixels around (or the frame's edge)."""
 
-    row: int
-    first: int
-    last: int
-    shares: tuple[float, ...] = ()
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.top, self.bottom)
+
+    @property
+    def cols(self) -> slice:
+        return slice(self.left, self.right)
+
+    @property
+    def area(self) -> int:
+        return (self.bottom - self.top) * (self.right - self.left)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.bottom - self.top, self.right - self.left
+
+    def overlaps(self, other: _Window) -> bool:
+        return (
+            self.top < other.bottom and other.top < self.bottom and self.left < other.right and other.left < self.right
+        )
+
+    def union(self, other: _Window) -> _Window:
+        return _Window(
+            min(self.top, other.top),
+            max(self.bottom, other.bottom),
+            min(self.left, other.left),
+            max(self.right, other.right),
+        )
 
 
 @dataclass(frozen=True)
 class _Decision:
-    """What one frame needs: ``whole``, the network on the whole frame; ``patches``, the runs of
-    changed tiles to put into the previous output (computed on their own, or cut out of the whole
-    frame's output where that costs less; with ``whole`` and none, the whole output as it is);
-    neither: nothing, the previous output stands."""
+    """What one frame needs: ``whole``, the network on the whole frame; else ``windows``, the parts
+    of it to compute on their own; neither: nothing, the previous output stands. ``adopt``: per
+    input pixel (1 x h x w), the share of the new output taken in over the previous one (1 around
+    what changed, feathered to 0 where the previous output stays exactly); None: all of it."""
 
     whole: bool
-    patches: tuple[_Patch, ...] = ()
+    windows: tuple[_Window, ...] = ()
+    adopt: torch.Tensor | None = None
 
 
 def _grid_spans(length: int, tile: int) -> list[Span]:
@@ -152,74 +202,38 @@ def _grid_spans(length: int, tile: int) -> list[Span]:
     ]
 
 
-def _normalised_ramps(
-    windows: list[Span], length: int, scale: int, device: torch.device
-) -> list[tuple[int, torch.Tensor]]:
-    """Per window: (its first output pixel, its ``ramp`` over the sum of all ramps there)."""
-    ramps = [ramp(window, DEFAULT_OVERLAP, scale, device) for window in windows]
-    total = torch.zeros(length * scale, device=device)
-    for window, weights in zip(windows, ramps):
-        total[window.start * scale : window.stop * scale] += weights
-    return [
-        (window.start * scale, weights / total[window.start * scale : window.stop * scale])
-        for window, weights in zip(windows, ramps)
-    ]
-
-
 class _Grid:
-    """The tiles of one frame size: their windows, and ``run_tiled``'s cross-fade weights
-    normalised over the grid (separable: the weights of rows times those of columns)."""
+    """The tiles of one frame size the change test looks at: cores of ``tile`` pixels, each seen
+    with DEFAULT_OVERLAP pixels of context."""
 
-    def __init__(self, height: int, width: int, tile: int, scale: int, device: torch.device) -> None:
-        self.tile, self.scale = tile, scale
+    def __init__(self, height: int, width: int, tile: int) -> None:
+        self.tile, self.height, self.width = tile, height, width
         self.rows, self.cols = _grid_spans(height, tile), _grid_spans(width, tile)
-        self.row_weights = _normalised_ramps(self.rows, height, scale, device)
-        self.col_weights = _normalised_ramps(self.cols, width, scale, device)
 
     @property
     def count(self) -> int:
         return len(self.rows) * len(self.cols)
 
-    def window(self, patch: _Patch) -> tuple[slice, slice]:
-        """Input rows and columns of ``patch``'s tiles with their context."""
-        rows = self.rows[patch.row]
-        return slice(rows.start, rows.stop), slice(self.cols[patch.first].start, self.cols[patch.last].stop)
-
-    def core(self, patch: _Patch) -> tuple[slice, slice]:
-        """Input rows and columns of ``patch``'s tiles without context."""
-        tile = self.tile
-        row_stop, col_stop = self.rows[-1].stop, self.cols[-1].stop  # the frame's height and width
-        return (
-            slice(patch.row * tile, min(row_stop, (patch.row + 1) * tile)),
-            slice(patch.first * tile, min(col_stop, (patch.last + 1) * tile)),
-        )
-
-    def output_window(self, patch: _Patch) -> tuple[slice, slice]:
-        rows, cols = self.window(patch)
-        scale = self.scale
-        return slice(rows.start * scale, rows.stop * scale), slice(cols.start * scale, cols.stop * scale)
-
-    def weights(self, patch: _Patch) -> torch.Tensor:
-        """The patch's share of each output pixel of its window (1 x h x w): its tiles' weights
-        over the sum of every tile's, so patches covering the whole frame add up to one."""
-        _, cols = self.output_window(patch)
-        _, row = self.row_weights[patch.row]
-        column = torch.zeros(cols.stop - cols.start, device=row.device)
-        for index in range(patch.first, patch.last + 1):
-            offset, weights = self.col_weights[index]
-            share = patch.shares[index - patch.first] if patch.shares else 1.0
-            column[offset - cols.start : offset - cols.start + len(weights)] += weights * share
-        return (row[:, None] * column[None, :])[None]
-
     def block_range(self, span: Span) -> slice:
         """The BLOCK-sized blocks a window covers (its edges are on block edges, or the frame's)."""
         return slice(span.start // BLOCK, -(-span.stop // BLOCK))
+
+    def core_blocks(self, row: int, col: int) -> tuple[slice, slice]:
+        """The blocks of tile (``row``, ``col``)'s core."""
+        tile = self.tile // BLOCK
+        return slice(row * tile, (row + 1) * tile), slice(col * tile, (col + 1) * tile)
+
+    def tiles_to_blocks(self, tiles: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        """A per-tile mask per block."""
+        tile = self.tile // BLOCK
+        blocks = tiles.repeat(tile, axis=0).repeat(tile, axis=1)
+        return blocks[: -(-self.height // BLOCK), : -(-self.width // BLOCK)]
 
 
 @dataclass
 class PassReuse:
     """The reuse state of one network pass: the source each output pixel was computed from
-    (per tile core: all of a tile's core is computed at once), and the last output."""
+    (per block), and the last output."""
 
     tile: int = REUSE_TILE
     test: ChangeTest = field(default_factory=ChangeTest)
@@ -236,61 +250,72 @@ class PassReuse:
             decisions = [self._decide(frame, scale) for frame in frames]
         whole = [index for index, decision in enumerate(decisions) if decision.whole]
         whole_outputs = dict(zip(whole, network(frames[whole]))) if whole else {}
-        patch_outputs = self._run_patches(frames, decisions, network)
+        window_outputs = self._run_windows(frames, decisions, network)
         with _one_thread(frames.device):
-            outputs = self._compose(decisions, whole_outputs, patch_outputs)
-        unchanged = [not decision.whole and not decision.patches for decision in decisions]
+            outputs = self._compose(decisions, whole_outputs, window_outputs, scale)
+        unchanged = [not decision.whole and not decision.windows for decision in decisions]
         return torch.stack(outputs), unchanged
 
     def _compose(
         self,
         decisions: list[_Decision],
         whole_outputs: dict[int, torch.Tensor],
-        patch_outputs: dict[tuple[int, _Patch], torch.Tensor],
+        window_outputs: dict[tuple[int, _Window], torch.Tensor],
+        scale: int,
     ) -> list[torch.Tensor]:
-        """Each frame's output: the previous one with what was computed for it taken in."""
+        """Each frame's output: the previous one with its share of what was computed taken in."""
         outputs: list[torch.Tensor] = []
-        grid = self._grid
         for index, decision in enumerate(decisions):
-            if decision.whole and decision.patches and grid is not None:  # the unchanged tiles stay as they were
-                output = whole_outputs[index]
-                cut = [(patch, output[(slice(None), *grid.output_window(patch))]) for patch in decision.patches]
-                self._output = self._blend(cut)
-            elif decision.whole:
+            previous, adopt = self._output, decision.adopt
+            if decision.whole and (adopt is None or previous is None):
                 self._output = whole_outputs[index]
-            elif decision.patches:
-                self._output = self._blend([(patch, patch_outputs[index, patch]) for patch in decision.patches])
+            elif decision.whole:
+                assert adopt is not None and previous is not None
+                self._output = torch.lerp(previous, whole_outputs[index], _enlarged(adopt, scale))
+            elif decision.windows:
+                assert adopt is not None and previous is not None
+                output = previous.clone()
+                for window in decision.windows:
+                    rows = slice(window.top * scale, window.bottom * scale)
+                    cols = slice(window.left * scale, window.right * scale)
+                    share = _enlarged(adopt[:, window.rows, window.cols], scale)
+                    output[:, rows, cols] = torch.lerp(previous[:, rows, cols], window_outputs[index, window], share)
+                self._output = output
             assert self._output is not None
             outputs.append(self._output)
         return outputs
 
     def _decide(self, frame: torch.Tensor, scale: int) -> _Decision:
-        """Which tiles of ``frame`` changed against the reference, and how to compute them; the
-        reference follows what will be computed."""
+        """Which tiles of ``frame`` changed against the reference, which of their blocks take in
+        the new output and what the network must see for them; the reference follows what is
+        taken in."""
         height, width = frame.shape[-2:]
         grid, reference = self._grid, self._reference
         if grid is None or reference is None or self._shape != (height, width, scale):
-            self._grid = _Grid(height, width, self.tile, scale, frame.device)
+            self._grid = _Grid(height, width, self.tile)
             self._shape = (height, width, scale)
             return self._compute_whole(frame, self._grid)
-        changed, noise = self._changed_tiles(frame, reference, grid)
-        blend = self.test.noise_blend
-        if changed.all() and (blend == 1.0 or not noise.any()):
+        sums = _block_sums(frame, reference)
+        changed, noise = self._changed_tiles(sums, grid)
+        if changed.all() and (self.test.noise_blend == 1.0 or not noise.any()):
             return self._compute_whole(frame, grid)  # a new picture: a scene cut, a keyframe
-        shares = np.where(noise, blend, 1.0)
-        patches = tuple(_runs(changed, shares))
-        for patch in patches:
-            rows, cols = grid.core(patch)
-            reference[:, rows, cols] = frame[:, rows, cols]
-        if sum(_area(grid.window(patch)) for patch in patches) >= height * width:
-            # Cheaper whole than in windows with their context; the unchanged tiles still keep
-            # their output, so what stands still does not shimmer.
-            self.count += ReuseCount(grid.count, 0, 1, 0, height * width, height * width)
-            return _Decision(whole=True, patches=patches)
-        changed_count = int(changed.sum())
-        work = sum(_area(grid.window(patch)) for patch in patches)
-        self.count += ReuseCount(grid.count, grid.count - changed_count, 1, 0 if patches else 1, work, height * width)
-        return _Decision(whole=False, patches=patches)
+        pixels = height * width
+        kept_tiles = grid.count - int(changed.sum())
+        if not changed.any():
+            self.count += ReuseCount(grid.count, kept_tiles, 1, 1, 0, pixels)
+            return _Decision(whole=False)
+        shares = self._shares(sums, grid, changed, noise)
+        taken = _pixels(shares > 0, height, width).to(frame.device)
+        reference.copy_(torch.where(taken, frame, reference))  # a kept block keeps the source of its output
+        grown = _grown(shares)  # the new output fades out over the blocks around
+        adopt = _feathered(grown, height, width).to(frame.device)
+        windows = _windows(grown > 0, height, width)
+        if sum(window.area for window in windows) >= pixels:  # cheaper whole than in windows with context
+            self.count += ReuseCount(grid.count, kept_tiles, 1, 0, pixels, pixels)
+            return _Decision(whole=True, adopt=adopt)
+        work = sum(window.area for window in windows)
+        self.count += ReuseCount(grid.count, kept_tiles, 1, 0, work, pixels)
+        return _Decision(whole=False, windows=tuple(windows), adopt=adopt)
 
     def _compute_whole(self, frame: torch.Tensor, grid: _Grid) -> _Decision:
         self._reference = frame.clone()
@@ -299,13 +324,13 @@ class PassReuse:
         return _Decision(whole=True)
 
     def _changed_tiles(
-        self, frame: torch.Tensor, reference: torch.Tensor, grid: _Grid
+        self, sums: tuple[Blocks, Blocks, Blocks], grid: _Grid
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
         """rows x columns: whether each tile's window differs from the reference by more than
         ``test`` allows, and whether by noise alone (its mean difference, nothing else). The
         differences are summed per block once for the frame (a few large operations), then per
         window over its blocks (in numpy: small arrays, no threads)."""
-        signed, absolute, counts = _block_sums(frame, reference)
+        signed, absolute, counts = sums
         signed_total, absolute_total, count_total = (_integral(blocks) for blocks in (signed, absolute, counts))
         block_means = absolute / np.maximum(counts, 1.0)
         test = self.test
@@ -325,35 +350,60 @@ class PassReuse:
                 noise[r, c] = busy and not structured
         return changed, noise
 
-    def _run_patches(
-        self, frames: torch.Tensor, decisions: list[_Decision], network: Network
-    ) -> dict[tuple[int, _Patch], torch.Tensor]:
-        """Every patch of the batch through ``network``, the windows of one shape in one batch."""
-        grid = self._grid
-        by_shape: dict[tuple[int, int], list[tuple[int, _Patch]]] = {}
-        for index, decision in enumerate(decisions):
-            for patch in decision.patches if not decision.whole else ():
-                assert grid is not None
-                rows, cols = grid.window(patch)
-                by_shape.setdefault((rows.stop - rows.start, cols.stop - cols.start), []).append((index, patch))
-        outputs: dict[tuple[int, _Patch], torch.Tensor] = {}
-        for members in by_shape.values():
-            assert grid is not None
-            windows = torch.stack([frames[index][(slice(None), *grid.window(patch))] for index, patch in members])
-            outputs.update(zip(members, network(windows)))
-        return outputs
+    def _shares(
+        self,
+        sums: tuple[Blocks, Blocks, Blocks],
+        grid: _Grid,
+        changed: npt.NDArray[np.bool_],
+        noise: npt.NDArray[np.bool_],
+    ) -> Blocks:
+        """Per block, the share of the new output taken in there (0: the previous output stays).
+        All of it around the blocks of changed tiles that changed beyond ``adopt_level`` (grown by
+        ``adopt_margin``), and over the whole core of a changed tile where what it would keep did
+        not stand still as a whole (a fade, noise: see ChangeTest), so a slow change is tracked,
+        not stepped; a tile changed by noise alone takes ``noise_blend`` of it."""
+        signed, absolute, counts = sums
+        test = self.test
+        whole_tiles: npt.NDArray[np.bool_] = np.array(changed, dtype=np.bool_)
+        if test.adopt_blocks:
+            moved = (absolute > test.adopt_level * np.maximum(counts, 1.0)) & grid.tiles_to_blocks(changed)
+            adopted = _dilated(moved, test.adopt_margin)
+            kept = ~_dilated(adopted, 2)  # what keeps its previous output: beyond the feather
+            kept_sums = [_integral(blocks * kept) for blocks in (signed, absolute, counts)]
+            for r, c in zip(*np.nonzero(changed)):
+                whole_tiles[r, c] = noise[r, c] or self._kept_part_changed(kept_sums, grid, int(r), int(c))
+            shares = adopted.astype(np.float64)
+        else:
+            shares = np.zeros(counts.shape)
+        for r, c in zip(*np.nonzero(whole_tiles)):
+            rows, cols = grid.core_blocks(int(r), int(c))
+            share = test.noise_blend if noise[r, c] else 1.0
+            shares[rows, cols] = np.maximum(shares[rows, cols], share)
+        return shares
 
-    def _blend(self, computed: list[tuple[_Patch, torch.Tensor]]) -> torch.Tensor:
-        """The previous output with each patch's new output cross-faded in: previous + Σ weight ·
-        (new - previous), every term read from the previous output, so patches covering the
-        whole frame give exactly the cross-faded composition of their outputs."""
-        previous, grid = self._output, self._grid
-        assert previous is not None and grid is not None
-        blended = previous.clone()
-        for patch, output in computed:
-            rows, cols = grid.output_window(patch)
-            blended[:, rows, cols] += grid.weights(patch) * (output - previous[:, rows, cols])
-        return blended
+    def _kept_part_changed(self, kept_sums: list[Blocks], grid: _Grid, row: int, col: int) -> bool:
+        """Whether what tile (``row``, ``col``) would keep moved as a whole beyond ``test``."""
+        kept_signed, kept_absolute, kept_counts = kept_sums
+        block_rows, block_cols = grid.block_range(grid.rows[row]), grid.block_range(grid.cols[col])
+        pixels = _box(kept_counts, block_rows, block_cols)
+        return pixels > 0 and (
+            abs(_box(kept_signed, block_rows, block_cols)) > self.test.signed_mean * pixels
+            or _box(kept_absolute, block_rows, block_cols) > self.test.mean * pixels
+        )
+
+    def _run_windows(
+        self, frames: torch.Tensor, decisions: list[_Decision], network: Network
+    ) -> dict[tuple[int, _Window], torch.Tensor]:
+        """Every window of the batch through ``network``, the windows of one shape in one batch."""
+        by_shape: dict[tuple[int, int], list[tuple[int, _Window]]] = {}
+        for index, decision in enumerate(decisions):
+            for window in decision.windows:
+                by_shape.setdefault(window.shape, []).append((index, window))
+        outputs: dict[tuple[int, _Window], torch.Tensor] = {}
+        for members in by_shape.values():
+            crops = torch.stack([frames[index][:, window.rows, window.cols] for index, window in members])
+            outputs.update(zip(members, network(crops)))
+        return outputs
 
 
 @contextmanager
@@ -403,25 +453,77 @@ def _box(table: Blocks, rows: slice, cols: slice) -> float:
     return float(table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left])
 
 
-def _area(window: tuple[slice, slice]) -> int:
-    rows, cols = window
-    return (rows.stop - rows.start) * (cols.stop - cols.start)
+def _dilated(blocks: npt.NDArray[np.bool_], margin: int) -> npt.NDArray[np.bool_]:
+    """``blocks`` grown by ``margin`` blocks every way (diagonals too)."""
+    grown: npt.NDArray[np.bool_] = np.array(blocks, dtype=np.bool_)
+    for _ in range(margin):
+        padded = np.pad(grown, 1)
+        rows = padded[:-2] | padded[1:-1] | padded[2:]
+        grown = rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]
+    return grown
 
 
-def _runs(changed: npt.NDArray[np.bool_], shares: npt.NDArray[np.float64]) -> list[_Patch]:
-    """Runs of consecutive changed tiles in each row, with each tile's share of the new output
-    (none when all of them take it all)."""
-    patches: list[_Patch] = []
-    for row, flags in enumerate(changed.tolist()):
-        start: int | None = None
-        for col, flag in enumerate([*flags, False]):
-            if flag and start is None:
-                start = col
-            elif not flag and start is not None:
-                taken = tuple(float(share) for share in shares[row, start:col])
-                patches.append(_Patch(row, start, col - 1, taken if any(s != 1.0 for s in taken) else ()))
-                start = None
-    return patches
+def _grown(shares: Blocks) -> Blocks:
+    """``shares`` grown by one block every way, each block taking its largest neighbour's."""
+    padded = np.pad(shares, 1)
+    rows = np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
+    return np.maximum(np.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+
+
+def _pixels(blocks: npt.NDArray[np.bool_] | npt.NDArray[np.float32], height: int, width: int) -> torch.Tensor:
+    """A per-block array per input pixel (1 x height x width)."""
+    pixels = torch.from_numpy(blocks).repeat_interleave(BLOCK, 0).repeat_interleave(BLOCK, 1)  # pyright: ignore[reportUnknownMemberType]: typed in part
+    return pixels[None, :height, :width]
+
+
+def _feathered(shares: Blocks, height: int, width: int) -> torch.Tensor:
+    """Per-block shares per input pixel (1 x height x width), each edge between blocks faded over
+    BLOCK + 1 pixels (a box average): a block's own share exactly from BLOCK / 2 pixels inside its
+    edges with blocks of other shares (1 inside what was grown, 0 beyond the grown blocks)."""
+    mask = _pixels(shares.astype(np.float32), height, width)[None]
+    radius = BLOCK // 2
+    size = 2 * radius + 1
+    mask = F.avg_pool2d(F.pad(mask, (0, 0, radius, radius), mode="replicate"), (size, 1), stride=1)
+    mask = F.avg_pool2d(F.pad(mask, (radius, radius, 0, 0), mode="replicate"), (1, size), stride=1)
+    return mask[0]
+
+
+def _enlarged(shares: torch.Tensor, scale: int) -> torch.Tensor:
+    """Shares per input pixel (1 x h x w) per output pixel: each repeated ``scale`` times each way."""
+    _, height, width = shares.shape
+    return shares[:, :, None, :, None].expand(1, height, scale, width, scale).reshape(1, height * scale, width * scale)
+
+
+def _windows(blocks: npt.NDArray[np.bool_], height: int, width: int) -> list[_Window]:
+    """Windows covering ``blocks`` (and BLOCK / 2 pixels around them, where the feather spills)
+    with CONTEXT pixels more on every side, merged where they overlap: each pixel of the output
+    comes from one window, computed with the context the whole frame would give it. Runs of a row
+    closer than their contexts are joined first (they would overlap): few windows to merge."""
+    merged: list[_Window] = []
+    join = 2 * CONTEXT // BLOCK
+    for row in np.flatnonzero(blocks.any(axis=1)).tolist():
+        columns = np.flatnonzero(blocks[row])
+        breaks = np.flatnonzero(np.diff(columns) > join)
+        for first, last in zip(columns[np.r_[0, breaks + 1]].tolist(), columns[np.r_[breaks, -1]].tolist()):
+            window = _Window(
+                max(0, row * BLOCK - CONTEXT),
+                min(height, (row + 1) * BLOCK + CONTEXT),
+                max(0, first * BLOCK - CONTEXT),
+                min(width, (last + 1) * BLOCK + CONTEXT),
+            )
+            merged = _merged_into(merged, window)
+    return merged
+
+
+def _merged_into(windows: list[_Window], window: _Window) -> list[_Window]:
+    """``windows`` (none overlapping another) with ``window`` added, merged with those it overlaps."""
+    while True:
+        overlapping = [other for other in windows if other.overlaps(window)]
+        if not overlapping:
+            return [*windows, window]
+        for other in overlapping:
+            window = window.union(other)
+        windows = [other for other in windows if other not in overlapping]
 
 
 @dataclass
