@@ -117,6 +117,7 @@ NCNN_VARIANTS: tuple[tuple[str, dict[str, int | bool]], ...] = (
     ("no packed layout", {"use_packing_layout": False}),
     ("lightmode off", {"lightmode": False}),
     ("1 thread", {"num_threads": 1}),
+    ("vidsr's settings, again (the noise)", {}),
 )
 
 
@@ -126,11 +127,12 @@ def ncnn_options(model_name: str, size: str, repeat: int) -> None:
     frame = sample_frame(width, height)
     model = resolve_model(model_name)
     runs: dict[str, Callable[[], object]] = {}
-    for label, options in NCNN_VARIANTS:
+    for label, options in NCNN_VARIANTS[:-1]:
         engine = NcnnEngine(model, gpu=None, options=options)
         runs[label] = functools.partial(engine, frame)
     pair = [NcnnEngine(model, gpu=None, options={"num_threads": 1}) for _ in range(2)]
     runs["2 frames at once, 1 thread each"] = functools.partial(two_at_once, pair, frame)
+    runs[NCNN_VARIANTS[-1][0]] = runs[NCNN_VARIANTS[0][0]]  # last in each round, as the first is first
     best = dict.fromkeys(runs, math.inf)
     for run in runs.values():
         run()  # warm-up

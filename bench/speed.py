@@ -10,14 +10,32 @@ Prints, from one run:
 - the CPU budget of one frame: core-milliseconds of the network, the colour conversion and the
   encoder at each preset, and the efficiency they allow when they share the cores;
 - peak RSS of a short render and of one ten times as long;
-- with ``--engines``, the engine columns: for each embedded model, torch on the CPU, ncnn on the
-  CPU and ncnn on each Vulkan device side by side, model-only and end to end, each against the
-  naive loop (``--engines --quick``: that table alone, at a tiny size, in a few minutes).
+- with ``--engines``, the engine columns: for each embedded model (or each ``--engine-case``),
+  torch on the CPU, ncnn on the CPU, ncnn on each Vulkan GPU and ``--engine auto`` (what it chose,
+  and what its measurement cost) side by side, model-only and end to end, each against the naive
+  loop (``--engines --quick``: that table alone, at a tiny size, in a few minutes).
+- with ``--engines --emulate-avx2``, each model's engine rows again from a child process that sees
+  this CPU without AVX-512, AMX and bf16 (bench/avx2_cpu.c, loaded with LD_PRELOAD, answers CPUID
+  itself), which is how torch, oneDNN and ncnn all choose their kernels: the engines as they run
+  on an AVX2 CPU such as an EPYC, measured here. (``ONEDNN_MAX_CPU_ISA=AVX2`` alone would move
+  oneDNN, and vidsr's bf16 detection with it, but not ATen or ncnn.) Needs a C compiler and a CPU
+  that can make CPUID fault (the "cpuid_fault" flag: Intel since Ivy Bridge, most VMs).
 Times drift on a shared machine; the ratios, measured in one run, are the result.
+
+The naive loop is Real-ESRGAN's inference_realesrgan_video.py as it runs on the CPU: with its
+defaults (no tiles, no pre-padding) and ``--fp32`` (its default is fp16, which the CPU does not
+do usefully), the same arithmetic as its RealESRGANer.enhance (to float, /255, the network in fp32
+NCHW one frame at a time under no_grad, clamp, x255, round). It differs in the plumbing: the script
+decodes and encodes in two ffmpeg processes joined by pipes (bgr24 in, libx264 at x264's defaults
+out), which overlap the network; here PyAV decodes and encodes in the process (libx264 medium,
+crf 18, its own threads), and the BGR flips are left out. As published the script does not run on
+a CPU-only torch at all: ``torch.cuda.synchronize`` after each frame raises; this is it without.
 
     python bench/speed.py                      # realesr-animevideov3 at 320x180 -> 1280x720
     python bench/speed.py --model realesrgan-x4plus --size 160x90 --frames 12
     python bench/speed.py --engines --quick    # the engine table alone: 48x32, 4 frames
+    python bench/speed.py --engines --engines-only --emulate-avx2 --frames 6 \\
+        --engine-case realesr-animevideov3:320x180 --engine-case realesrgan-x4plus:160x90
 """
 
 from __future__ import annotations
@@ -186,7 +204,8 @@ def encoder_core_ms(video: Path, preset: str) -> float:
 
 
 def naive_loop_fps(clip: Path, output: Path, model_name: str) -> float:
-    """Real-ESRGAN's inference_realesrgan_video.py, in-process: fp32, NCHW, one frame at a time."""
+    """Real-ESRGAN's inference_realesrgan_video.py, in-process: fp32, NCHW, one frame at a time
+    (how it differs: the module's docstring)."""
     network = resolve_model(model_name).module
     started = time.perf_counter()
     frames = 0
