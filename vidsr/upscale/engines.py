@@ -247,9 +247,9 @@ def choose_engine(engine: str, device: str, model: LoadedModel, *, precision: Pr
     if model.architecture not in EXPORTABLE_ARCHITECTURES or not ncnn_installed():
         return EngineChoice("torch", chosen)
     candidates = [EngineChoice("torch", chosen)]
-    candidates += [EngineChoice("ncnn", torch.device("vulkan", gpu.index)) for gpu in vulkan_devices() if gpu.is_gpu][
-        :1
-    ]
+    gpu = next((device for device in vulkan_devices() if device.is_gpu), None)
+    if gpu is not None:
+        candidates.append(EngineChoice("ncnn", torch.device("vulkan", gpu.index)))
     if precision == "fp32" and arithmetic_per_output_pixel(model) >= MEASURED_MIN_ARITHMETIC:
         candidates.append(EngineChoice("ncnn", chosen))
     if len(candidates) == 1:
