@@ -221,8 +221,10 @@ def choose_engine(engine: str, device: str, model: LoadedModel, *, precision: Pr
       hardware, for the models whose bf16 is faithful) it wins by far and is not timed: on a
       2-core Sapphire Rapids Xeon (AMX) torch bf16 runs realesr-animevideov3 2.8x faster than
       torch fp32, and ncnn's fp32 measured 0.36-0.87x torch fp32 there (bench/engines.py). On CPUs
-      without bf16 the two fp32 paths are close and which wins depends on the CPU (ncnn 1.38x
-      torch for animevideov3 and 1.04x for x4plus on a 2-core AVX2 EPYC), hence the measurement.
+      without bf16 the two fp32 paths are close and which wins depends on the CPU and its load
+      (ncnn 1.38x torch for animevideov3 and 1.04x for x4plus on a 2-core AVX2 EPYC; 0.84-1.13x
+      for animevideov3 on the same Xeon made to look like an AVX2 CPU, bench/avx2_cpu.c, loaded
+      by other jobs), hence the measurement.
       Lighter networks (test nets, tiny user models) stay on torch: on the probe's frame their
       time is per-layer overhead, not arithmetic, so it would not predict real frames, and the
       network is a minor share of their frames' time next to colour conversion and encoding.
