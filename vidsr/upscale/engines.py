@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -277,10 +278,24 @@ def _fastest(model: LoadedModel, candidates: tuple[EngineChoice, ...], precision
     timings = measure_engines(model, candidates, precision=precision)
     best = min(timings, key=lambda choice: timings[choice])
     said = ", ".join(f"{choice.engine} on {choice.device} {time * 1e3:.0f} ms" for choice, time in timings.items())
-    return EngineChoice(best.engine, best.device, f"measured a {_PROBE_SIDE}-pixel frame: {said}")
+    return EngineChoice(best.engine, best.device, f"measured a {_probe_side(model)}-pixel frame: {said}")
 
 
-_PROBE_SIDE = 64
+# The probe frame: small frames favour ncnn, whose per-layer overhead is lower than torch's (on the
+# Xeon made to look like an AVX2 CPU, bench/avx2_cpu.c: x4plus measured ncnn 1.22x torch fp32 at 32
+# pixels, 1.00x at 64, 0.79-0.84x at 96 to 160x90). So the probe carries enough arithmetic for the
+# overhead not to count (realesr-animevideov3: 128 pixels, 20 GFLOP), but no more than a 64-pixel
+# frame of a heavy network (x4plus: 150 GFLOP, a few seconds a run), which keeps it cheap.
+_PROBE_ARITHMETIC = 20e9
+_PROBE_SIDES = (64, 128)
+
+
+def _probe_side(model: LoadedModel) -> int:
+    flop_per_input_pixel = arithmetic_per_output_pixel(model) * model.scale**2
+    side = min(max(math.sqrt(_PROBE_ARITHMETIC / flop_per_input_pixel), _PROBE_SIDES[0]), _PROBE_SIDES[1])
+    return math.ceil(max(side, model.min_size) / model.size_multiple) * model.size_multiple
+
+
 _measured: dict[tuple[str, EngineChoice, str], float] = {}
 
 
@@ -293,7 +308,7 @@ def engines_timed() -> int:
 def measure_engines(
     model: LoadedModel, candidates: tuple[EngineChoice, ...], *, precision: Precision = "fp32"
 ) -> dict[EngineChoice, float]:
-    """Seconds each candidate takes for one frame of ``_PROBE_SIDE`` pixels square, measured once
+    """Seconds each candidate takes for one frame of ``_probe_side`` pixels square, measured once
     per process for each model: a fresh copy of the model on each engine (the torch engine takes a
     module over), in ``precision`` on torch and in each device's own on ncnn (fp16 on a Vulkan
     device that stores it). Each engine runs the frame once to warm up (kernels chosen, pipelines
@@ -317,7 +332,7 @@ def _time_one_frame(
         own = precision if candidate.engine == "torch" else default_precision(candidate.device, model, engine="ncnn")
         copied = dataclasses.replace(model, module=copy.deepcopy(model.module))
         engines[candidate] = create_engine(copied, engine=candidate.engine, device=candidate.device, precision=own)
-    side = -(-max(_PROBE_SIDE, model.min_size) // model.size_multiple) * model.size_multiple
+    side = _probe_side(model)
     images = torch.rand(1, model.in_channels, side, side)
     best = dict.fromkeys(candidates, float("inf"))
     with torch.inference_mode():
