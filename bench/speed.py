@@ -10,25 +10,47 @@ Prints, from one run:
 - the CPU budget of one frame: core-milliseconds of the network, the colour conversion and the
   encoder at each preset, and the efficiency they allow when they share the cores;
 - peak RSS of a short render and of one ten times as long;
-- with ``--engines``, the engine columns: for each embedded model, torch on the CPU, ncnn on the
-  CPU and ncnn on each Vulkan device side by side, model-only and end to end, each against the
-  naive loop (``--engines --quick``: that table alone, at a tiny size, in a few minutes).
+- with ``--engines``, the engine columns: for each embedded model (or each ``--engine-case``),
+  torch on the CPU, ncnn on the CPU, ncnn on each Vulkan GPU and ``--engine auto`` (what it chose,
+  and what its measurement cost) side by side, model-only and end to end, each against the naive
+  loop (``--engines --quick``: that table alone, at a tiny size, in a few minutes).
+- with ``--engines --emulate-avx2``, each model's engine rows again from a child process that sees
+  this CPU without AVX-512, AMX and bf16 (bench/avx2_cpu.c, loaded with LD_PRELOAD, answers CPUID
+  itself), which is how torch, oneDNN and ncnn all choose their kernels: the engines as they run
+  on an AVX2 CPU such as an EPYC, measured here. (``ONEDNN_MAX_CPU_ISA=AVX2`` alone would move
+  oneDNN, and vidsr's bf16 detection with it, but not ATen or ncnn.) Needs a C compiler and a CPU
+  that can make CPUID fault (the "cpuid_fault" flag: Intel since Ivy Bridge, most VMs).
 Times drift on a shared machine; the ratios, measured in one run, are the result.
+
+The naive loop is Real-ESRGAN's inference_realesrgan_video.py as it runs on the CPU: with its
+defaults (no tiles, no pre-padding) and ``--fp32`` (its default is fp16, which the CPU does not
+do usefully), the same arithmetic as its RealESRGANer.enhance (to float, /255, the network in fp32
+NCHW one frame at a time under no_grad, clamp, x255, round). It differs in the plumbing: the script
+decodes and encodes in two ffmpeg processes joined by pipes (bgr24 in, libx264 at x264's defaults
+out), which overlap the network; here PyAV decodes and encodes in the process (libx264 medium,
+crf 18, its own threads), and the BGR flips are left out. As published the script does not run on
+a CPU-only torch at all: ``torch.cuda.synchronize`` after each frame raises; this is it without.
 
     python bench/speed.py                      # realesr-animevideov3 at 320x180 -> 1280x720
     python bench/speed.py --model realesrgan-x4plus --size 160x90 --frames 12
     python bench/speed.py --engines --quick    # the engine table alone: 48x32, 4 frames
+    python bench/speed.py --engines --engines-only --emulate-avx2 --frames 6 \\
+        --engine-case realesr-animevideov3:320x180 --engine-case realesrgan-x4plus:160x90
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -44,12 +66,13 @@ from vidsr.upscale import (
     Upscaler,
     VideoPlanes,
     arithmetic_per_output_pixel,
+    choose_engine,
     cpu_has_native_bf16,
     describe_vulkan_devices,
     vulkan_devices,
 )
 from vidsr.upscale.colour import planes_to_rgb, planes_to_tensors, rgb_to_planes
-from vidsr.upscale.policy import default_precision
+from vidsr.upscale.policy import choose_precision, default_precision, select_device
 from vidsr.upscale.process import keep_large_buffers_in_heap
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.mp4"
@@ -181,7 +204,8 @@ def encoder_core_ms(video: Path, preset: str) -> float:
 
 
 def naive_loop_fps(clip: Path, output: Path, model_name: str) -> float:
-    """Real-ESRGAN's inference_realesrgan_video.py, in-process: fp32, NCHW, one frame at a time."""
+    """Real-ESRGAN's inference_realesrgan_video.py, in-process: fp32, NCHW, one frame at a time
+    (how it differs: the module's docstring)."""
     network = resolve_model(model_name).module
     started = time.perf_counter()
     frames = 0
@@ -250,38 +274,130 @@ def model_variants() -> list[tuple[str, dict]]:
     return variants
 
 
-def engine_columns() -> list[tuple[str, str, torch.device]]:
-    """(label, engine, device): torch on the CPU, ncnn on the CPU, ncnn on each Vulkan device."""
+def engine_columns(*, software_vulkan: bool) -> list[tuple[str, str, torch.device]]:
+    """(label, engine, device): torch on the CPU, ncnn on the CPU, ncnn on each Vulkan GPU (and on
+    Vulkan devices that are CPUs, llvmpipe, with ``software_vulkan``: a correctness path, minutes
+    a frame for the heavy models)."""
     columns = [("torch cpu", "torch", CPU), ("ncnn cpu", "ncnn", CPU)]
-    columns += [(f"ncnn vulkan:{d.index}", "ncnn", torch.device("vulkan", d.index)) for d in vulkan_devices()]
+    columns += [
+        (f"ncnn vulkan:{d.index}", "ncnn", torch.device("vulkan", d.index))
+        for d in vulkan_devices()
+        if d.is_gpu or software_vulkan
+    ]
     return columns
 
 
-def engine_table(models: list[str], folder: Path, *, width: int, height: int, frames: int) -> None:
-    """For each model, every engine side by side: model-only fps (vidsr's runner, the engine's
-    default precision), end-to-end fps (a whole render) and that over the naive loop's."""
-    clip = make_input(folder / "engines.mp4", width=width, height=height, frames=frames)
-    columns = engine_columns()
-    print(f"\nEngines, {width}x{height} -> x4, {frames} frames; CPU: {cpu_name()}, {torch.get_num_threads()} threads")
+@dataclass(frozen=True)
+class EngineRows:
+    """One model's engine table from one process (this CPU as it is, or emulated without AVX-512)."""
+
+    model: str
+    size: str
+    cpu: str  # how the process saw the CPU: torch's capability, bf16, threads
+    naive_fps: float
+    labels: list[str]
+    precisions: list[str]
+    network_fps: list[float]
+    whole_fps: list[float]
+    auto: str  # what --engine auto chose, and how
+    auto_fps: float
+    auto_probe_seconds: float  # the first-frame cost of auto's measurement (once per process)
+
+
+def cpu_as_seen() -> str:
+    isa = torch.backends.cpu.get_cpu_capability()
+    return f"{isa}, bf16 {'yes' if cpu_has_native_bf16() else 'no'}, {torch.get_num_threads()} threads"
+
+
+def engine_rows(
+    model_name: str, folder: Path, *, width: int, height: int, frames: int, software_vulkan: bool
+) -> EngineRows:
+    """Every engine for one model: model-only fps (vidsr's runner, the engine's default precision),
+    end-to-end fps (a whole render), and --engine auto's choice and its render."""
+    clip = make_input(folder / f"engines-{model_name}.mp4", width=width, height=height, frames=frames)
+    columns = engine_columns(software_vulkan=software_vulkan)
+    model = resolve_model(model_name)
+    naive = naive_loop_fps(clip, folder / "engines-naive.mp4", model_name)
+    precisions, network, whole = [], [], []
+    for _, engine, device in columns:
+        precisions.append(default_precision(device, model, engine=engine))
+        network.append(vidsr_settings_model_only(model_name, clip, frames, engine, device)[0].fps)
+        device_name = "cpu" if device.type == "cpu" else f"vulkan:{device.index}"
+        fps, _ = vidsr_run(clip, folder / "engines.mp4.out.mp4", model_name, engine=engine, device=device_name)
+        whole.append(fps)
+    # auto's measurement, timed here once; the render below reuses it (once per process, as vidsr)
+    started = time.perf_counter()
+    torch_precision = choose_precision("auto", select_device("auto"), model)
+    choice = choose_engine("auto", "auto", model, precision=torch_precision)
+    probe = time.perf_counter() - started
+    auto_fps, _ = vidsr_run(clip, folder / "engines-auto.mp4", model_name)
+    said = f"{choice.engine} on {choice.device}" + (f" ({choice.reason})" if choice.reason else "")
+    return EngineRows(
+        model_name, f"{width}x{height}", cpu_as_seen(), naive, [c[0] for c in columns],
+        precisions, network, whole, said, auto_fps, probe,
+    )  # fmt: skip
+
+
+def print_engine_rows(runs: list[EngineRows], frames: int) -> None:
+    """Each model's rows from each process (as this CPU is, emulated without AVX-512) one under the other."""
+    for model_name in dict.fromkeys(r.model for r in runs):
+        for rows in (r for r in runs if r.model == model_name):
+            print(f"\n{rows.model} at {rows.size} -> x4, {frames} frames; CPU as torch sees it: {rows.cpu}")
+            print(
+                f"  naive loop (Real-ESRGAN's video script's way, torch fp32 frame by frame): {rows.naive_fps:.2f} fps"
+            )
+            print(f"{'':<34}" + "".join(f"{label:>16}" for label in rows.labels) + f"{'auto':>16}")
+            print(f"{'  precision':<34}" + "".join(f"{p:>16}" for p in rows.precisions))
+            print(f"{'  model only fps':<34}" + "".join(f"{fps:>16.2f}" for fps in rows.network_fps))
+            whole = [*rows.whole_fps, rows.auto_fps]
+            print(f"{'  end to end fps':<34}" + "".join(f"{fps:>16.2f}" for fps in whole))
+            print(
+                f"{'  end to end over the naive loop':<34}"
+                + "".join(f"{fps / rows.naive_fps:>15.2f}x" for fps in whole)
+            )
+            print(f"  auto chose {rows.auto}; its measurement took {rows.auto_probe_seconds:.2f} s, once per process")
+
+
+def engine_table(
+    cases: list[tuple[str, int, int]], folder: Path, *, frames: int, software_vulkan: bool, emulate_avx2: bool
+) -> None:
+    """The engine table for each (model, width, height), in this process; with ``emulate_avx2``
+    also in a child process on this CPU emulated without AVX-512, bf16 and AMX (bench/avx2_cpu.c),
+    each model's rows from both printed together."""
+    print(f"\nEngines; CPU: {cpu_name()}, load average {os.getloadavg()[0]:.1f} at the start")
     for line in describe_vulkan_devices():
         print(f"  {line}")
-    header = f"{'':<34}" + "".join(f"{label:>18}" for label, _, _ in columns)
-    for model_name in models:
-        model = resolve_model(model_name)
-        naive = naive_loop_fps(clip, folder / "engines-naive.mp4", model_name)
-        precisions, network, whole = [], [], []
-        for _, engine, device in columns:
-            precisions.append(default_precision(device, model, engine=engine))
-            network.append(vidsr_settings_model_only(model_name, clip, frames, engine, device)[0].fps)
-            device_name = "cpu" if device.type == "cpu" else f"vulkan:{device.index}"
-            fps, _ = vidsr_run(clip, folder / "engines.mp4.out.mp4", model_name, engine=engine, device=device_name)
-            whole.append(fps)
-        print(f"\n{model_name} (naive loop, torch fp32 one frame at a time: {naive:.2f} fps)")
-        print(header)
-        print(f"{'  precision':<34}" + "".join(f"{p:>18}" for p in precisions))
-        print(f"{'  model only fps':<34}" + "".join(f"{fps:>18.2f}" for fps in network))
-        print(f"{'  end to end fps':<34}" + "".join(f"{fps:>18.2f}" for fps in whole))
-        print(f"{'  end to end over the naive loop':<34}" + "".join(f"{fps / naive:>17.2f}x" for fps in whole))
+    runs: list[EngineRows] = []
+    for model_name, width, height in cases:
+        runs.append(
+            engine_rows(model_name, folder, width=width, height=height, frames=frames, software_vulkan=software_vulkan)
+        )
+        if emulate_avx2:
+            runs.append(emulated_engine_rows(model_name, width, height, frames, folder))
+        print_engine_rows(runs[-1 - emulate_avx2 :], frames)
+    print(f"  load average {os.getloadavg()[0]:.1f} at the end")
+
+
+def emulated_engine_rows(model_name: str, width: int, height: int, frames: int, folder: Path) -> EngineRows:
+    """``engine_rows`` in a child process whose CPU has no AVX-512, bf16 or AMX: CPUID answered by
+    bench/avx2_cpu.c (LD_PRELOAD), for torch, oneDNN and ncnn alike."""
+    library = folder / "avx2_cpu.so"
+    if not library.exists():
+        source = Path(__file__).with_name("avx2_cpu.c")
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    result = folder / f"emulated-{model_name}.json"
+    environment = {
+        **os.environ,
+        "LD_PRELOAD": str(library),
+        "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD",
+    }
+    command = [
+        sys.executable, __file__, "--engine-rows-json", str(result), "--model", model_name,
+        "--size", f"{width}x{height}", "--frames", str(frames),
+    ]  # fmt: skip
+    subprocess.run(command, env=environment, check=True)
+    rows = EngineRows(**json.loads(result.read_text()))
+    return dataclasses.replace(rows, cpu=f"emulated without AVX-512/AMX: {rows.cpu}")
 
 
 def cpu_name() -> str:
@@ -300,12 +416,47 @@ def main() -> None:
     parser.add_argument("--rss-model", default="realesr-animevideov3", help="model of the peak-RSS renders")
     parser.add_argument("--engines", action="store_true", help="add the engine table (every embedded model)")
     parser.add_argument("--quick", action="store_true", help="with --engines: that table alone, 48x32, 4 frames")
+    parser.add_argument(
+        "--engines-only", action="store_true", help="with --engines: that table alone, at --engine-case sizes"
+    )
+    parser.add_argument(
+        "--engine-case",
+        action="append",
+        metavar="MODEL:WxH",
+        help="a model and input size for the engine table (repeatable; default: every embedded model at --size)",
+    )
+    parser.add_argument(
+        "--emulate-avx2",
+        action="store_true",
+        help="with --engines: each model's rows again on this CPU emulated without AVX-512, bf16 and AMX",
+    )
+    parser.add_argument("--llvmpipe", action="store_true", help="with --engines: also ncnn on software Vulkan")
+    parser.add_argument("--engine-rows-json", type=Path, help=argparse.SUPPRESS)  # the emulated child's answer
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     keep_large_buffers_in_heap()  # as vidsr does; the baselines get the same allocator
-    if args.engines and args.quick:
+    if args.engine_rows_json:
         with tempfile.TemporaryDirectory() as folder_name:
-            engine_table(list(EMBEDDED), Path(folder_name), width=48, height=32, frames=4)
+            rows = engine_rows(
+                args.model, Path(folder_name), width=width, height=height, frames=args.frames, software_vulkan=False
+            )
+        args.engine_rows_json.write_text(json.dumps(dataclasses.asdict(rows)))
+        return
+    cases = [
+        (name, *(int(v) for v in size.split("x")))
+        for name, size in (case.split(":") for case in args.engine_case or [f"{m}:{args.size}" for m in EMBEDDED])
+    ]
+    if args.engines and (args.quick or args.engines_only):
+        with tempfile.TemporaryDirectory() as folder_name:
+            if args.quick:
+                cases = [(name, 48, 32) for name in EMBEDDED]
+            engine_table(
+                cases,  # type: ignore[arg-type]
+                Path(folder_name),
+                frames=4 if args.quick else args.frames,
+                software_vulkan=args.quick or args.llvmpipe,
+                emulate_avx2=args.emulate_avx2,
+            )
         return
     sample_frames = max(4, args.frames // 4)
 
@@ -373,7 +524,13 @@ def main() -> None:
             f"({long_rss / short_rss:.3f}x; target within 5 %)"
         )
         if args.engines:
-            engine_table(list(EMBEDDED), folder, width=width, height=height, frames=sample_frames)
+            engine_table(
+                cases,  # type: ignore[arg-type]
+                folder,
+                frames=sample_frames,
+                software_vulkan=args.llvmpipe,
+                emulate_avx2=args.emulate_avx2,
+            )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from PIL import Image
 from reference_nets import OldESRGAN, ReferenceCompact
 from test_upscale_video import vidsr
 
-from vidsr.errors import SettingsError
+from vidsr.errors import SettingsError, VidsrError
 from vidsr.models import LoadedModel, choose_model
 from vidsr.models.loader import detect_and_build
 from vidsr.render.identity import MachineChoices
@@ -27,6 +27,7 @@ from vidsr.render.plan import UpscaleJob, plan_job
 from vidsr.upscale import UpscaleOptions, Upscaler, choose_engine, vulkan_devices
 from vidsr.upscale.engines import EngineChoice, measure_engines
 from vidsr.upscale.memory import DeviceOutOfMemory
+from vidsr.upscale.ncnn_engine import NcnnEngine
 
 CPU = torch.device("cpu")
 VULKAN = torch.device("vulkan", 0)
@@ -89,6 +90,18 @@ def test_grey_networks_run_on_ncnn_as_on_torch() -> None:
     model = detect_and_build(dict(OldESRGAN(in_nc=1, out_nc=1).state_dict()), name="grey", source="test")
     output = Upscaler(fresh(model), device=CPU, precision="fp32", engine="ncnn").upscale_rgb(FRAMES)
     assert tensor_psnr(output, torch_fp32(model, FRAMES)) >= FP32_DB
+
+
+def test_ncnn_options_change_how_not_what_it_computes() -> None:
+    """bench/engines.py sets ncnn's own options: another convolution algorithm, the same frames."""
+    model = user_network("SRVGGNetCompact")
+    padded = FRAMES[:, :, :24, :28]
+    plain = NcnnEngine(model, gpu=None)(padded)
+    direct = NcnnEngine(model, gpu=None, options={"use_winograd_convolution": False, "num_threads": 1})(padded)
+    assert plain.shape == direct.shape == (2, 3, 96, 112)
+    assert tensor_psnr(direct, plain) >= FP32_DB
+    with pytest.raises(VidsrError, match="no option 'use_magic'"):
+        NcnnEngine(model, gpu=None, options={"use_magic": True})
 
 
 def test_ncnn_running_out_of_memory_recovers_in_smaller_tiles() -> None:

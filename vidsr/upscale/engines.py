@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -37,11 +38,12 @@ from vidsr.models import LoadedModel
 from vidsr.models.ncnn_export import EXPORTABLE_ARCHITECTURES
 from vidsr.upscale.memory import is_out_of_memory
 from vidsr.upscale.ncnn_engine import NcnnEngine
-from vidsr.upscale.policy import DTYPES, Precision, default_precision, select_device
+from vidsr.upscale.policy import DTYPES, Precision, arithmetic_per_output_pixel, default_precision, select_device
 from vidsr.upscale.vulkan import ncnn_installed, vulkan_device, vulkan_devices
 
 __all__ = [
     "ENGINES",
+    "MEASURED_MIN_ARITHMETIC",
     "Engine",
     "EngineChoice",
     "EngineName",
@@ -50,11 +52,16 @@ __all__ = [
     "compiled_torch_network",
     "create_engine",
     "device_label",
+    "engines_timed",
     "measure_engines",
 ]
 
 EngineName = Literal["torch", "ncnn"]
 ENGINES: tuple[str, ...] = ("auto", "torch", "ncnn")
+# FLOP per output pixel from which --engine auto times ncnn against torch fp32 on the CPU: the
+# embedded models (realesr-animevideov3 77 k, realesrgan-x4plus 2.2 M) and users' real ones are
+# above, the small nets of tests and toy models (0.6 to 38 k) below.
+MEASURED_MIN_ARITHMETIC = 50e3
 
 
 class Engine(Protocol):
@@ -204,12 +211,28 @@ def choose_engine(engine: str, device: str, model: LoadedModel, *, precision: Pr
 
     ``--device vulkan[:N]`` is ncnn's. ``--engine ncnn`` runs on ``--device cpu``, a Vulkan device,
     or with ``auto`` on the first Vulkan GPU (not a software one), else the CPU. ``--engine auto``
-    is torch on CUDA or MPS and wherever ``--device`` names a torch device; where torch would run
-    on the CPU and there is a Vulkan GPU, the faster of the two for this model, measured once per
-    process (``measure_engines``). ncnn on the CPU is never auto's choice: on CPUs with bf16 torch
-    runs the light models 4x faster in bf16, and elsewhere the two are within a few percent
-    (bench/engines.py), not worth a choice that could differ from run to run. A Vulkan device that
-    is a CPU (llvmpipe) is never auto's either. A model ncnn cannot take stays on torch.
+    is torch on CUDA or MPS and wherever ``--device`` names a device. Where torch would run on the
+    CPU (``--device auto`` without CUDA or MPS), auto takes the fastest of torch and ncnn for this
+    model, measured once per process (``measure_engines``) among:
+
+    - torch on the CPU, in ``precision`` (what it would run);
+    - ncnn on the first Vulkan GPU, if there is one (a Vulkan device that is a CPU, llvmpipe, never);
+    - ncnn on the CPU, only where torch would run fp32, for networks of at least
+      ``MEASURED_MIN_ARITHMETIC`` per output pixel. Where torch runs bf16 (CPUs with bf16 in
+      hardware, for the models whose bf16 is faithful) it wins by far and is not timed: on a
+      2-core Sapphire Rapids Xeon (AMX) torch bf16 runs realesr-animevideov3 2.8x faster than
+      torch fp32, and ncnn's fp32 measured 0.36-0.87x torch fp32 there (bench/engines.py). On CPUs
+      without bf16 the two fp32 paths are close and which wins depends on the CPU and its load
+      (ncnn 1.38x torch for animevideov3 and 1.04x for x4plus on a 2-core AVX2 EPYC; 0.84-1.13x
+      for animevideov3 on the same Xeon made to look like an AVX2 CPU, bench/avx2_cpu.c, loaded
+      by other jobs), hence the measurement.
+      Lighter networks (test nets, tiny user models) stay on torch: on the probe's frame their
+      time is per-layer overhead, not arithmetic, so it would not predict real frames, and the
+      network is a minor share of their frames' time next to colour conversion and encoding.
+
+    The choice is recorded in the job (MachineChoices), so a resume keeps it even where another
+    measurement would choose otherwise (the two engines' fp32 frames differ by rounding, > 50 dB).
+    A model ncnn cannot take, or a machine without ncnn, stays on torch.
     """
     if engine not in ENGINES:
         raise SettingsError(f"--engine {engine!r}: choose {', '.join(ENGINES)}")
@@ -224,11 +247,17 @@ def choose_engine(engine: str, device: str, model: LoadedModel, *, precision: Pr
         return _ncnn_choice(device, chosen, model)
     if engine == "torch" or device != "auto" or chosen.type != "cpu":
         return EngineChoice("torch", chosen)
-    gpus = [gpu for gpu in vulkan_devices() if gpu.is_gpu]
-    if not gpus or model.architecture not in EXPORTABLE_ARCHITECTURES:
+    if model.architecture not in EXPORTABLE_ARCHITECTURES or not ncnn_installed():
         return EngineChoice("torch", chosen)
-    candidates = (EngineChoice("torch", chosen), EngineChoice("ncnn", torch.device("vulkan", gpus[0].index)))
-    return _fastest(model, candidates, precision)
+    candidates = [EngineChoice("torch", chosen)]
+    gpu = next((device for device in vulkan_devices() if device.is_gpu), None)
+    if gpu is not None:
+        candidates.append(EngineChoice("ncnn", torch.device("vulkan", gpu.index)))
+    if precision == "fp32" and arithmetic_per_output_pixel(model) >= MEASURED_MIN_ARITHMETIC:
+        candidates.append(EngineChoice("ncnn", chosen))
+    if len(candidates) == 1:
+        return candidates[0]
+    return _fastest(model, tuple(candidates), precision)
 
 
 def _ncnn_choice(asked: str, chosen: torch.device, model: LoadedModel) -> EngineChoice:
@@ -249,40 +278,75 @@ def _fastest(model: LoadedModel, candidates: tuple[EngineChoice, ...], precision
     timings = measure_engines(model, candidates, precision=precision)
     best = min(timings, key=lambda choice: timings[choice])
     said = ", ".join(f"{choice.engine} on {choice.device} {time * 1e3:.0f} ms" for choice, time in timings.items())
-    return EngineChoice(best.engine, best.device, f"measured a {_PROBE_SIDE}-pixel frame: {said}")
+    return EngineChoice(best.engine, best.device, f"measured a {_probe_side(model)}-pixel frame: {said}")
 
 
-_PROBE_SIDE = 64
+# The probe frame: small frames favour ncnn, whose per-layer overhead is lower than torch's (on the
+# Xeon made to look like an AVX2 CPU, bench/avx2_cpu.c: x4plus measured ncnn 1.22x torch fp32 at 32
+# pixels, 1.00x at 64, 0.79-0.84x at 96 to 160x90). So the probe carries enough arithmetic for the
+# overhead not to count (realesr-animevideov3: 128 pixels, 20 GFLOP), but no more than a 64-pixel
+# frame of a heavy network (x4plus: 150 GFLOP, a few seconds a run), which keeps it cheap.
+_PROBE_ARITHMETIC = 20e9
+_PROBE_SIDES = (64, 128)
+
+
+def _probe_side(model: LoadedModel) -> int:
+    flop_per_input_pixel = arithmetic_per_output_pixel(model) * model.scale**2
+    side = min(max(math.sqrt(_PROBE_ARITHMETIC / flop_per_input_pixel), _PROBE_SIDES[0]), _PROBE_SIDES[1])
+    return math.ceil(max(side, model.min_size) / model.size_multiple) * model.size_multiple
+
+
 _measured: dict[tuple[str, EngineChoice, str], float] = {}
+
+
+def engines_timed() -> int:
+    """How many one-frame timings this process has made (``measure_engines``): what tells, in
+    tests, that a choice was measured or taken without measuring."""
+    return len(_measured)
 
 
 def measure_engines(
     model: LoadedModel, candidates: tuple[EngineChoice, ...], *, precision: Precision = "fp32"
 ) -> dict[EngineChoice, float]:
-    """Seconds each candidate takes for one frame of ``_PROBE_SIDE`` pixels square (after one
-    run that warms it up), measured once per process for each model: a fresh copy of the model
-    on each engine (the torch engine takes a module over), in ``precision`` on torch and in
-    each device's own on ncnn (fp16 on a Vulkan device that stores it)."""
-    timings: dict[EngineChoice, float] = {}
+    """Seconds each candidate takes for one frame of ``_probe_side`` pixels square, measured once
+    per process for each model: a fresh copy of the model on each engine (the torch engine takes a
+    module over), in ``precision`` on torch and in each device's own on ncnn (fp16 on a Vulkan
+    device that stores it). Each engine runs the frame once to warm up (kernels chosen, pipelines
+    built), then the engines take turns ``_PROBE_ROUNDS`` times and each keeps its best time: on a
+    shared machine a burst of load then slows both alike rather than the one that happened to run."""
+    missing = [c for c in candidates if (model.content_hash, c, precision) not in _measured]
+    if missing:
+        for candidate, seconds in _time_one_frame(model, tuple(missing), precision).items():
+            _measured[(model.content_hash, candidate, precision)] = seconds
+    return {candidate: _measured[(model.content_hash, candidate, precision)] for candidate in candidates}
+
+
+_PROBE_ROUNDS = 2
+
+
+def _time_one_frame(
+    model: LoadedModel, candidates: tuple[EngineChoice, ...], precision: Precision
+) -> dict[EngineChoice, float]:
+    engines: dict[EngineChoice, Engine] = {}
     for candidate in candidates:
-        key = (model.content_hash, candidate, precision)
-        if key not in _measured:
-            ncnn_precision = default_precision(candidate.device, model, engine="ncnn")
-            own = precision if candidate.engine == "torch" else ncnn_precision
-            _measured[key] = _time_one_frame(model, candidate, own)
-        timings[candidate] = _measured[key]
-    return timings
-
-
-def _time_one_frame(model: LoadedModel, candidate: EngineChoice, precision: Precision) -> float:
-    copied = dataclasses.replace(model, module=copy.deepcopy(model.module))
-    engine = create_engine(copied, engine=candidate.engine, device=candidate.device, precision=precision)
-    side = -(-max(_PROBE_SIDE, model.min_size) // model.size_multiple) * model.size_multiple
-    images = torch.rand(1, model.in_channels, side, side, device=engine.tensor_device)
+        own = precision if candidate.engine == "torch" else default_precision(candidate.device, model, engine="ncnn")
+        copied = dataclasses.replace(model, module=copy.deepcopy(model.module))
+        engines[candidate] = create_engine(copied, engine=candidate.engine, device=candidate.device, precision=own)
+    side = _probe_side(model)
+    images = torch.rand(1, model.in_channels, side, side)
+    best = dict.fromkeys(candidates, float("inf"))
     with torch.inference_mode():
-        engine(images)  # warm-up: kernels chosen, pipelines built
-        started = time.perf_counter()
-        engine(images)
-        if engine.tensor_device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - started
+        for engine in engines.values():
+            engine(images.to(engine.tensor_device))
+        for _ in range(_PROBE_ROUNDS):
+            for candidate, engine in engines.items():
+                best[candidate] = min(best[candidate], _seconds(engine, images.to(engine.tensor_device)))
+    return best
+
+
+def _seconds(engine: Engine, images: torch.Tensor) -> float:
+    started = time.perf_counter()
+    engine(images)
+    if engine.tensor_device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started

@@ -10,6 +10,8 @@ like torch's: smaller batches, then smaller tiles.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Generator, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -35,12 +37,20 @@ class NcnnEngine:
         model: one of vidsr's own networks (RRDBNet, SRVGGNetCompact); exported once and cached.
         gpu: the Vulkan device's index, or None for the CPU.
         fp16: fp16 storage and arithmetic (Vulkan only; the CPU computes in fp32).
+        options: ncnn ``Option`` fields set over vidsr's own (bench/engines.py measures them).
     """
 
     name: Literal["ncnn"] = "ncnn"
     tensor_device = torch.device("cpu")
 
-    def __init__(self, model: LoadedModel, *, gpu: int | None, fp16: bool = False) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        gpu: int | None,
+        fp16: bool = False,
+        options: Mapping[str, int | bool] | None = None,
+    ) -> None:
         self._ncnn = ncnn_module()
         self.files: NcnnFiles = export_ncnn(model)
         self.gpu = gpu
@@ -54,23 +64,29 @@ class NcnnEngine:
         else:
             device = ncnn.get_gpu_device(gpu)
             pools = (ncnn.VkBlobAllocator(device), ncnn.VkBlobAllocator(device), ncnn.VkStagingAllocator(device))
-        self._net = self._load(model.name, gpu=gpu, fp16=fp16 and gpu is not None, pools=pools)
+        self._net = self._load(model.name, gpu=gpu, fp16=fp16 and gpu is not None, pools=pools, options=options or {})
         self._pools = pools  # after the net: the net (and its blobs) go before their pools when the engine goes
 
-    def _load(self, name: str, *, gpu: int | None, fp16: bool, pools: tuple[Any, ...]) -> Any:
+    def _load(
+        self, name: str, *, gpu: int | None, fp16: bool, pools: tuple[Any, ...], options: Mapping[str, int | bool]
+    ) -> Any:
         net = self._ncnn.Net()
-        options = net.opt
+        own = net.opt
         if gpu is None:
-            options.blob_allocator, options.workspace_allocator = pools
+            own.blob_allocator, own.workspace_allocator = pools
         else:
-            options.blob_vkallocator, options.workspace_vkallocator, options.staging_vkallocator = pools
-        options.use_vulkan_compute = gpu is not None
-        options.lightmode = True  # intermediate blobs are freed as soon as they are read
-        options.num_threads = torch.get_num_threads()  # the process's share of the CPU, as torch's
+            own.blob_vkallocator, own.workspace_vkallocator, own.staging_vkallocator = pools
+        own.use_vulkan_compute = gpu is not None
+        own.lightmode = True  # intermediate blobs are freed as soon as they are read
+        own.num_threads = torch.get_num_threads()  # the process's share of the CPU, as torch's
         for flag in _FP16_OPTIONS:
-            setattr(options, flag, fp16)
+            setattr(own, flag, fp16)
         for flag in _BF16_OPTIONS:
-            setattr(options, flag, False)
+            setattr(own, flag, False)
+        for field, value in options.items():
+            if not hasattr(own, field):
+                raise VidsrError(f"ncnn has no option {field!r}")
+            setattr(own, field, value)
         if gpu is not None:
             net.set_vulkan_device(gpu)
         if net.load_param(str(self.files.param)) != 0 or net.load_model(str(self.files.bin)) != 0:
@@ -78,22 +94,34 @@ class NcnnEngine:
         return net
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self._one(image) for image in images])
+        """Each image through its own extractor, its output copied once, straight into the batch."""
+        batch: torch.Tensor | None = None
+        for index, image in enumerate(images):
+            with self._extracted(image) as output:
+                if batch is None:
+                    batch = torch.empty((len(images), *output.shape), dtype=torch.float32)
+                batch[index].numpy()[...] = output
+        assert batch is not None, "an empty batch"
+        return batch
 
-    def _one(self, image: torch.Tensor) -> torch.Tensor:
+    @contextlib.contextmanager
+    def _extracted(self, image: torch.Tensor) -> Generator[np.ndarray, None, None]:
+        """The network's output for ``image`` as a view of ncnn's own memory, valid inside the block."""
         # ncnn.Mat does not keep the array alive: this name does, until extract has returned.
         pixels = np.ascontiguousarray(image.detach().to("cpu", torch.float32).numpy())
         extractor = self._net.create_extractor()
-        extractor.input(self.files.input_blob, self._ncnn.Mat(pixels))
-        status, output = extractor.extract(self.files.output_blob)
-        result = np.array(output) if status == 0 else None
-        extractor.clear()
-        del extractor, pixels
-        if status == NCNN_OUT_OF_MEMORY:
-            raise DeviceOutOfMemory(f"ncnn could not allocate on {self._where()} for a {tuple(image.shape)} input")
-        if status != 0 or result is None:
-            raise VidsrError(f"ncnn failed on {self._where()} with code {status}")
-        return torch.from_numpy(result)  # pyright: ignore[reportUnknownMemberType]
+        try:
+            extractor.input(self.files.input_blob, self._ncnn.Mat(pixels))
+            status, output = extractor.extract(self.files.output_blob)
+            if status == NCNN_OUT_OF_MEMORY:
+                raise DeviceOutOfMemory(f"ncnn could not allocate on {self._where()} for a {tuple(image.shape)} input")
+            if status != 0:
+                raise VidsrError(f"ncnn failed on {self._where()} with code {status}")
+            yield np.asarray(output)
+            del output
+        finally:
+            extractor.clear()
+            del extractor, pixels
 
     def _where(self) -> str:
         return "the CPU" if self.gpu is None else f"vulkan:{self.gpu}"
