@@ -39,7 +39,7 @@ from vidsr.models.ncnn_export import EXPORTABLE_ARCHITECTURES
 from vidsr.upscale.memory import is_out_of_memory
 from vidsr.upscale.ncnn_engine import NcnnEngine
 from vidsr.upscale.policy import DTYPES, Precision, arithmetic_per_output_pixel, default_precision, select_device
-from vidsr.upscale.vulkan import ncnn_installed, vulkan_device, vulkan_devices
+from vidsr.upscale.vulkan import VulkanDevice, most_capable, ncnn_installed, vulkan_device, vulkan_devices
 
 __all__ = [
     "ENGINES",
@@ -210,13 +210,13 @@ def choose_engine(engine: str, device: str, model: LoadedModel, *, precision: Pr
     """``--engine`` and ``--device`` as an engine and a device, or SettingsError in one line.
 
     ``--device vulkan[:N]`` is ncnn's. ``--engine ncnn`` runs on ``--device cpu``, a Vulkan device,
-    or with ``auto`` on the first Vulkan GPU (not a software one), else the CPU. ``--engine auto``
+    or with ``auto`` on the best Vulkan GPU (discrete first; never a software one), else the CPU. ``--engine auto``
     is torch on CUDA or MPS and wherever ``--device`` names a device. Where torch would run on the
     CPU (``--device auto`` without CUDA or MPS), auto takes the fastest of torch and ncnn for this
     model, measured once per process (``measure_engines``) among:
 
     - torch on the CPU, in ``precision`` (what it would run);
-    - ncnn on the first Vulkan GPU, if there is one (a Vulkan device that is a CPU, llvmpipe, never);
+    - ncnn on the best Vulkan GPU, if there is one (a Vulkan device that is a CPU, llvmpipe, never);
     - ncnn on the CPU, only where torch would run fp32, for networks of at least
       ``MEASURED_MIN_ARITHMETIC`` per output pixel. Where torch runs bf16 (CPUs with bf16 in
       hardware, for the models whose bf16 is faithful) it wins by far and is not timed: on a
@@ -250,7 +250,7 @@ def choose_engine(engine: str, device: str, model: LoadedModel, *, precision: Pr
     if model.architecture not in EXPORTABLE_ARCHITECTURES or not ncnn_installed():
         return EngineChoice("torch", chosen)
     candidates = [EngineChoice("torch", chosen)]
-    gpu = next((device for device in vulkan_devices() if device.is_gpu), None)
+    gpu = _best_vulkan_gpu()
     if gpu is not None:
         candidates.append(EngineChoice("ncnn", torch.device("vulkan", gpu.index)))
     if precision == "fp32" and arithmetic_per_output_pixel(model) >= MEASURED_MIN_ARITHMETIC:
@@ -267,11 +267,17 @@ def _ncnn_choice(asked: str, chosen: torch.device, model: LoadedModel) -> Engine
         ncnn_module()  # raises, saying how to install it
     check_ncnn_runs(model)
     if asked == "auto":
-        gpus = [gpu for gpu in vulkan_devices() if gpu.is_gpu]
-        return EngineChoice("ncnn", torch.device("vulkan", gpus[0].index) if gpus else torch.device("cpu"))
+        gpu = _best_vulkan_gpu()
+        return EngineChoice("ncnn", torch.device("vulkan", gpu.index) if gpu else torch.device("cpu"))
     if chosen.type != "cpu":
         raise SettingsError(f"--engine ncnn runs on --device cpu or vulkan[:N], not {asked}")
     return EngineChoice("ncnn", chosen)
+
+
+def _best_vulkan_gpu() -> VulkanDevice | None:
+    """A discrete GPU before an integrated one; None where the only Vulkan devices are software."""
+    gpus = tuple(device for device in vulkan_devices() if device.is_gpu)
+    return most_capable(gpus) if gpus else None
 
 
 def _fastest(model: LoadedModel, candidates: tuple[EngineChoice, ...], precision: Precision) -> EngineChoice:
