@@ -128,9 +128,11 @@ def test_ten_bit_and_audio_with_subtitles_come_out_as_from_one_process(
 
 
 def test_a_worker_killed_mid_segment_costs_that_segment_only(ray_address, long_clip, slow_model, tmp_path):
-    """Every frame through the network (--no-reuse): with reuse the clip's segments end faster
-    than the driver looks at its workers, and none is seen in the middle of one."""
-    alone = upscale_video(job(long_clip, tmp_path / "alone.mp4", slow_model, reuse=False))
+    """Segments of 2 s with every frame through the network (--no-reuse), so that the driver, which
+    looks at its workers twice a second, sees one in the middle of a segment: with reuse's windows
+    a 0.5 s segment of this clip could end between two looks."""
+    settings = {"reuse": False, "segment_seconds": 2.0}
+    alone = upscale_video(job(long_clip, tmp_path / "alone.mp4", slow_model, **settings))
     killed: list[int] = []
 
     def kill_a_busy_worker(progress) -> None:
@@ -140,7 +142,7 @@ def test_a_worker_killed_mid_segment_costs_that_segment_only(ray_address, long_c
                 os.kill(activity.pid, signal.SIGKILL)
 
     result = upscale_video(
-        job(long_clip, tmp_path / "out.mp4", slow_model, reuse=False),
+        job(long_clip, tmp_path / "out.mp4", slow_model, **settings),
         backend=RayBackend("auto", worker_cpus=1),
         on_progress=kill_a_busy_worker,
     )
