@@ -271,7 +271,10 @@ class PassReuse:
                 self._output = whole_outputs[index]
             elif decision.whole:
                 assert adopt is not None and previous is not None
-                self._output = torch.lerp(previous, whole_outputs[index], _enlarged(adopt, scale))
+                # In place in the new output (a frame's worth of memory less to allocate): exactly the
+                # previous pixels where the share is 0 and the new ones where it is 1, as torch.lerp
+                # computes from the nearer end.
+                self._output = whole_outputs[index].lerp_(previous, _enlarged(1.0 - adopt, scale))
             elif decision.windows:
                 assert adopt is not None and previous is not None
                 output = previous.clone()
