@@ -93,6 +93,23 @@ def slow_model(tmp_path_factory) -> Path:
     return path
 
 
+# The settings of a render that a test watches from outside to kill a worker or a node while it is
+# in the middle of a segment: segments of 2 s, every frame through the network (--no-reuse). The
+# driver looks at its workers twice a second; with reuse, a 0.5 s segment of long_clip can end
+# between two looks, and the test would see no worker in the middle of one.
+WATCHED_RENDER = ("--batch", "1", "--segment-seconds", "2", "--no-reuse")
+
+
+@pytest.fixture(scope="session")
+def watched_reference(long_clip, slow_model, tmp_path_factory) -> Path:
+    """The uninterrupted one-process render of ``long_clip`` with WATCHED_RENDER's settings."""
+    output = tmp_path_factory.mktemp("watched") / "reference.mp4"
+    command = [sys.executable, "-m", "vidsr", str(long_clip), str(output), "--model", str(slow_model)]
+    finished = subprocess.run([*command, *WATCHED_RENDER], capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    return output
+
+
 @pytest.fixture(scope="session")
 def long_reference(long_clip, slow_model, tmp_path_factory) -> Path:
     """The uninterrupted one-process render of ``long_clip`` (segments of 0.5 s) by the real command:

@@ -113,6 +113,11 @@ def job(source: Path, output: Path, model: Path, **changes: object) -> UpscaleJo
     return UpscaleJob(input=source, output=output, upscale=UpscaleOptions(models=(str(model),)), **settings)  # type: ignore[arg-type]
 
 
+def watched_job(source: Path, output: Path, model: Path) -> UpscaleJob:
+    """The job of conftest's WATCHED_RENDER: a render a test kills a worker or node in the middle of."""
+    return job(source, output, model, batch=1, segment_seconds=2.0, reuse=False)
+
+
 @pytest.mark.parametrize("clip_name", ["ten_bit_clip", "rich_mkv"])
 def test_ten_bit_and_audio_with_subtitles_come_out_as_from_one_process(
     clip_name, request, ray_address, nearest_model, tmp_path
@@ -127,12 +132,9 @@ def test_ten_bit_and_audio_with_subtitles_come_out_as_from_one_process(
     assert_same_output(spread.output, alone.output)
 
 
-def test_a_worker_killed_mid_segment_costs_that_segment_only(ray_address, long_clip, slow_model, tmp_path):
-    """Segments of 2 s with every frame through the network (--no-reuse), so that the driver, which
-    looks at its workers twice a second, sees one in the middle of a segment: with reuse's windows
-    a 0.5 s segment of this clip could end between two looks."""
-    settings = {"reuse": False, "segment_seconds": 2.0}
-    alone = upscale_video(job(long_clip, tmp_path / "alone.mp4", slow_model, **settings))
+def test_a_worker_killed_mid_segment_costs_that_segment_only(
+    ray_address, long_clip, slow_model, watched_reference, tmp_path
+):
     killed: list[int] = []
 
     def kill_a_busy_worker(progress) -> None:
@@ -142,13 +144,13 @@ def test_a_worker_killed_mid_segment_costs_that_segment_only(ray_address, long_c
                 os.kill(activity.pid, signal.SIGKILL)
 
     result = upscale_video(
-        job(long_clip, tmp_path / "out.mp4", slow_model, **settings),
+        watched_job(long_clip, tmp_path / "out.mp4", slow_model),
         backend=RayBackend("auto", worker_cpus=1),
         on_progress=kill_a_busy_worker,
     )
     assert killed, "no worker was seen in the middle of a segment"
     assert result.frames == 144
-    assert_same_long_render(result.output, alone.output)
+    assert_same_long_render(result.output, watched_reference)
 
 
 def cluster_command(source: Path, output: Path, model: Path, *extra: str) -> list[str | Path]:

@@ -15,7 +15,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
-from test_cluster import job  # noqa: E402
+from test_cluster import watched_job  # noqa: E402
 from test_resume import assert_same_render  # noqa: E402
 
 from vidsr.render import upscale_video  # noqa: E402
@@ -52,7 +52,7 @@ def three_nodes():
 
 @pytest.mark.parametrize("graceful", [False, True], ids=["killed", "shut down"])
 def test_a_node_lost_mid_render_costs_its_segment_and_nothing_else(
-    graceful, three_nodes, long_clip, slow_model, long_reference, tmp_path
+    graceful, three_nodes, long_clip, slow_model, watched_reference, tmp_path
 ):
     cluster, nodes = three_nodes
     doomed = nodes[-1]
@@ -65,11 +65,11 @@ def test_a_node_lost_mid_render_costs_its_segment_and_nothing_else(
             cluster.remove_node(doomed, allow_graceful=graceful)
 
     result = upscale_video(
-        job(long_clip, tmp_path / "out.mp4", slow_model),
+        watched_job(long_clip, tmp_path / "out.mp4", slow_model),
         backend=RayBackend("auto"),
         on_progress=lose_the_node_while_it_renders,
     )
     assert removed.is_set(), "the node was never seen rendering"
     assert result.frames == 144
-    assert_same_render(result.output, long_reference)
+    assert_same_render(result.output, watched_reference)
     nodes[-1] = cluster.add_node(**NODE)  # the next test starts with two nodes again
