@@ -853,7 +853,6 @@ def cluster_check(device: torch.device, work: Path, quick: bool) -> Section:
     except ImportError:
         section.skip("Ray is not installed (pip install 'vidsr[ray]')")
         return section
-    from vidsr.render.ray_executor import RayBackend
 
     gpus = torch.cuda.device_count() if device.type == "cuda" else 0
     if device.type == "cuda" and gpus < 2:
@@ -870,34 +869,10 @@ def cluster_check(device: torch.device, work: Path, quick: bool) -> Section:
         return section
     cpus = os.cpu_count() or 1
     with guarded(section, "cluster local"):
-        clip = media.write_clip(work / "cluster.mp4", media.ClipSpec(width=64, height=48, frames=48))
-        nearest = media.nearest_compact_model(work / "nearest-cluster.safetensors")
-        options = UpscaleOptions(models=(str(nearest),), device="cuda" if gpus else "cpu")
-        jobs = {
-            kind: UpscaleJob(input=clip, output=work / f"cluster-{kind}.mp4", upscale=options, segment_seconds=0.5)
-            for kind in ("alone", "spread")
-        }
-        started = time.perf_counter()
-        upscale_video(jobs["alone"])
-        alone_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        backend = RayBackend("local", worker_cpus=None if gpus else cpus)
-        try:
-            result = upscale_video(jobs["spread"], backend=backend)
-        finally:
-            backend.close()
-        spread_seconds = time.perf_counter() - started
-        alone, spread = jobs["alone"].output, jobs["spread"].output
-        same_frames = decoded_frames(alone) == decoded_frames(spread)
-        same_audio = media.audio_packets(alone) == media.audio_packets(spread)
-        same_bytes = alone.read_bytes() == spread.read_bytes()
-        section.add(
-            workers=result.workers,
-            frames=result.frames,
-            **{"same frames": same_frames, "same audio": same_audio, "same bytes": same_bytes},
-            **{"one process s": alone_seconds, "cluster s": spread_seconds},
+        same = one_process_against_cluster(
+            section, work, "cluster", "cuda" if gpus else "cpu", worker_cpus=None if gpus else cpus
         )
-        if not (same_frames and same_audio):
+        if not same:
             section.fail("the cluster's output differs from one process's")
         if not gpus:
             section.notes.append(
@@ -994,6 +969,44 @@ def vulkan_render(work: Path, quick: bool) -> Section:
     return section
 
 
+def one_process_against_cluster(section: Section, work: Path, name: str, device: str, worker_cpus: int | None) -> bool:
+    """A 2 s clip rendered on ``device`` in one process and on ``--cluster local``, the row added to
+    ``section``; whether the two outputs have the same frames and audio."""
+    from vidsr.render.ray_executor import RayBackend
+
+    clip = media.write_clip(work / f"{name}.mp4", media.ClipSpec(width=64, height=48, frames=48))
+    nearest = media.nearest_compact_model(work / f"nearest-{name}.safetensors")
+    options = UpscaleOptions(models=(str(nearest),), device=device)
+    jobs = {
+        kind: UpscaleJob(input=clip, output=work / f"{name}-{kind}.mp4", upscale=options, segment_seconds=0.5)
+        for kind in ("alone", "spread")
+    }
+    started = time.perf_counter()
+    upscale_video(jobs["alone"])
+    alone_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    backend = RayBackend("local", worker_cpus=worker_cpus)
+    try:
+        result = upscale_video(jobs["spread"], backend=backend)
+    finally:
+        backend.close()
+    spread_seconds = time.perf_counter() - started
+    alone, spread = jobs["alone"].output, jobs["spread"].output
+    same_frames = decoded_frames(alone) == decoded_frames(spread)
+    same_audio = media.audio_packets(alone) == media.audio_packets(spread)
+    section.add(
+        workers=result.workers,
+        frames=result.frames,
+        **{
+            "same frames": same_frames,
+            "same audio": same_audio,
+            "same bytes": alone.read_bytes() == spread.read_bytes(),
+        },
+        **{"one process s": alone_seconds, "cluster s": spread_seconds},
+    )
+    return same_frames and same_audio
+
+
 def vulkan_cluster(work: Path, quick: bool) -> Section:
     """--cluster local --device vulkan (one worker per Vulkan device, Ray's resource vulkan_gpu)
     against one process on --device vulkan."""
@@ -1014,40 +1027,10 @@ def vulkan_cluster(work: Path, quick: bool) -> Section:
     if quick:
         section.skip("--quick: a local Ray costs more than --quick may spend (tests/test_cluster_vulkan.py checks it)")
         return section
-    from vidsr.render.ray_executor import RayBackend
 
     with guarded(section, "cluster local on vulkan"):
-        clip = media.write_clip(work / "vulkan-cluster.mp4", media.ClipSpec(width=64, height=48, frames=48))
-        nearest = media.nearest_compact_model(work / "nearest-vulkan-cluster.safetensors")
-        options = UpscaleOptions(models=(str(nearest),), device="vulkan")
-        jobs = {
-            kind: UpscaleJob(input=clip, output=work / f"vulkan-{kind}.mp4", upscale=options, segment_seconds=0.5)
-            for kind in ("alone", "spread")
-        }
-        started = time.perf_counter()
-        upscale_video(jobs["alone"])
-        alone_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        backend = RayBackend("local")
-        try:
-            result = upscale_video(jobs["spread"], backend=backend)
-        finally:
-            backend.close()
-        spread_seconds = time.perf_counter() - started
-        alone, spread = jobs["alone"].output, jobs["spread"].output
-        same_frames = decoded_frames(alone) == decoded_frames(spread)
-        same_audio = media.audio_packets(alone) == media.audio_packets(spread)
-        section.add(
-            workers=result.workers,
-            frames=result.frames,
-            **{
-                "same frames": same_frames,
-                "same audio": same_audio,
-                "same bytes": alone.read_bytes() == spread.read_bytes(),
-            },
-            **{"one process s": alone_seconds, "cluster s": spread_seconds},
-        )
-        if not (same_frames and same_audio):
+        same = one_process_against_cluster(section, work, "vulkan", "vulkan", worker_cpus=None)
+        if not same:
             section.fail("the Vulkan cluster's output differs from one process's")
     return section
 
