@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from vidsr.choices import UpscaleOptions
 from vidsr.cli.app import app
+from vidsr.cli.cluster import cluster_options
 from vidsr.cli.options import upscale_options, with_options
 from vidsr.cli.render import render_options
 from vidsr.defaults import DEFAULT_MODEL
@@ -66,3 +67,10 @@ def test_a_refusal_of_a_group_is_one_red_line():
     result = CliRunner().invoke(app, ["upscale", "in.mp4", "out.mp4", "--deinterlace", "sideways"])
     assert result.exit_code == 1
     assert result.output.strip() == "error: --deinterlace 'sideways' is not a choice: auto, on or off"
+
+
+def test_a_comparison_takes_no_option_of_where_a_render_runs():
+    """A page is made on this machine, and the render command it writes for each model must run:
+    a cluster's sizes without --cluster are refused, so none of the cluster's options is borrowed."""
+    assert set(inspect.signature(cluster_options).parameters) == {"cluster", "worker_cpus", "worker_gpus"}
+    assert not set(inspect.signature(cluster_options).parameters) & options_of("compare")

@@ -1,8 +1,9 @@
 """`vidsr IN_DIR OUT_DIR` and `vidsr a.mp4 b.mkv OUT_DIR/`: a batch, with every option of `vidsr upscale`.
 
-The render's options are :func:`vidsr.cli.render.render_options`, the same group `vidsr upscale`
-takes, so none is missing here. The render library is imported inside the command (torch and
-PyAV load only when a batch runs).
+The render's options are :func:`vidsr.cli.render.render_options` and
+:func:`vidsr.cli.cluster.cluster_options`, the same groups `vidsr upscale` takes, so none is
+missing here. The render library is imported inside the command (torch and PyAV load only when
+a batch runs).
 """
 
 from __future__ import annotations
@@ -17,16 +18,9 @@ import typer
 from rich.markup import escape
 
 from vidsr.cli import console
+from vidsr.cli.cluster import ClusterChoice, cluster_options
 from vidsr.cli.options import QuietOption, with_options
-from vidsr.cli.render import (
-    ClusterOption,
-    JobFor,
-    WorkerCpusOption,
-    WorkerGpusOption,
-    check_cluster_options,
-    open_backend,
-    render_options,
-)
+from vidsr.cli.render import JobFor, render_options
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -60,6 +54,7 @@ def is_batch(args: Sequence[str]) -> bool:
 
 
 @with_options("job", render_options)
+@with_options("where", cluster_options)
 def batch(
     paths: Annotated[list[Path], typer.Argument(help="INPUT... OUT_DIR: videos or folders, then the output folder.")],
     *,
@@ -67,9 +62,7 @@ def batch(
     container: Annotated[str | None, typer.Option(help="Write every output as this container (mkv, mp4, mov).")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the result table as JSON here.")] = None,
     job: JobFor,
-    cluster: ClusterOption = None,
-    worker_cpus: WorkerCpusOption = None,
-    worker_gpus: WorkerGpusOption = None,
+    where: ClusterChoice,
     quiet: QuietOption = False,
 ) -> None:
     """Upscale every video under IN_DIR (sub-folders kept) or several files into OUT_DIR; finished
@@ -78,7 +71,6 @@ def batch(
     with console.user_errors(), console.stop_on_sigterm():
         if len(paths) < 2:
             raise typer.BadParameter("give the inputs, then the output folder: vidsr IN_DIR OUT_DIR")
-        check_cluster_options(cluster, worker_cpus, worker_gpus)
         with console.loading():
             from vidsr.render.batch import find_batch, run_batch
 
@@ -94,7 +86,7 @@ def batch(
             accept_truncated=template.accept_truncated,
             warn=console.warn,
         )
-        backend = open_backend(cluster, worker_cpus, worker_gpus)
+        backend = where.open_backend()
         try:
 
             def started(index: int, item: BatchItem) -> None:

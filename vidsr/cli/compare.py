@@ -17,26 +17,16 @@ from rich.markup import escape
 
 from vidsr.cli import console
 from vidsr.cli import render as render_cli
+from vidsr.cli.cluster import cluster_options
 
 __all__ = ["compare"]
 
 # `vidsr upscale` parameters that a comparison has no use for: its own paths, the model (here
-# repeatable, one per candidate, so no interpolation), and the render's work folder and cluster.
+# repeatable, one per candidate, so no interpolation), the render's work folder, and every option
+# of where it runs (a page is made here; a cluster's options without --cluster are refused).
 _NOT_FOR_COMPARE = frozenset(
-    {
-        "input",
-        "output",
-        "model",
-        "alpha",
-        "force",
-        "segment_seconds",
-        "restart",
-        "keep_work",
-        "cluster",
-        "worker_cpus",
-        "quiet",
-    }
-)
+    {"input", "output", "model", "alpha", "force", "segment_seconds", "restart", "keep_work", "quiet"}
+) | frozenset(inspect.signature(cluster_options).parameters)
 
 
 def compare(

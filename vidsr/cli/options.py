@@ -14,6 +14,8 @@ Where a new option goes:
   `vidsr upscale`, `frames`, `image`, `info` and the batch form all have it then;
 * a video render's (a field of ``UpscaleJob``): a parameter of
   :func:`vidsr.cli.render.render_options`; `vidsr upscale` and the batch form have it then;
+* where a video render runs (a field of :class:`~vidsr.cli.cluster.ClusterChoice`): a parameter
+  of :func:`vidsr.cli.cluster.cluster_options`; `vidsr upscale` and the batch form have it then;
 * one command's own: a parameter of that command.
 
 Nothing here loads torch or PyAV: ``--help`` and usage errors must be instant.

@@ -1,6 +1,7 @@
 """`vidsr upscale` (and `vidsr INPUT OUTPUT`): the video render, with a progress bar.
 
-:func:`render_options` holds the options of a video render, which the batch form shares; the
+:func:`render_options` holds the options of a video render and
+:func:`~vidsr.cli.cluster.cluster_options` where it runs, two groups the batch form shares; the
 render library (torch, PyAV, Ray) is imported in the command's body, once the options are good.
 """
 
@@ -15,6 +16,7 @@ import typer
 
 from vidsr.choices import UpscaleOptions
 from vidsr.cli import console
+from vidsr.cli.cluster import ClusterChoice, cluster_options
 from vidsr.cli.options import (
     AcceptTruncatedOption,
     DeinterlaceOption,
@@ -25,46 +27,14 @@ from vidsr.cli.options import (
     with_options,
 )
 from vidsr.defaults import DEFAULT_SEGMENT_SECONDS
-from vidsr.errors import SettingsError
 
 if TYPE_CHECKING:
-    from vidsr.render import Backend, UpscaleJob
     from vidsr.render import Progress as RenderProgress
+    from vidsr.render import UpscaleJob
 
-__all__ = [
-    "ClusterOption",
-    "JobFor",
-    "QuietOption",
-    "WorkerCpusOption",
-    "WorkerGpusOption",
-    "check_cluster_options",
-    "open_backend",
-    "render_options",
-    "upscale",
-]
+__all__ = ["JobFor", "QuietOption", "render_options", "upscale"]
 
 JobFor = Callable[[Path, Path], "UpscaleJob"]  # a render's settings, made into the job for an input and an output
-
-ClusterOption = Annotated[
-    str | None,
-    typer.Option(
-        help="Render on a Ray cluster (pip install 'vidsr\\[ray]'): local (every GPU or core of this machine), "
-        "auto (RAY_ADDRESS, or a cluster started here), HOST:PORT or ray://HOST:PORT.",
-        show_default=False,
-    ),
-]
-WorkerCpusOption = Annotated[
-    int | None,
-    typer.Option(help="With --cluster: CPUs per renderer (default: a GPU's share, or a whole node).", min=1),
-]
-WorkerGpusOption = Annotated[
-    float | None,
-    typer.Option(
-        help="With --cluster: GPUs per renderer, 1 or a fraction (0.5: two renderers share each GPU); "
-        "with --device vulkan, of each node's vulkan_gpu resource.",
-        show_default=False,
-    ),
-]
 
 
 @with_options("upscale", upscale_options)
@@ -199,24 +169,22 @@ def _workers_text(progress: RenderProgress) -> str:
 
 
 @with_options("job", render_options)
+@with_options("where", cluster_options)
 def upscale(
     input: Annotated[Path, typer.Argument(help="The video to upscale.", show_default=False)],
     output: Annotated[Path, typer.Argument(help="Where to write the result (.mp4, .mkv, .mov).", show_default=False)],
     job: JobFor,
-    cluster: ClusterOption = None,
-    worker_cpus: WorkerCpusOption = None,
-    worker_gpus: WorkerGpusOption = None,
+    where: ClusterChoice,
     quiet: QuietOption = False,
 ) -> None:
     """Upscale a video; audio, subtitles and chapters are kept. Same as `vidsr INPUT OUTPUT`."""
     say = console.quiet if quiet else console.inform
     with console.user_errors(), console.stop_on_sigterm():
-        check_cluster_options(cluster, worker_cpus, worker_gpus)
         with console.loading():
             from vidsr.render import upscale_video
 
             console.tune_process_for_networks()
-        backend = open_backend(cluster, worker_cpus, worker_gpus)
+        backend = where.open_backend()
         try:
             with progress_bar(enabled=not quiet and console.stderr.is_terminal) as on_progress:
                 result = upscale_video(
@@ -235,32 +203,6 @@ def upscale(
         + ")"
         + (f", {result.frames_resumed} from the interrupted run" if result.frames_resumed else "")
     )
-
-
-def check_cluster_options(cluster: str | None, worker_cpus: int | None, worker_gpus: float | None = None) -> None:
-    """SettingsError, in one line, for worker sizes without a cluster or a GPU share a renderer
-    cannot have (it runs on one device: a whole one or a fraction of one)."""
-    for name, given in (("--worker-cpus", worker_cpus), ("--worker-gpus", worker_gpus)):
-        if cluster is None and given is not None:
-            raise SettingsError(f"{name} is for --cluster")
-    if worker_gpus is not None and worker_gpus <= 0:
-        raise SettingsError("--worker-gpus must be more than 0 (0.5: two renderers on each GPU)")
-    if worker_gpus is not None and worker_gpus > 1:
-        raise SettingsError(
-            f"--worker-gpus {worker_gpus:g}: a renderer runs on one GPU; give 1, or a fraction such as 0.5 "
-            "for two renderers on each GPU"
-        )
-
-
-def open_backend(cluster: str | None, worker_cpus: int | None, worker_gpus: float | None = None) -> Backend:
-    """This process, or a Ray cluster (imported only when asked for: Ray is an optional extra)."""
-    if cluster is None:
-        from vidsr.render import InProcessBackend
-
-        return InProcessBackend()
-    from vidsr.render.ray_executor import RayBackend
-
-    return RayBackend(cluster, worker_cpus=worker_cpus, worker_gpus=worker_gpus)
 
 
 def _frames(count: int) -> str:
