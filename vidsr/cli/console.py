@@ -11,6 +11,7 @@ import signal
 from collections.abc import Generator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -19,9 +20,13 @@ from rich.markup import escape
 from vidsr.cli.starting import ending_at_once_on_signals
 from vidsr.errors import RenderInterrupted, VidsrError
 
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
 __all__ = [
     "inform",
     "loading",
+    "progress_with_eta",
     "quiet",
     "stderr",
     "stdout",
@@ -86,6 +91,33 @@ def tune_process_for_networks() -> None:
     from vidsr.upscale import tune_process_for_rendering
 
     tune_process_for_rendering(cache_dir() / "torch-compile")
+
+
+def progress_with_eta(doing: str, measures: str, *extras: str, terminal: Console) -> Progress:
+    """A long job's bar on ``terminal``, kept there when done: "doing" in bold, the bar, done/total,
+    ``measures``, the time elapsed, "ETA" and the time left, then ``extras``. ``measures`` and
+    ``extras`` are Rich ``TextColumn`` templates of the task's fields ("{task.fields[fps]:.2f} fps").
+    The render and the training share it; Rich's progress module loads only when a bar is shown."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn(f"[bold]{doing}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(measures),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        *(TextColumn(extra) for extra in extras),
+    )
+    return Progress(*columns, console=terminal, transient=False)
 
 
 def warn(message: str) -> None:

@@ -124,27 +124,13 @@ def progress_bar(enabled: bool) -> Generator[Callable[[RenderProgress], None], N
     if not enabled:
         yield lambda progress: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("[bold]upscaling"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("frames  {task.fields[fps]:.2f} fps"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[reuse]}"),
-        TextColumn("{task.fields[workers]}"),
-    )
-    with Progress(*columns, console=console.stderr, transient=False) as bar:
+    with console.progress_with_eta(
+        "upscaling",
+        "frames  {task.fields[fps]:.2f} fps",
+        "{task.fields[reuse]}",
+        "{task.fields[workers]}",
+        terminal=console.stderr,
+    ) as bar:
         task = bar.add_task("upscale", total=None, fps=0.0, reuse="", workers="")
 
         def update(progress: RenderProgress) -> None:

@@ -150,25 +150,7 @@ def _progress_bar(terminal: Console, *, enabled: bool) -> Generator[Callable[[Tr
     if not enabled:
         yield lambda progress: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("[bold]training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[losses]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=terminal, transient=False) as bar:
+    with console.progress_with_eta("training", "{task.fields[losses]}", terminal=terminal) as bar:
         task = bar.add_task("train", total=None, losses="")
 
         def update(progress: TrainProgress) -> None:
