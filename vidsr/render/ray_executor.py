@@ -98,6 +98,7 @@ class RayBackend(Backend):
         self._ray: Any = None
         self._started_here = False
         self._native_bf16_of: dict[str, bool] = {}  # by node ID: each node's answer, asked once
+        self._chosen_for: dict[tuple[object, ...], DeviceChoices] = {}  # by what a choice depends on
         self._board: Any = None  # the progress board every render on this backend posts to
 
     # ---- the cluster
@@ -160,7 +161,18 @@ class RayBackend(Backend):
         The task's worker process exits once it has answered (``max_calls=1``): what it took on
         the GPU to answer (a CUDA context of a few hundred MB, ncnn's Vulkan device) is memory the
         tile it chose counts on for the renderers, and a process's CUDA stays bound to the GPU it
-        first used, which Ray may not give its next task."""
+        first used, which Ray may not give its next task.
+
+        Asked once for the files of a batch that agree on what the choice depends on (the usual
+        batch: one model, one frame size): the cluster is then busy with the current file, whose
+        segments hold every GPU, and a task for the next file's plan would wait for one (and hold
+        it while its process starts) to answer what it answered before."""
+        key = (gpus, self._gpus_per_renderer, *_what_the_choice_depends_on(question))
+        if key not in self._chosen_for:
+            self._chosen_for[key] = self._ask_a_gpu_node(gpus, question)
+        return self._chosen_for[key]
+
+    def _ask_a_gpu_node(self, gpus: GpuKind, question: DeviceQuestion) -> DeviceChoices:
         ray = self._ray
         task = ray.remote(num_cpus=1, max_calls=1)(_choose_on_this_node).options(
             max_retries=TASK_RETRIES, **gpus.request(self._gpus_per_renderer)
@@ -308,6 +320,15 @@ def _gpus_to_render_on(requested: str, resources: dict[str, float]) -> GpuKind |
     if requested == "cuda" and not has_cuda:
         raise SettingsError("--device cuda: the Ray cluster has no GPU (try --device cpu)")
     return CUDA_GPUS if has_cuda and requested in ("auto", "cuda") else None
+
+
+def _what_the_choice_depends_on(question: DeviceQuestion) -> tuple[object, ...]:
+    """The parts of ``question`` that its answer depends on (see ``_device_choices`` in
+    :mod:`vidsr.render.plan`): the model and how to run it, the input's frame size and depth, the
+    output size, the CPUs' bf16, and an interrupted run's choices; not which file it is."""
+    info = question.info
+    asked = (question.job.upscale, question.model, question.size, question.native_bf16, question.kept)
+    return (*asked, info.width, info.height, info.bit_depth)
 
 
 def _choose_on_this_node(question: DeviceQuestion, kind: str) -> DeviceChoices:
