@@ -38,7 +38,7 @@ ANSWERED_BY_RAYS_GPU_0 = "declares GPUs to Ray (this task was given 0, CUDA_VISI
 
 
 def vidsr(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """The command, in an environment that hides no GPU from it (as a driver's would not)."""
+    """The command, without a CUDA_VISIBLE_DEVICES of its own: only a task Ray gives a GPU has one."""
     command = [sys.executable, "-m", "vidsr", *map(str, args)]
     environment = {name: value for name, value in os.environ.items() if name != "CUDA_VISIBLE_DEVICES"}
     return subprocess.run(command, capture_output=True, text=True, env={**environment, **env}, timeout=600)
