@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import logging
 import math
 import os
@@ -25,8 +26,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from vidsr.errors import SettingsError, VidsrError
 from vidsr.models import LoadedModel
@@ -37,12 +39,32 @@ from vidsr.upscale import ReuseCount
 
 NOTHING_REUSED = ReuseCount()
 
-__all__ = ["OBJECT_STORE_BYTES", "VULKAN_RESOURCE", "RayBackend"]
+__all__ = ["CUDA_GPUS", "OBJECT_STORE_BYTES", "VULKAN_GPUS", "VULKAN_RESOURCE", "GpuKind", "RayBackend"]
 
 # Ray knows CUDA GPUs, not Vulkan devices: each node declares its Vulkan devices as this custom
 # resource (a local cluster started here does so by itself; elsewhere `ray start --resources
 # '{"vulkan_gpu": N}'`), and a segment task on --device vulkan takes one (or --worker-gpus of one).
 VULKAN_RESOURCE = "vulkan_gpu"
+
+
+@dataclass(frozen=True)
+class GpuKind:
+    """GPUs of one kind that workers render on: the device type a plan names, and the resource
+    Ray counts them as on each node (its own ``GPU`` for CUDA, ``vulkan_gpu`` for Vulkan). Both
+    kinds are used alike: the render planned by a task on one of them, a segment task per GPU
+    (or --worker-gpus of one)."""
+
+    device: Literal["cuda", "vulkan"]
+    resource: str
+
+    def request(self, share: float) -> dict[str, Any]:
+        """The options of a Ray task that takes ``share`` of one such GPU."""
+        return {"num_gpus": share} if self.resource == "GPU" else {"resources": {self.resource: share}}
+
+
+CUDA_GPUS = GpuKind("cuda", "GPU")
+VULKAN_GPUS = GpuKind("vulkan", VULKAN_RESOURCE)
+_GPU_KINDS = {gpus.device: gpus for gpus in (CUDA_GPUS, VULKAN_GPUS)}  # by the device type a plan names
 
 # The object store only carries encoded segments (a few MB each) and the weights once: a small
 # store is plenty, and Ray spills to disk beyond it. Ray's own minimum is 75 MiB.
@@ -51,8 +73,8 @@ TASK_RETRIES = 4  # a segment whose worker dies more often than this (a real fau
 _POLL_SECONDS = 0.5  # how often the driver looks at the workers' activity while it waits
 _BOARD_SECONDS = 10.0  # how long the board may take to answer (a busy machine): progress is a courtesy
 _STARTUP_SECONDS = 120.0  # the most a question to the cluster may take
-# The most planning on a Vulkan node may take: a worker process started, torch imported, the model
-# loaded (converted, the first time on that node) and the device probed; minutes on a busy node.
+# The most planning on a GPU node may take: a worker process started, torch imported, the model
+# loaded (converted for ncnn, the first time on that node) and the device probed; minutes on a busy node.
 _PLANNING_SECONDS = 600.0
 
 
@@ -76,6 +98,7 @@ class RayBackend(Backend):
         self._ray: Any = None
         self._started_here = False
         self._native_bf16_of: dict[str, bool] = {}  # by node ID: each node's answer, asked once
+        self._chosen_for: dict[tuple[object, ...], DeviceChoices] = {}  # by what a choice depends on
         self._board: Any = None  # the progress board every render on this backend posts to
 
     # ---- the cluster
@@ -118,49 +141,53 @@ class RayBackend(Backend):
     def worker_device(self, requested: str) -> WorkerDevice:
         _check_cluster_device(requested)  # before connecting: a usage error starts no cluster
         ray = self._connect()
-        if requested == "vulkan":
-            return self._vulkan_workers(int(ray.cluster_resources().get(VULKAN_RESOURCE, 0)))
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        if requested == "cuda" and not gpus:
-            raise SettingsError("--device cuda: the Ray cluster has no GPU (try --device cpu)")
-        device = "cuda" if gpus and requested in ("auto", "cuda") else "cpu"
-        if device == "cpu" and self.worker_gpus is not None:
+        gpus = _gpus_to_render_on(requested, ray.cluster_resources())
+        if gpus is not None:
+            # Planned on one of the GPUs: this process may have none (a laptop, a head node without
+            # a GPU), and the engine, precision and tile are the GPU's to choose.
+            return WorkerDevice(gpus.device, None, choose=functools.partial(self._choose_on_a_gpu_node, gpus))
+        if self.worker_gpus is not None:
             raise SettingsError(
                 "--worker-gpus: the workers render on CPUs (the cluster has no GPU, or --device cpu); "
                 "size them with --worker-cpus"
             )
-        return WorkerDevice(device, self._all_nodes_have_native_bf16() if device == "cpu" else None)
+        return WorkerDevice("cpu", self._all_nodes_have_native_bf16())
 
-    def _vulkan_workers(self, devices: int) -> WorkerDevice:
-        """Vulkan workers, planned on one of them: this process may have no Vulkan device (a laptop
-        or a head node without a GPU), and the precision and tile are the device's to choose.
-        Only an explicit ``--device vulkan`` renders on Vulkan workers (``auto`` stays cuda or cpu:
-        a cluster does not measure, and a software device such as llvmpipe is no GPU)."""
-        if not devices:
-            raise SettingsError(
-                f"--device vulkan: the Ray cluster has no {VULKAN_RESOURCE} resource (start its nodes with "
-                f"ray start --resources '{{\"{VULKAN_RESOURCE}\": N}}', N their Vulkan devices)"
-            )
-        return WorkerDevice("vulkan", None, choose=self._choose_on_a_vulkan_node)
+    def _choose_on_a_gpu_node(self, gpus: GpuKind, question: DeviceQuestion) -> DeviceChoices:
+        """The engine, precision and tile, chosen by a task on a node with a free GPU of the
+        workers' kind, once for the whole render (the journal records them: every segment, and a
+        resume, uses them).
 
-    def _choose_on_a_vulkan_node(self, question: DeviceQuestion) -> DeviceChoices:
-        """The engine, precision and tile, chosen by a task on a node with a Vulkan device, once for
-        the whole render (the journal records them: every segment, and a resume, uses them)."""
+        The task's worker process exits once it has answered (``max_calls=1``): what it took on
+        the GPU to answer (a CUDA context of a few hundred MB, ncnn's Vulkan device) is memory the
+        tile it chose counts on for the renderers, and a process's CUDA stays bound to the GPU it
+        first used, which Ray may not give its next task.
+
+        Asked once for the files of a batch that agree on what the choice depends on (the usual
+        batch: one model, one frame size): the cluster is then busy with the current file, whose
+        segments hold every GPU, and a task for the next file's plan would wait for one (and hold
+        it while its process starts) to answer what it answered before."""
+        key = (gpus, self._gpus_per_renderer, *_what_the_choice_depends_on(question))
+        if key not in self._chosen_for:
+            self._chosen_for[key] = self._ask_a_gpu_node(gpus, question)
+        return self._chosen_for[key]
+
+    def _ask_a_gpu_node(self, gpus: GpuKind, question: DeviceQuestion) -> DeviceChoices:
         ray = self._ray
-        task = ray.remote(_choose_on_this_node).options(
-            num_cpus=1, resources={VULKAN_RESOURCE: self._gpus_per_renderer}, max_retries=TASK_RETRIES
+        task = ray.remote(num_cpus=1, max_calls=1)(_choose_on_this_node).options(
+            max_retries=TASK_RETRIES, **gpus.request(self._gpus_per_renderer)
         )
         from ray.exceptions import GetTimeoutError, RayTaskError
 
-        answer = task.remote(question)
+        answer = task.remote(question, gpus.device)
         try:
             return cast(DeviceChoices, ray.get(answer, timeout=_PLANNING_SECONDS))
         except RayTaskError as error:  # the choice itself failed: no such model there, a bad --precision...
             raise _cause_of(error) from None
         except GetTimeoutError:  # not cancelled (see RayExecutor.cancel_all): it ends with this driver
             raise VidsrError(
-                f"--cluster {self.address}: no node with a free {VULKAN_RESOURCE} planned the render "
-                f"in {_PLANNING_SECONDS:.0f} s (are its Vulkan devices busy with other work?)"
+                f"--cluster {self.address}: no node with a free {gpus.resource} planned the render "
+                f"in {_PLANNING_SECONDS:.0f} s (are its GPUs busy with other work?)"
             ) from None
 
     @property
@@ -198,18 +225,13 @@ class RayBackend(Backend):
     ) -> Executor:
         ray = self._connect()
         board = self._progress_board()
-        if plan.settings.device == "vulkan":
-            cpus, count = self._gpu_shape(VULKAN_RESOURCE)
-            vulkan = self._gpus_per_renderer
-            return RayExecutor(
-                ray, plan, cpus=cpus, gpus=0, workers=count, board=board, on_activity=on_activity, vulkan=vulkan
-            )
-        if plan.settings.device == "cuda":
-            cpus, count = self._gpu_shape("GPU")
-            gpus = self._gpus_per_renderer
-            return RayExecutor(ray, plan, cpus=cpus, gpus=gpus, workers=count, board=board, on_activity=on_activity)
-        cpus, count = self._cpu_shape()
-        return RayExecutor(ray, plan, cpus=cpus, gpus=0, workers=count, board=board, on_activity=on_activity)
+        gpus = _GPU_KINDS.get(plan.settings.device)
+        if gpus is not None:
+            cpus, count = self._gpu_shape(gpus.resource)
+            request = gpus.request(self._gpus_per_renderer)
+        else:
+            (cpus, count), request = self._cpu_shape(), {}
+        return RayExecutor(ray, plan, cpus=cpus, devices=request, workers=count, board=board, on_activity=on_activity)
 
     def _progress_board(self) -> Any:
         """The board, started with the first render: one actor for every file of a batch, since an
@@ -282,15 +304,63 @@ def _vulkan_devices_to_render_on() -> list[int]:
     return [device.index for device in devices if device.is_gpu] or [device.index for device in devices]
 
 
-def _choose_on_this_node(question: DeviceQuestion) -> DeviceChoices:
-    """A Ray task: the render's device choices, made on the first device of this node a renderer
-    would take (not llvmpipe beside a GPU)."""
-    devices = _vulkan_devices_to_render_on()
-    if not devices:
-        raise SettingsError(f"{os.uname().nodename} declares {VULKAN_RESOURCE} but ncnn finds no Vulkan device there")
+def _gpus_to_render_on(requested: str, resources: dict[str, float]) -> GpuKind | None:
+    """The GPUs ``--device`` renders on, of a cluster with ``resources`` (None: its CPUs), or
+    SettingsError in one line where it has none of the kind asked for. Only an explicit
+    ``--device vulkan`` renders on Vulkan devices (``auto`` takes CUDA GPUs where there are any,
+    else CPUs: a cluster does not measure, and a software Vulkan device such as llvmpipe is no GPU)."""
+    if requested == "vulkan":
+        if not resources.get(VULKAN_RESOURCE, 0):
+            raise SettingsError(
+                f"--device vulkan: the Ray cluster has no {VULKAN_RESOURCE} resource (start its nodes with "
+                f"ray start --resources '{{\"{VULKAN_RESOURCE}\": N}}', N their Vulkan devices)"
+            )
+        return VULKAN_GPUS
+    has_cuda = int(resources.get(CUDA_GPUS.resource, 0)) > 0
+    if requested == "cuda" and not has_cuda:
+        raise SettingsError("--device cuda: the Ray cluster has no GPU (try --device cpu)")
+    return CUDA_GPUS if has_cuda and requested in ("auto", "cuda") else None
+
+
+def _what_the_choice_depends_on(question: DeviceQuestion) -> tuple[object, ...]:
+    """The parts of ``question`` that its answer depends on (see ``_device_choices`` in
+    :mod:`vidsr.render.plan`): the model and how to run it, the input's frame size and depth, the
+    output size, the CPUs' bf16, and an interrupted run's choices; not which file it is."""
+    info = question.info
+    asked = (question.job.upscale, question.model, question.size, question.native_bf16, question.kept)
+    return (*asked, info.width, info.height, info.bit_depth)
+
+
+def _choose_on_this_node(question: DeviceQuestion, kind: str) -> DeviceChoices:
+    """A Ray task holding a GPU of ``kind``: the render's device choices, made on the device a
+    renderer of this node takes."""
     asked = question.job.upscale
-    job = dataclasses.replace(question.job, upscale=dataclasses.replace(asked, device=f"vulkan:{devices[0]}"))
+    job = dataclasses.replace(question.job, upscale=dataclasses.replace(asked, device=_device_of_this_task(kind)))
     return choose_for_this_device(dataclasses.replace(question, job=job))
+
+
+def _device_of_this_task(kind: str) -> str:
+    """The ``--device`` of a renderer in this task, or SettingsError, in one line, where the
+    node declares a GPU its software cannot use: for CUDA the GPU Ray gave the task (Ray sets
+    ``CUDA_VISIBLE_DEVICES`` to it, so torch sees it as its only one: ``cuda``), for Vulkan the
+    node's first device a renderer would take (not llvmpipe beside a GPU)."""
+    node = os.uname().nodename
+    if kind == "vulkan":
+        devices = _vulkan_devices_to_render_on()
+        if not devices:
+            raise SettingsError(f"{node} declares {VULKAN_RESOURCE} but ncnn finds no Vulkan device there")
+        return f"vulkan:{devices[0]}"
+    import ray
+    import torch
+
+    if not torch.cuda.is_available():
+        given = ", ".join(str(gpu) for gpu in ray.get_gpu_ids()) or "none"
+        raise SettingsError(
+            f"{node} declares GPUs to Ray (this task was given {given}, "
+            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}) but torch {torch.__version__} "
+            "finds no CUDA device there (a CPU-only torch, or no NVIDIA driver?)"
+        )
+    return "cuda"
 
 
 def _check_cluster_device(requested: str) -> None:
@@ -456,11 +526,10 @@ class RayExecutor:
         plan: RenderPlan,
         *,
         cpus: int,
-        gpus: float,
+        devices: dict[str, Any],
         workers: int,
         board: Any,
         on_activity: Callable[[Activity], None] | None = None,
-        vulkan: float = 0,
     ) -> None:
         self._ray = ray
         # By value, not ray.put: a task's object-store arguments are part of the queue Ray puts it in,
@@ -473,8 +542,7 @@ class RayExecutor:
         self._workers = workers
         self._task = ray.remote(_render_task).options(
             num_cpus=cpus,
-            num_gpus=gpus,
-            resources={VULKAN_RESOURCE: vulkan} if vulkan else None,  # a Vulkan device, or a share (_own_vulkan_device)
+            **devices,  # a GPU or a share of one (GpuKind.request; Vulkan's numbered by _own_vulkan_device)
             max_retries=TASK_RETRIES,  # a worker or node lost: the segment is rendered again elsewhere
             retry_exceptions=False,  # a render that fails (bad input, full disk) fails the same everywhere
         )

@@ -1,0 +1,121 @@
+"""`--cluster --device cuda`: CUDA workers are planned on one of them, as Vulkan workers are.
+
+The usual Ray cluster is a head node without a GPU, where the driver runs, and GPU nodes; the
+precision, the tile (from the GPU's free memory) and the engine are the GPU's to choose, so a task
+holding one of Ray's ``GPU`` makes them. This machine has no GPU: its nodes declare one to Ray
+(``num_gpus=1``), which Ray counts and hands out (setting ``CUDA_VISIBLE_DEVICES``) without
+looking for one, and torch there finds no CUDA. So the choice fails, and how it fails is the
+proof of where it ran: on the GPU node, in a task that Ray gave GPU 0, not on the driver (whose
+refusal would be "no CUDA GPU is available to this torch build").
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file written on the test machine
+
+ray = pytest.importorskip("ray")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+import torch  # noqa: E402
+
+from vidsr.render import UpscaleJob, plan_job  # noqa: E402
+from vidsr.render.plan import DeviceQuestion  # noqa: E402
+from vidsr.render.ray_executor import VULKAN_RESOURCE, RayBackend  # noqa: E402
+from vidsr.upscale import UpscaleOptions, vulkan_devices  # noqa: E402
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA plans and renders on it")
+
+ANSWERED_BY_RAYS_GPU_0 = "declares GPUs to Ray (this task was given 0, CUDA_VISIBLE_DEVICES=0)"
+
+
+def vidsr(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The command, without a CUDA_VISIBLE_DEVICES of its own: only a task Ray gives a GPU has one."""
+    command = [sys.executable, "-m", "vidsr", *map(str, args)]
+    environment = {name: value for name, value in os.environ.items() if name != "CUDA_VISIBLE_DEVICES"}
+    return subprocess.run(command, capture_output=True, text=True, env={**environment, **env}, timeout=600)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    message = result.stderr.strip()
+    assert result.returncode == 1 and len(message.splitlines()) == 1, result.stderr
+    assert message.startswith("error: ")
+    return message
+
+
+@pytest.fixture(scope="module")
+def gpu_nodes():
+    """A head node with neither CPUs nor GPUs for tasks (the driver's), a node declaring a CUDA
+    GPU (the planning task for CUDA fits there only) and one declaring a Vulkan device."""
+    cluster = cluster_utils.Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "num_gpus": 0, "include_dashboard": False, "object_store_memory": 80 << 20},
+    )
+    cluster.add_node(num_cpus=1, num_gpus=1, object_store_memory=80 << 20)
+    cluster.add_node(num_cpus=1, num_gpus=0, resources={VULKAN_RESOURCE: 1}, object_store_memory=80 << 20)
+    cluster.wait_for_nodes()
+    yield cluster.address
+    cluster.shutdown()
+
+
+@pytest.mark.parametrize(
+    "device", [("--device", "cuda"), ("--device", "auto", "--worker-gpus", "0.5")], ids=["cuda", "auto-half-gpu"]
+)
+def test_the_device_choices_are_made_by_a_task_holding_a_gpu_not_by_the_driver(
+    device, gpu_nodes, clip, nearest_model, tmp_path
+):
+    """--device cuda, and auto on a cluster with GPUs (here with half a GPU a renderer): the
+    driver, without CUDA, does not choose; a task that Ray gave GPU 0 does, and says in one line
+    that its node has no usable CUDA. Nothing is rendered, and no work folder is left."""
+    output = tmp_path / "out.mp4"
+    cluster = ("--cluster", "auto", "--model", nearest_model)
+    message = one_line_error(vidsr(clip, output, *cluster, *device, RAY_ADDRESS=gpu_nodes))
+    assert ANSWERED_BY_RAYS_GPU_0 in message
+    assert "finds no CUDA device there" in message
+    assert not output.exists() and not any(tmp_path.iterdir())
+
+
+def test_a_cluster_without_gpus_refuses_device_cuda_in_one_line(clip, nearest_model, tmp_path):
+    """This machine's own cluster (--cluster local) counts the GPUs it has: none."""
+    result = vidsr(clip, tmp_path / "out.mp4", "--model", nearest_model, "--device", "cuda", "--cluster", "local")
+    assert one_line_error(result) == "error: --device cuda: the Ray cluster has no GPU (try --device cpu)"
+
+
+def test_the_files_of_a_batch_that_agree_on_model_and_size_are_planned_by_one_task(
+    gpu_nodes, clip, nearest_model, tmp_path
+):
+    """The next file of a batch is planned while the current one's segments hold every GPU: a task
+    for it would wait for a GPU to answer what was answered already. Shown on Vulkan, whose
+    llvmpipe answers here (the mechanism is CUDA's too): the next file's question is answered by
+    the backend itself (the very answer, not a copy back from a worker), another size's is asked."""
+    if not vulkan_devices():
+        pytest.skip("no Vulkan device (mesa-vulkan-drivers gives llvmpipe)")
+    upscale = UpscaleOptions(models=(str(nearest_model),), device="vulkan")
+    job = UpscaleJob(input=clip, output=tmp_path / "first.mp4", upscale=upscale)
+    plan, _ = plan_job(replace(job, upscale=replace(upscale, device="cpu")))  # the input's facts, the model's hash
+    first = DeviceQuestion(job, plan.info, plan.settings.size, plan.model)
+    next_file = replace(
+        first,
+        job=replace(job, input=tmp_path / "second.mp4", output=tmp_path / "second_x4.mp4"),
+        info=replace(plan.info, path=tmp_path / "second.mp4"),
+    )
+    larger = replace(first, size=(2 * plan.settings.size[0], 2 * plan.settings.size[1]))
+    backend = RayBackend(gpu_nodes)
+    try:
+        choose = backend.worker_device("vulkan").choose
+        assert choose is not None
+        answer = choose(first)
+        assert answer.engine.engine == "ncnn" and answer.engine.device.type == "vulkan"
+        assert choose(next_file) is answer
+        assert choose(larger) is not answer
+    finally:
+        backend.close()
+        ray.shutdown()
