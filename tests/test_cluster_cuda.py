@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import replace
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,13 @@ import torch  # noqa: E402
 
 from vidsr.render import UpscaleJob, plan_job  # noqa: E402
 from vidsr.render.plan import DeviceQuestion  # noqa: E402
-from vidsr.render.ray_executor import VULKAN_RESOURCE, RayBackend  # noqa: E402
+from vidsr.render.ray_executor import (  # noqa: E402
+    CUDA_GPUS,
+    VULKAN_RESOURCE,
+    RayBackend,
+    _this_tasks_device,  # pyright: ignore[reportPrivateUsage]
+    segment_task_options,
+)
 from vidsr.upscale import UpscaleOptions, vulkan_devices  # noqa: E402
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA plans and renders on it")
@@ -119,3 +127,92 @@ def test_the_files_of_a_batch_that_agree_on_model_and_size_are_planned_by_one_ta
     finally:
         backend.close()
         ray.shutdown()
+
+
+# The tasks and the actor below run in Ray's workers, which cannot import this test file by name.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+NODE_SEES = "3,5"  # the CUDA_VISIBLE_DEVICES of one node (its GPUs 3 and 5): Ray's IDs for them are "3", "5"
+ROUNDS = 8  # of two tasks at once
+
+
+@pytest.fixture(scope="module")
+def two_gpu_nodes():
+    """Two nodes declaring two CUDA GPUs each, beside a head without CPUs or GPUs: one whose
+    environment names its GPUs (CUDA_VISIBLE_DEVICES=3,5), one whose does not (Ray's IDs are
+    then 0 and 1). By the value of their CUDA_VISIBLE_DEVICES, their node IDs."""
+    cluster = cluster_utils.Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "num_gpus": 0, "include_dashboard": False, "object_store_memory": 80 << 20},
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # neither node inherits this process's
+        listed = cluster.add_node(
+            num_cpus=2, num_gpus=2, env_vars={"CUDA_VISIBLE_DEVICES": NODE_SEES}, object_store_memory=80 << 20
+        )
+        unlisted = cluster.add_node(num_cpus=2, num_gpus=2, object_store_memory=80 << 20)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    yield {NODE_SEES: listed.node_id, None: unlisted.node_id}
+    ray.shutdown()
+    cluster.shutdown()
+
+
+class Pairs:
+    """Where the tasks meet two by two: a task waits for the other one running beside it, so the
+    two hold their GPUs at the same time. Says which round (pair) a task was in."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.lock = threading.Lock()
+        self.both = threading.Barrier(2, timeout=60)
+
+    def meet(self) -> int:
+        with self.lock:
+            pair, self.arrived = self.arrived // 2, self.arrived + 1
+        self.both.wait()
+        return pair
+
+
+@dataclass(frozen=True)
+class SegmentTaskSaw:
+    device: str  # the device it decided to render on
+    given: str  # Ray's ID of the GPU it was given
+    cuda_visible_devices: str | None
+    pair: int
+
+
+def device_of_a_segment_task(pairs: object) -> SegmentTaskSaw:
+    """What a segment task renders on (its plan says "cuda:0", as the planning task named it)."""
+    with _this_tasks_device("cuda:0") as device:
+        pair = ray.get(pairs.meet.remote())  # pyright: ignore[reportAttributeAccessIssue]
+        (given,) = ray.get_gpu_ids()
+        return SegmentTaskSaw(device, str(given), os.environ.get("CUDA_VISIBLE_DEVICES"), pair)
+
+
+@pytest.mark.parametrize("node_sees", [NODE_SEES, None], ids=["gpus-listed", "gpus-unlisted"])
+def test_each_cuda_segment_task_renders_on_the_gpu_ray_gave_it_in_a_process_whose_view_stays_the_nodes(
+    node_sees, two_gpu_nodes
+):
+    """Ray reuses a worker process from GPU to GPU, but torch stays on the GPU it started on: so
+    a segment task keeps its node's CUDA_VISIBLE_DEVICES (every task, however many its process
+    ran), and renders on torch's number for the GPU Ray gave it (its place in that list, or Ray's
+    ID where the node lists none). Two tasks running at once are on two GPUs. The tasks are made
+    with the options the executor gives its CUDA segment tasks, on one node."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    on_the_node = NodeAffinitySchedulingStrategy(two_gpu_nodes[node_sees], soft=False)
+    task = ray.remote(device_of_a_segment_task).options(
+        **segment_task_options(1, CUDA_GPUS), scheduling_strategy=on_the_node
+    )
+    pairs = ray.remote(num_cpus=0, max_concurrency=2)(Pairs).remote()
+    seen: list[SegmentTaskSaw] = ray.get([task.remote(pairs) for _ in range(2 * ROUNDS)], timeout=120)
+
+    gpus = node_sees.split(",") if node_sees else ["0", "1"]
+    for saw in seen:
+        assert saw.cuda_visible_devices == node_sees
+        assert saw.device == f"cuda:{gpus.index(saw.given)}"
+    by_pair: dict[int, set[str]] = defaultdict(set)
+    for saw in seen:
+        by_pair[saw.pair].add(saw.device)
+    assert list(by_pair.values()) == [{"cuda:0", "cuda:1"}] * ROUNDS

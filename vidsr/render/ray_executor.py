@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import fcntl
 import functools
+import gc
 import logging
 import math
 import os
@@ -39,7 +40,15 @@ from vidsr.upscale import ReuseCount
 
 NOTHING_REUSED = ReuseCount()
 
-__all__ = ["CUDA_GPUS", "OBJECT_STORE_BYTES", "VULKAN_GPUS", "VULKAN_RESOURCE", "GpuKind", "RayBackend"]
+__all__ = [
+    "CUDA_GPUS",
+    "OBJECT_STORE_BYTES",
+    "VULKAN_GPUS",
+    "VULKAN_RESOURCE",
+    "GpuKind",
+    "RayBackend",
+    "segment_task_options",
+]
 
 # Ray knows CUDA GPUs, not Vulkan devices: each node declares its Vulkan devices as this custom
 # resource (a local cluster started here does so by itself; elsewhere `ray start --resources
@@ -76,6 +85,28 @@ _STARTUP_SECONDS = 120.0  # the most a question to the cluster may take
 # The most planning on a GPU node may take: a worker process started, torch imported, the model
 # loaded (converted for ncnn, the first time on that node) and the device probed; minutes on a busy node.
 _PLANNING_SECONDS = 600.0
+
+# Ray gives a task its CUDA GPU by setting CUDA_VISIBLE_DEVICES to it, in a worker process it reuses
+# from task to task, and so from GPU to GPU; but torch stays bound to the GPU it started on, and the
+# renderer's network with it: two renderers could end up on one GPU while another idled. Told this,
+# Ray leaves a segment task's CUDA_VISIBLE_DEVICES as its node has it, and the task renders on the
+# GPU Ray gave it by number (_cuda_device_given_by_ray). Ray merges it into a job's runtime_env.
+_KEEP_THE_NODES_CUDA_VIEW = "RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"
+
+
+def segment_task_options(cpus: int, gpus: GpuKind | None, share: float = 1.0) -> dict[str, Any]:
+    """The Ray options of a segment task: ``cpus`` CPUs, and ``share`` of one of ``gpus`` (None:
+    CPUs only), in a worker process whose CUDA view stays its node's (see above)."""
+    options: dict[str, Any] = {
+        "num_cpus": cpus,
+        "max_retries": TASK_RETRIES,  # a worker or node lost: the segment is rendered again elsewhere
+        "retry_exceptions": False,  # a render that fails (bad input, full disk) fails the same everywhere
+    }
+    if gpus is not None:
+        options.update(gpus.request(share))  # numbered by _this_tasks_device
+    if gpus == CUDA_GPUS:
+        options["runtime_env"] = {"env_vars": {_KEEP_THE_NODES_CUDA_VIEW: "1"}}
+    return options
 
 
 class RayBackend(Backend):
@@ -226,12 +257,17 @@ class RayBackend(Backend):
         ray = self._connect()
         board = self._progress_board()
         gpus = _GPU_KINDS.get(plan.settings.device)
-        if gpus is not None:
-            cpus, count = self._gpu_shape(gpus.resource)
-            request = gpus.request(self._gpus_per_renderer)
-        else:
-            (cpus, count), request = self._cpu_shape(), {}
-        return RayExecutor(ray, plan, cpus=cpus, devices=request, workers=count, board=board, on_activity=on_activity)
+        cpus, count = self._gpu_shape(gpus.resource) if gpus is not None else self._cpu_shape()
+        return RayExecutor(
+            ray,
+            plan,
+            cpus=cpus,
+            gpus=gpus,
+            gpu_share=self._gpus_per_renderer,
+            workers=count,
+            board=board,
+            on_activity=on_activity,
+        )
 
     def _progress_board(self) -> Any:
         """The board, started with the first render: one actor for every file of a batch, since an
@@ -333,34 +369,30 @@ def _what_the_choice_depends_on(question: DeviceQuestion) -> tuple[object, ...]:
 
 def _choose_on_this_node(question: DeviceQuestion, kind: str) -> DeviceChoices:
     """A Ray task holding a GPU of ``kind``: the render's device choices, made on the device a
-    renderer of this node takes."""
+    renderer of this node takes.
+
+    Unlike the segment tasks, this one keeps Ray's own CUDA_VISIBLE_DEVICES (its GPU only, which
+    torch calls cuda:0): its process renders nothing and ends with the task (``max_calls=1``)."""
+    if kind == "cuda":
+        _check_cuda_is_usable_here()
     asked = question.job.upscale
-    job = dataclasses.replace(question.job, upscale=dataclasses.replace(asked, device=_device_of_this_task(kind)))
-    return choose_for_this_device(dataclasses.replace(question, job=job))
+    with _this_tasks_device(kind) as device:
+        job = dataclasses.replace(question.job, upscale=dataclasses.replace(asked, device=device))
+        return choose_for_this_device(dataclasses.replace(question, job=job))
 
 
-def _device_of_this_task(kind: str) -> str:
-    """The ``--device`` of a renderer in this task, or SettingsError, in one line, where the
-    node declares a GPU its software cannot use: for CUDA the GPU Ray gave the task (Ray sets
-    ``CUDA_VISIBLE_DEVICES`` to it, so torch sees it as its only one: ``cuda``), for Vulkan the
-    node's first device a renderer would take (not llvmpipe beside a GPU)."""
-    node = os.uname().nodename
-    if kind == "vulkan":
-        devices = _vulkan_devices_to_render_on()
-        if not devices:
-            raise SettingsError(f"{node} declares {VULKAN_RESOURCE} but ncnn finds no Vulkan device there")
-        return f"vulkan:{devices[0]}"
+def _check_cuda_is_usable_here() -> None:
+    """SettingsError, in one line, where the node declares GPUs to Ray that its torch cannot use."""
     import ray
     import torch
 
     if not torch.cuda.is_available():
         given = ", ".join(str(gpu) for gpu in ray.get_gpu_ids()) or "none"
         raise SettingsError(
-            f"{node} declares GPUs to Ray (this task was given {given}, "
+            f"{os.uname().nodename} declares GPUs to Ray (this task was given {given}, "
             f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}) but torch {torch.__version__} "
             "finds no CUDA device there (a CPU-only torch, or no NVIDIA driver?)"
         )
-    return "cuda"
 
 
 def _check_cluster_device(requested: str) -> None:
@@ -411,18 +443,18 @@ _RENDERERS: dict[object, SegmentRenderer] = {}
 def _render_task(plan: RenderPlan, index: int, cpus: int, progress: Any, render: str) -> RenderedSegment:
     """A Ray task: render one segment with this process's renderer for ``plan`` (made on first use,
     from the plan's model names: embedded models, or files at the same path on every machine; the
-    plan's hash refuses any other weights)."""
+    plan's hash refuses any other weights), on the GPU this task was given (if any)."""
     import torch
 
     torch.set_num_threads(cpus)  # Ray's OMP_NUM_THREADS alone does not set torch's pool
-    with _own_vulkan_device(plan) as plan:
-        return _render_with(plan, index, cpus, progress, render)
+    with _this_tasks_device(plan.device) as device:
+        return _render_with(dataclasses.replace(plan, device=device), index, cpus, progress, render)
 
 
 def _render_with(plan: RenderPlan, index: int, cpus: int, progress: Any, render: str) -> RenderedSegment:
     key = (plan.model, plan.settings, plan.tile.tile, plan.precision, plan.engine, plan.device, plan.video)
     if key not in _RENDERERS:
-        _RENDERERS.clear()  # another render's network (or device): let it go first
+        _let_go_of_the_renderer()
         _RENDERERS[key] = SegmentRenderer(plan, decoder_threads=cpus)
     # The network is the key's; the input is this task's. Two files of a batch with the same
     # settings share the network, never the plan: each segment is read from its own file.
@@ -442,12 +474,84 @@ def _render_with(plan: RenderPlan, index: int, cpus: int, progress: Any, render:
         progress.report.remote(render, worker, None, 0, os.getpid(), node)
 
 
+@contextlib.contextmanager
+def _this_tasks_device(device: str) -> Generator[str, None, None]:
+    """The device a Ray task renders (or plans) on, for a plan on ``device`` (a device type, or a
+    device of it numbered elsewhere): the GPU Ray gave the task, for CUDA; a Vulkan device no other
+    task of this node uses meanwhile; any other device as it is."""
+    kind = device.partition(":")[0]
+    if kind == "cuda":
+        index = _cuda_device_given_by_ray()
+        with _on_cuda_device(index):
+            yield f"cuda:{index}"
+    elif kind == "vulkan":
+        with _own_vulkan_device() as index:
+            yield f"vulkan:{index}"
+    else:
+        yield device
+
+
+def _cuda_device_given_by_ray() -> int:
+    """torch's number for the GPU Ray gave this task: the place of Ray's ID for it in
+    CUDA_VISIBLE_DEVICES as this process has it (its node's list for a segment task, IDs or UUIDs;
+    the one ID Ray set for the planning task), or the ID itself where the variable is not set
+    (then Ray numbers the node's GPUs as CUDA does)."""
+    import ray
+
+    given = [str(gpu) for gpu in ray.get_gpu_ids()]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    order = [gpu.strip() for gpu in visible.split(",")] if visible is not None else None
+    if len(given) == 1 and order is None and given[0].isdigit():
+        return int(given[0])
+    if len(given) == 1 and order is not None and given[0] in order:
+        return order.index(given[0])
+    raise VidsrError(
+        f"{os.uname().nodename}: Ray gave this task the GPUs [{', '.join(given)}], not one of "
+        f"CUDA_VISIBLE_DEVICES={visible if visible is not None else '(unset)'}"
+    )
+
+
+@contextlib.contextmanager
+def _on_cuda_device(index: int) -> Generator[None, None, None]:
+    """CUDA GPU ``index`` as this process's current one (what torch allocates on unless told
+    otherwise), capped to this task's share of it (--worker-gpus 0.5: half): the tile chosen once
+    for every renderer then fits each of those that share a GPU, and the planning task, capped
+    alike, chooses it from that share (vidsr.upscale.memory.free_memory honours the cap). Where
+    torch has no CUDA, nothing: the renderer says so in one line."""
+    import torch
+
+    if not torch.cuda.is_available():
+        yield
+        return
+    import ray
+
+    share = float(ray.get_runtime_context().get_assigned_resources().get(CUDA_GPUS.resource, 1.0))
+    with torch.cuda.device(index):
+        if share < 1:  # before the network loads (the first task of a renderer) and on every GPU it is given
+            torch.cuda.set_per_process_memory_fraction(share, index)
+        yield
+
+
+def _let_go_of_the_renderer() -> None:
+    """Another render's network, or one on another GPU (Ray gives a worker process whichever is
+    free), let go of before the next loads: with what torch keeps cached of it on a GPU, which the
+    renderer now given that GPU may need."""
+    if not _RENDERERS:
+        return
+    _RENDERERS.clear()
+    import torch
+
+    if torch.cuda.is_initialized():
+        gc.collect()  # a network held in a reference cycle is not freed by the clear alone
+        torch.cuda.empty_cache()
+
+
 _held_device: int | None = None  # the Vulkan device this worker process rendered on last
 
 
 @contextlib.contextmanager
-def _own_vulkan_device(plan: RenderPlan) -> Generator[RenderPlan, None, None]:
-    """``plan`` on a Vulkan device no other task on this node uses meanwhile (a plain plan as it is).
+def _own_vulkan_device() -> Generator[int, None, None]:
+    """A Vulkan device of this node that no other task on it uses meanwhile.
 
     Ray counts custom resources but numbers none, so the tasks of a node share out its devices
     themselves, by lock files: a device has a slot for each task its share of ``vulkan_gpu`` lets
@@ -455,9 +559,6 @@ def _own_vulkan_device(plan: RenderPlan) -> Generator[RenderPlan, None, None]:
     have slots, so one is always free. A worker tries the device it used last first: its network
     stays loaded there."""
     global _held_device
-    if not plan.device.startswith("vulkan"):
-        yield plan
-        return
     import ray
 
     share = float(ray.get_runtime_context().get_assigned_resources().get(VULKAN_RESOURCE, 1.0))
@@ -476,7 +577,7 @@ def _own_vulkan_device(plan: RenderPlan) -> Generator[RenderPlan, None, None]:
             continue
         try:
             _held_device = device
-            yield dataclasses.replace(plan, device=f"vulkan:{device}")
+            yield device
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
             lock.close()
@@ -526,7 +627,8 @@ class RayExecutor:
         plan: RenderPlan,
         *,
         cpus: int,
-        devices: dict[str, Any],
+        gpus: GpuKind | None,
+        gpu_share: float = 1.0,
         workers: int,
         board: Any,
         on_activity: Callable[[Activity], None] | None = None,
@@ -540,12 +642,7 @@ class RayExecutor:
         self._render = uuid.uuid4().hex  # this render's name on the board
         self._cpus = cpus
         self._workers = workers
-        self._task = ray.remote(_render_task).options(
-            num_cpus=cpus,
-            **devices,  # a GPU or a share of one (GpuKind.request; Vulkan's numbered by _own_vulkan_device)
-            max_retries=TASK_RETRIES,  # a worker or node lost: the segment is rendered again elsewhere
-            retry_exceptions=False,  # a render that fails (bad input, full disk) fails the same everywhere
-        )
+        self._task = ray.remote(_render_task).options(**segment_task_options(cpus, gpus, gpu_share))
         self._board = board
         self._in_flight: dict[Any, int] = {}
         self._on_activity = on_activity
