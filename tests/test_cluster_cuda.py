@@ -26,6 +26,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file written on t
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
+scheduling_strategies = pytest.importorskip("ray.util.scheduling_strategies")
+NodeAffinitySchedulingStrategy = scheduling_strategies.NodeAffinitySchedulingStrategy
 
 import torch  # noqa: E402
 
@@ -36,6 +38,7 @@ from vidsr.render.ray_executor import (  # noqa: E402
     VULKAN_RESOURCE,
     RayBackend,
     _this_tasks_device,  # pyright: ignore[reportPrivateUsage]
+    planning_task,
     segment_task_options,
 )
 from vidsr.upscale import UpscaleOptions, vulkan_devices  # noqa: E402
@@ -175,19 +178,27 @@ class Pairs:
 
 
 @dataclass(frozen=True)
-class SegmentTaskSaw:
-    device: str  # the device it decided to render on
+class TaskSaw:
+    device: str  # the device it decided to render (or plan) on
     given: str  # Ray's ID of the GPU it was given
     cuda_visible_devices: str | None
     pair: int
 
 
-def device_of_a_segment_task(pairs: object) -> SegmentTaskSaw:
-    """What a segment task renders on (its plan says "cuda:0", as the planning task named it)."""
+def device_of_a_task(pairs: object) -> TaskSaw:
+    """What a task renders on (its plan says "cuda:0", as the planning task named it), as it decides
+    in a segment task and in the planning task; it holds it until its pair has decided too."""
     with _this_tasks_device("cuda:0") as device:
         pair = ray.get(pairs.meet.remote())  # pyright: ignore[reportAttributeAccessIssue]
         (given,) = ray.get_gpu_ids()
-        return SegmentTaskSaw(device, str(given), os.environ.get("CUDA_VISIBLE_DEVICES"), pair)
+        return TaskSaw(device, str(given), os.environ.get("CUDA_VISIBLE_DEVICES"), pair)
+
+
+def devices_in_pairs(seen: list[TaskSaw]) -> list[set[str]]:
+    by_pair: dict[int, set[str]] = defaultdict(set)
+    for saw in seen:
+        by_pair[saw.pair].add(saw.device)
+    return list(by_pair.values())
 
 
 @pytest.mark.parametrize("node_sees", [NODE_SEES, None], ids=["gpus-listed", "gpus-unlisted"])
@@ -199,20 +210,25 @@ def test_each_cuda_segment_task_renders_on_the_gpu_ray_gave_it_in_a_process_whos
     ran), and renders on torch's number for the GPU Ray gave it (its place in that list, or Ray's
     ID where the node lists none). Two tasks running at once are on two GPUs. The tasks are made
     with the options the executor gives its CUDA segment tasks, on one node."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     on_the_node = NodeAffinitySchedulingStrategy(two_gpu_nodes[node_sees], soft=False)
-    task = ray.remote(device_of_a_segment_task).options(
-        **segment_task_options(1, CUDA_GPUS), scheduling_strategy=on_the_node
-    )
+    task = ray.remote(device_of_a_task).options(**segment_task_options(1, CUDA_GPUS), scheduling_strategy=on_the_node)
     pairs = ray.remote(num_cpus=0, max_concurrency=2)(Pairs).remote()
-    seen: list[SegmentTaskSaw] = ray.get([task.remote(pairs) for _ in range(2 * ROUNDS)], timeout=120)
+    seen: list[TaskSaw] = ray.get([task.remote(pairs) for _ in range(2 * ROUNDS)], timeout=120)
 
     gpus = node_sees.split(",") if node_sees else ["0", "1"]
     for saw in seen:
         assert saw.cuda_visible_devices == node_sees
         assert saw.device == f"cuda:{gpus.index(saw.given)}"
-    by_pair: dict[int, set[str]] = defaultdict(set)
-    for saw in seen:
-        by_pair[saw.pair].add(saw.device)
-    assert list(by_pair.values()) == [{"cuda:0", "cuda:1"}] * ROUNDS
+    assert devices_in_pairs(seen) == [{"cuda:0", "cuda:1"}] * ROUNDS
+
+
+def test_the_planning_task_keeps_rays_view_of_its_one_gpu_which_torch_calls_cuda_0(two_gpu_nodes):
+    """The planning task's process ends with it, so Ray's CUDA_VISIBLE_DEVICES may stay (the one
+    GPU it gave the task, by the node's name for it: "3" or "5", or "0" or "1"), and the same rule
+    names that GPU cuda:0."""
+    task = planning_task(device_of_a_task, CUDA_GPUS, 1.0)
+    pairs = ray.remote(num_cpus=0, max_concurrency=2)(Pairs).remote()
+    seen: list[TaskSaw] = ray.get([task.remote(pairs) for _ in range(2)], timeout=120)
+
+    assert {saw.given for saw in seen} <= {"3", "5", "0", "1"}
+    assert {(saw.device, saw.cuda_visible_devices == saw.given) for saw in seen} == {("cuda:0", True)}

@@ -47,6 +47,7 @@ __all__ = [
     "VULKAN_RESOURCE",
     "GpuKind",
     "RayBackend",
+    "planning_task",
     "segment_task_options",
 ]
 
@@ -107,6 +108,15 @@ def segment_task_options(cpus: int, gpus: GpuKind | None, share: float = 1.0) ->
     if gpus == CUDA_GPUS:
         options["runtime_env"] = {"env_vars": {_KEEP_THE_NODES_CUDA_VIEW: "1"}}
     return options
+
+
+def planning_task(function: Callable[..., Any], gpus: GpuKind, share: float) -> Any:
+    """``function`` as the Ray task that plans a render on ``share`` of one of ``gpus``: in a
+    worker process that exits when it has answered (``max_calls=1``, see
+    RayBackend._choose_on_a_gpu_node), and so keeps Ray's own CUDA_VISIBLE_DEVICES (its GPU only)."""
+    import ray
+
+    return ray.remote(num_cpus=1, max_calls=1)(function).options(max_retries=TASK_RETRIES, **gpus.request(share))
 
 
 class RayBackend(Backend):
@@ -205,9 +215,7 @@ class RayBackend(Backend):
 
     def _ask_a_gpu_node(self, gpus: GpuKind, question: DeviceQuestion) -> DeviceChoices:
         ray = self._ray
-        task = ray.remote(num_cpus=1, max_calls=1)(_choose_on_this_node).options(
-            max_retries=TASK_RETRIES, **gpus.request(self._gpus_per_renderer)
-        )
+        task = planning_task(_choose_on_this_node, gpus, self._gpus_per_renderer)
         from ray.exceptions import GetTimeoutError, RayTaskError
 
         answer = task.remote(question, gpus.device)
