@@ -89,9 +89,10 @@ _PLANNING_SECONDS = 600.0
 
 # Ray gives a task its CUDA GPU by setting CUDA_VISIBLE_DEVICES to it, in a worker process it reuses
 # from task to task, and so from GPU to GPU; but torch stays bound to the GPU it started on, and the
-# renderer's network with it: two renderers could end up on one GPU while another idled. Told this,
-# Ray leaves a segment task's CUDA_VISIBLE_DEVICES as its node has it, and the task renders on the
-# GPU Ray gave it by number (_cuda_device_given_by_ray). Ray merges it into a job's runtime_env.
+# renderer's network with it: two renderers could end up on one GPU while another idled. With this
+# variable in a segment task's runtime_env (which Ray merges into a job's), Ray leaves the worker's
+# CUDA_VISIBLE_DEVICES as its node has it (ray/_private/accelerators/nvidia_gpu.py), and the task
+# renders on the GPU Ray gave it by torch's number for it (_cuda_device_given_by_ray).
 _KEEP_THE_NODES_CUDA_VIEW = "RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"
 
 
