@@ -20,6 +20,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from media import decode_video
 from reference_nets import ReferenceCompact
 from safetensors.torch import save_file
 from test_upscale_video import vidsr
@@ -92,7 +93,7 @@ def dark_then_bright(tmp_path_factory) -> Path:
 def test_an_overflow_that_enters_on_a_later_frame_stops_the_render_there(dark_then_bright, model_file, tmp_path):
     """On ncnn's Vulkan fp16 (llvmpipe here): the first frames are fine, frame 12 is not. The render
     stops with one line naming it, writes no output, and its journal keeps only the segments
-    before: a rerun redoes the poisoned one instead of resuming past it."""
+    before: a rerun redoes the poisoned one instead of resuming past it. The way out it names works."""
     output = tmp_path / "out.mp4"
     common = (dark_then_bright, output, "--model", model_file, "--device", "vulkan", "--batch", "1")
     result = vidsr(*common, "--precision", "fp16", "--segment-seconds", "0.5")
@@ -100,10 +101,16 @@ def test_an_overflow_that_enters_on_a_later_frame_stops_the_render_there(dark_th
     message = result.output.strip()
     assert len(message.splitlines()) == 1 and "Traceback" not in message, message
     assert "bright-overflow gives NaN or infinite values in fp16 on vulkan:0" in message
-    assert "at 0:00:01.500" in message and "run again with --precision fp32" in message
+    assert message.endswith("at 0:00:01.500 (its values overflow that precision); run again with --precision fp32 "
+                            "--restart (the 3 segments done were made in fp16)")  # fmt: skip
     assert not output.exists()
     journal = json.loads(WorkFolder(output).journal_path.read_text())
     assert [segment["index"] for segment in journal["segments"]] == [0, 1, 2]
+
+    assert vidsr(*common, "--precision", "fp32", "--restart", "--quiet").exit_code == 0
+    frames = decode_video(output).frames
+    assert len(frames) == DARK_FRAMES + BRIGHT_FRAMES
+    assert frames[DARK_FRAMES - 1].max() < 0.05 and frames[DARK_FRAMES].min() > 0.95  # black, then white
 
 
 # ---------------------------------------------------------------- the runner

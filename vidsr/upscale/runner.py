@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from vidsr.choices import MAX_SCALE, MIN_SCALE, UpscaleOptions
-from vidsr.errors import ModelError, SettingsError, VidsrError
+from vidsr.errors import ModelError, PrecisionOverflow, SettingsError, VidsrError
 from vidsr.models import LoadedModel, choose_model
 from vidsr.planes import ColourSpec, FrameBatch, OutputBatch, PlaneLayout
 from vidsr.upscale.colour import TensorPlanes, planes_to_rgb, planes_to_tensors, rgb_to_planes, tensors_to_planes
@@ -269,6 +269,7 @@ class Upscaler:
         self, rgb: torch.Tensor, size: tuple[int, int] | None = None, reuse: FrameReuse | None = None
     ) -> torch.Tensor:
         """``upscale_rgb`` with the network's outputs only noted in ``self._finite``, not yet read."""
+        self._finite.clear()  # what a call that failed part-way noted is no part of these frames
         height, width = rgb.shape[-2:]
         target_width, target_height = size or self.output_size(width, height)
         result, unchanged = rgb, [False] * len(rgb)
@@ -422,7 +423,7 @@ class Upscaler:
         where = device_label(self.runs_on) + (_frames_of(batch, self.video) if batch is not None else "")
         precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype)
         if precision:
-            raise VidsrError(
+            raise PrecisionOverflow(
                 f"{self.model.name} gives NaN or infinite values in {precision} on {where} "
                 "(its values overflow that precision); run again with --precision fp32"
             )
@@ -543,7 +544,7 @@ def all_finite(output: torch.Tensor) -> torch.Tensor:
     One reduction: a sum is NaN or infinite when any value is (inf - inf is NaN), and a sum of
     finite values reaches fp32's 3.4e38 only from values far beyond any picture's (fp16's top,
     65504, would take 5e33 of them). ``isfinite().all()`` says the same in two passes, the first
-    writing a bool per value: 4 to 40 times slower on the CPU (bench/finite_check.py)."""
+    writing a bool per value: 20 to 60 times slower on the CPU (bench/finite_check.py)."""
     return torch.isfinite(output.sum(dtype=torch.float32))
 
 
