@@ -10,6 +10,7 @@ Times drift on a shared machine; the ratios, measured in one run, are the result
 
     python bench/finite_check.py
     python bench/finite_check.py --sizes 1920x1080 --repeat 20
+    python bench/finite_check.py --threads 1 --repeat 40      # steadier on a shared machine
 """
 
 from __future__ import annotations
@@ -128,7 +129,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--model", default="realesr-animevideov3", help="for the network's time at the first size")
+    parser.add_argument("--threads", type=int, default=0, help="torch's threads (0: as it starts; 1 is steadier)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"CPU: {cpu_name()}, torch threads {torch.get_num_threads()}, batch {args.batch}, best of {args.repeat}")
     sizes = [[int(side) for side in size.split("x")] for size in args.sizes.split(",")]
     with torch.inference_mode():

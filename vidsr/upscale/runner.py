@@ -544,7 +544,7 @@ def all_finite(output: torch.Tensor) -> torch.Tensor:
     One reduction: a sum is NaN or infinite when any value is (inf - inf is NaN), and a sum of
     finite values reaches fp32's 3.4e38 only from values far beyond any picture's (fp16's top,
     65504, would take 5e33 of them). ``isfinite().all()`` says the same in two passes, the first
-    writing a bool per value: 20 to 60 times slower on the CPU (bench/finite_check.py)."""
+    writing a bool per value: 10 to 60 times slower on the CPU (bench/finite_check.py)."""
     return torch.isfinite(output.sum(dtype=torch.float32))
 
 
