@@ -95,8 +95,19 @@ def test_an_overflow_that_enters_on_a_later_frame_stops_the_render_there(dark_th
     stops with one line naming it, writes no output, and its journal keeps only the segments
     before: a rerun redoes the poisoned one instead of resuming past it. The way out it names works."""
     output = tmp_path / "out.mp4"
-    common = (dark_then_bright, output, "--model", model_file, "--device", "vulkan", "--batch", "1")
-    result = vidsr(*common, "--precision", "fp16", "--segment-seconds", "0.5")
+    common = (
+        dark_then_bright,
+        output,
+        "--model",
+        model_file,
+        "--device",
+        "vulkan",
+        "--batch",
+        "1",
+        "--segment-seconds",
+        "0.5",
+    )
+    result = vidsr(*common, "--precision", "fp16")
     assert result.exit_code == 1, result.output
     message = result.output.strip()
     assert len(message.splitlines()) == 1 and "Traceback" not in message, message
