@@ -23,5 +23,10 @@ class SettingsError(VidsrError):
     """A combination of options that cannot work (for example a scale the model cannot give)."""
 
 
+class PrecisionOverflow(VidsrError):
+    """A network's values overflow the reduced precision it computes in (NaN or infinity in its
+    output); the message ends with the way out, ``--precision fp32``."""
+
+
 class RenderInterrupted(VidsrError):
     """Ctrl-C (or SIGTERM) stopped a render; the message says how to resume."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidsr.durable import sync_file, sync_folder
-from vidsr.errors import OutputError, RenderInterrupted
+from vidsr.errors import OutputError, PrecisionOverflow, RenderInterrupted
 from vidsr.media import check_encode_settings, finalize
 from vidsr.models import LoadedModel
 from vidsr.render.executor import Activity, Backend, Executor, InProcessBackend
@@ -153,9 +153,11 @@ def upscale_video(
         sync_folder(job.output.parent)
     except KeyboardInterrupt:
         raise RenderInterrupted(interrupted_message(journal, plan)) from None
-    except BaseException:
+    except BaseException as error:
         if not work_existed and (journal is None or not journal.segments):
             work.remove()  # nothing worth resuming: leave no trace
+        if isinstance(error, PrecisionOverflow) and journal is not None and journal.segments:
+            raise _restart_in_fp32(error, plan, len(journal.segments)) from None
         raise
     finally:
         partial.unlink(missing_ok=True)
@@ -264,6 +266,14 @@ class _ProgressTracker:
                 reuse=reuse,
             )
         )
+
+
+def _restart_in_fp32(error: PrecisionOverflow, plan: RenderPlan, done: int) -> PrecisionOverflow:
+    """The overflow's way out, where the journal keeps segments made in the precision that
+    overflowed: a resume keeps a render's precision, so fp32 means starting over."""
+    return PrecisionOverflow(
+        f"{error} --restart (the {done} segment{'s' * (done != 1)} done were made in {plan.precision})"
+    )
 
 
 def _say_what_the_plan_changes(plan: RenderPlan, model: LoadedModel, warn: Notify, inform: Notify) -> None:

@@ -159,6 +159,8 @@ class RenderPlan:
             output_size=self.settings.size,
             output_colour=self.info.colour,
             output_layout=pix_fmt_layout(self.settings.pix_fmt),
+            time_base=self.info.time_base,
+            start_pts=self.info.start_pts,
         )
 
     def network_passes(self, native_scale: int) -> int:

@@ -20,7 +20,9 @@ __all__ = [
     "PRECISIONS",
     "DeviceName",
     "Precision",
+    "NATIVE_BF16_CAPABILITY",
     "arithmetic_per_output_pixel",
+    "check_cuda_bf16",
     "choose_precision",
     "cpu_has_native_bf16",
     "default_precision",
@@ -139,7 +141,30 @@ def choose_precision(
         raise SettingsError("--precision fp16 is for GPUs; on the CPU use bf16 or fp32")
     if (name == "fp16" and not model.supports_half) or (name == "bf16" and not model.supports_bf16):
         raise SettingsError(f"--precision {name}: {model.name} does not run in {name}; use fp32")
+    if name == "bf16" and device.type == "cuda" and torch.cuda.is_available() and not torch.version.hip:
+        gpu, capability = torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device)
+        check_cuda_bf16(gpu, capability, fp16_works=model.supports_half)
     return name  # type: ignore[return-value]
+
+
+# Ampere (compute capability 8.0) and later compute bf16 in hardware. Before it, bf16 tensors still
+# work (torch.cuda.is_bf16_supported() says True, counting emulation), but nothing computes in bf16:
+# at best fp32's speed with bf16's 8 significant bits, while fp16 keeps 11 and fp32 24. That is what
+# is_bf16_supported(including_emulation=False) asks, for the current GPU only; this asks the one the
+# network runs on. (ROCm's GPUs are not asked: torch says every one of them supports bf16.)
+NATIVE_BF16_CAPABILITY = (8, 0)
+
+
+def check_cuda_bf16(gpu: str, capability: tuple[int, int], *, fp16_works: bool = True) -> None:
+    """SettingsError in one line where ``--precision bf16`` is asked of a CUDA GPU (its name and
+    compute capability) that has no bf16 in hardware; ``fp16_works``: the model runs in fp16."""
+    if capability >= NATIVE_BF16_CAPABILITY:
+        return
+    instead = "fp16 or fp32" if fp16_works else "fp32"
+    raise SettingsError(
+        f"--precision bf16: {gpu} (compute capability {capability[0]}.{capability[1]}) has no bf16 in hardware, "
+        f"only Ampere (8.0) and later GPUs do; use {instead}"
+    )
 
 
 def _ncnn_precision(name: str, device: torch.device, model: LoadedModel) -> Precision:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from vidsr.choices import MAX_SCALE, MIN_SCALE, UpscaleOptions
-from vidsr.errors import ModelError, SettingsError, VidsrError
+from vidsr.errors import ModelError, PrecisionOverflow, SettingsError, VidsrError
 from vidsr.models import LoadedModel, choose_model
 from vidsr.planes import ColourSpec, FrameBatch, OutputBatch, PlaneLayout
 from vidsr.upscale.colour import TensorPlanes, planes_to_rgb, planes_to_tensors, rgb_to_planes, tensors_to_planes
@@ -61,6 +62,8 @@ __all__ = [
     "TileChoice",
     "choose_tile",
     "create_upscaler",
+    "all_finite",
+    "checks_every_output",
     "network_passes",
     "resize",
     "round_up",
@@ -133,6 +136,8 @@ class VideoPlanes:
     output_size: tuple[int, int]  # (width, height) of every output frame
     output_colour: ColourSpec
     output_layout: PlaneLayout
+    time_base: Fraction | None = None  # the unit of the frames' pts, to name a frame by its time (None: unnamed)
+    start_pts: int = 0  # the first frame's pts: time 0:00:00 in what a message says
 
 
 class Upscaler:
@@ -190,7 +195,9 @@ class Upscaler:
         self.runs_on = device  # where the network runs: its memory is what tiles are planned for
         self.device = self.engine.tensor_device  # where frames, tiles and colour work live
         self._warn = warn
-        self._output_checked = False
+        self._every_output = checks_every_output(self.dtype)
+        self._output_checked = False  # the first output's check is taken (see _finite_flag)
+        self._finite: list[torch.Tensor] = []  # flags on the device, of the outputs since the last _finite_flag
         self._per_pixel: float | None = None  # activation bytes per input pixel, measured when first needed
         self._plans: dict[tuple[int, int, int], int | None] = {}  # (batch, height, width) -> planned tile
         self._told_tiles = False
@@ -223,15 +230,19 @@ class Upscaler:
                 _to_device(plane, self.device) for plane in planes_to_tensors(batch.planes, batch.layout)
             )
             rgb = planes_to_rgb((first, second, third), batch.layout, video.source_colour)
-            upscaled = self.upscale_rgb(rgb, video.output_size, reuse)
+            upscaled = self._upscale_rgb(rgb, video.output_size, reuse)
+            finite = self._finite_flag()  # None when no network ran (every tile kept) or nothing needs checking
             kept = reuse.kept_planes(len(batch)) if reuse is not None else None
             if kept is not None:  # every frame is the last one again: its planes, not a second conversion
-                arrays, wait = kept, _landed_already
+                arrays, landed = kept, _landed_already
+                finite = finite.cpu() if finite is not None else None
             else:
-                out_planes, wait = _to_host(rgb_to_planes(upscaled, video.output_layout, video.output_colour))
+                planes = rgb_to_planes(upscaled, video.output_layout, video.output_colour)
+                out_planes, finite, landed = _to_host(planes, finite)
                 arrays = tensors_to_planes(out_planes, video.output_layout)
                 if reuse is not None:
                     reuse.planes = arrays
+            wait = landed if finite is None else self._checked_on_landing(landed, finite, batch)
         return OutputBatch(
             planes=arrays, pts=batch.pts, first_index=batch.first_index, segment=batch.segment, wait=wait
         )
@@ -245,7 +256,20 @@ class Upscaler:
         Below the model's scale the network's output is downscaled with antialiasing; above
         it the network runs again on its own output (x16 = x4 twice), then downscales. With
         ``reuse``, each pass keeps the tiles whose input did not change (:mod:`vidsr.upscale.reuse`).
+        The network's output is checked for NaN and infinity before this returns (RGB work is
+        read back at once, so waiting for the check here costs nothing).
         """
+        result = self._upscale_rgb(rgb, size, reuse)
+        finite = self._finite_flag()
+        if finite is not None:
+            self._raise_unless_finite(finite)
+        return result
+
+    def _upscale_rgb(
+        self, rgb: torch.Tensor, size: tuple[int, int] | None = None, reuse: FrameReuse | None = None
+    ) -> torch.Tensor:
+        """``upscale_rgb`` with the network's outputs only noted in ``self._finite``, not yet read."""
+        self._finite.clear()  # what a call that failed part-way noted is no part of these frames
         height, width = rgb.shape[-2:]
         target_width, target_height = size or self.output_size(width, height)
         result, unchanged = rgb, [False] * len(rgb)
@@ -292,11 +316,13 @@ class Upscaler:
 
     def _attempt(self, rgb: torch.Tensor, tile: int) -> torch.Tensor | None:
         """The pass in ``tile``-pixel tiles (0: whole frames); None if the device ran out of memory."""
+        checked = len(self._finite)
         try:
             return self._forward_tiled(rgb, tile)
         except Exception as error:
             if not is_out_of_memory(error):
                 raise
+        del self._finite[checked:]  # the failed pass's outputs are not the frames': their retry is checked
         # Released outside the handler: the error's traceback holds the tensors of the failed pass.
         self.engine.release_memory()
         return None
@@ -356,29 +382,54 @@ class Upscaler:
         if model.in_channels == 1:
             padded = grey(padded)
         output = self.engine(padded)
-        if not self._output_checked:
-            self._check_finite(output)
         scale = model.scale
         # Planar float32 from here on: the colour conversion reads whole planes (measured 20 % less CPU).
         cropped = output[..., : height * scale, : width * scale]
         cropped = cropped.to(torch.float32, memory_format=torch.contiguous_format)
+        if self._every_output or not self._output_checked:
+            self._finite.append(all_finite(cropped))  # on the device: read where the batch is waited for
         if model.out_channels == 1:
             cropped = colour_from(rgb, cropped, scale)
         return cropped.clamp_(0.0, 1.0)
 
-    def _check_finite(self, output: torch.Tensor) -> None:
-        """The first output of a render, checked once: NaN or infinity would otherwise be
-        encoded as black or white frames without a word (a half-precision overflow on a GPU
-        looks just like damaged weights)."""
-        if not bool(torch.isfinite(output).all()):
-            precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype)
-            if precision:
-                raise VidsrError(
-                    f"{self.model.name} gives NaN or infinite values in {precision} on the "
-                    f"{self.runs_on.type} (its values overflow that precision); run again with --precision fp32"
-                )
-            raise VidsrError(f"{self.model.name} gives NaN or infinite values even in fp32; the model is unusable")
-        self._output_checked = True
+    def _finite_flag(self) -> torch.Tensor | None:
+        """Whether every output noted since the last call was finite: a bool on the device, read
+        by whoever waits for the frames anyway (reading it here would stall a GPU's pipeline);
+        None when nothing was noted."""
+        flags, self._finite = self._finite, []
+        if not flags:
+            return None
+        self._output_checked = True  # the first output's check is in hand: fp32 and bf16 need no other
+        return flags[0] if len(flags) == 1 else torch.stack(flags).all()
+
+    def _checked_on_landing(
+        self, landed: Callable[[], None], finite: torch.Tensor, batch: FrameBatch
+    ) -> Callable[[], None]:
+        """``landed``, then the batch's check, on the flag ``_to_host`` copied with the planes:
+        the encoder waits for those anyway, so the GPU is never stalled for the check."""
+
+        def wait() -> None:
+            landed()
+            self._raise_unless_finite(finite, batch)
+
+        return wait
+
+    def _raise_unless_finite(self, finite: torch.Tensor, batch: FrameBatch | None = None) -> None:
+        """VidsrError in one line if ``finite`` is False: NaN or infinity would otherwise be encoded
+        as black or white frames without a word (a half-precision overflow on a GPU looks just like
+        damaged weights). Names the frames of ``batch`` where there is one."""
+        if bool(finite):
+            return
+        where = device_label(self.runs_on) + (_frames_of(batch, self.video) if batch is not None else "")
+        precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype)
+        if precision:
+            raise PrecisionOverflow(
+                f"{self.model.name} gives NaN or infinite values in {precision} on {where} "
+                "(its values overflow that precision); run again with --precision fp32"
+            )
+        raise VidsrError(
+            f"{self.model.name} gives NaN or infinite values even in fp32 on {where}; the model is unusable"
+        )
 
 
 TileSource = Literal["asked", "model", "kept", "memory", "elsewhere"]
@@ -478,6 +529,25 @@ def _too_large(
     )
 
 
+def checks_every_output(dtype: torch.dtype) -> bool:
+    """Whether every output of a network computing in ``dtype`` is checked for NaN and infinity,
+    or only the first. fp16 tops out at 65504: an RRDB trunk on a bright frame (a flash, a white
+    title card after dark ones) can pass it long after the first frames were fine. bf16 has fp32's
+    exponent (up to 3.4e38), which only broken weights reach, and those show on the first output;
+    a network's output cannot become NaN later from finite frames without overflowing first."""
+    return dtype == torch.float16
+
+
+def all_finite(output: torch.Tensor) -> torch.Tensor:
+    """Whether every value of ``output`` is finite: a bool on ``output``'s device, not read here.
+
+    One reduction: a sum is NaN or infinite when any value is (inf - inf is NaN), and a sum of
+    finite values reaches fp32's 3.4e38 only from values far beyond any picture's (fp16's top,
+    65504, would take 5e33 of them). ``isfinite().all()`` says the same in two passes, the first
+    writing a bool per value: 10 to 60 times slower on the CPU (bench/finite_check.py)."""
+    return torch.isfinite(output.sum(dtype=torch.float32))
+
+
 def network_passes(native_scale: int, scale: float) -> int:
     """How many times a network of ``native_scale`` runs to reach ``scale``: once up to its own
     scale, then again on its own output (x16 = x4 twice)."""
@@ -564,22 +634,46 @@ def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.pin_memory().to(device, non_blocking=True)
 
 
-def _to_host(planes: TensorPlanes) -> tuple[TensorPlanes, Callable[[], None]]:
-    """Planes to the CPU, and what to call before reading them. From CUDA the copies are queued
-    (into pinned memory) behind the network's work instead of waited for here."""
+def _to_host(
+    planes: TensorPlanes, flag: torch.Tensor | None = None
+) -> tuple[TensorPlanes, torch.Tensor | None, Callable[[], None]]:
+    """Planes (and the batch's finite ``flag``, if any) to the CPU, and what to call before reading
+    them. From CUDA the copies are queued (into pinned memory) behind the network's work instead
+    of waited for here, the flag's before the event that says they have landed."""
     if planes[0].device.type != "cuda":
         first, second, third = (plane.cpu() for plane in planes)
-        return (first, second, third), _landed_already
+        return (first, second, third), flag.cpu() if flag is not None else None, _landed_already
     first, second, third = (plane.to("cpu", non_blocking=True) for plane in planes)
+    flag = flag.to("cpu", non_blocking=True) if flag is not None else None
     landed = torch.cuda.Event()
     # On the planes' own GPU's stream: recorded on the current device's instead (cuda:0 while the
     # work is on cuda:1), the event would complete at once and the encoder read unfinished copies.
     landed.record(torch.cuda.current_stream(planes[0].device))
-    return (first, second, third), landed.synchronize
+    return (first, second, third), flag, landed.synchronize
 
 
 def _landed_already() -> None:
     pass
+
+
+def _frames_of(batch: FrameBatch, video: VideoPlanes | None) -> str:
+    """Where ``batch`` is in the video, as a player shows it: " at 0:01:02.480", or " in the frames
+    from 0:01:02.480 to 0:01:02.600"; "" where the time base is not known. (By time, not number:
+    a segment's decoder starts where it seeks to and does not count the frames before.)"""
+    if video is None or video.time_base is None:
+        return ""
+    first, last = (_clock((pts - video.start_pts) * video.time_base) for pts in (batch.pts[0], batch.pts[-1]))
+    return f" at {first}" if len(batch) == 1 else f" in the frames from {first} to {last}"
+
+
+def _clock(seconds: Fraction) -> str:
+    """h:mm:ss.mmm, as vidsr's messages show times (vidsr.media.timecode.show_time, which this layer
+    does not import)."""
+    millis = max(0, round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    whole, millis = divmod(millis, 1000)
+    return f"{hours}:{minutes:02d}:{whole:02d}.{millis:03d}"
 
 
 def _device_name(device: torch.device) -> str:
