@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -93,21 +96,47 @@ def slow_model(tmp_path_factory) -> Path:
     return path
 
 
-# The settings of a render that a test watches from outside to kill a worker or a node while it is
-# in the middle of a segment: segments of 2 s, every frame through the network (--no-reuse). The
-# driver looks at its workers twice a second; with reuse, a 0.5 s segment of long_clip can end
-# between two looks, and the test would see no worker in the middle of one.
-WATCHED_RENDER = ("--batch", "1", "--segment-seconds", "2", "--no-reuse")
+@dataclass(frozen=True)
+class WorkerHold:
+    """A point in the middle of a segment of ``long_clip`` (segment 1, after encoding its frame 6
+    of 12) where the Ray workers of a test's cluster wait while a test holds them: a test that
+    kills a worker or a node there finds it in the middle of that segment however late the
+    driver's look at the workers comes, and lets the segment's second run through. Let go (its
+    release file exists) unless a test holds it, so every other render passes straight through.
+    The workers inherit it from their raylet: give ``environment`` to the process that starts it."""
+
+    release: Path
+    segment: int = 1
+    frame: int = 6
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {"VIDSR_TEST_PAUSE_AT": f"frame:{self.segment}:{self.frame}:{self.release}"}
+
+    @property
+    def reached(self) -> Path:
+        """Made by a worker when it gets to the point (whether held or not)."""
+        return self.release.with_name(f"{self.release.name}.reached")
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Workers wait at the point during the block, until ``let_go`` (at the latest, its end)."""
+        self.reached.unlink(missing_ok=True)
+        self.release.unlink(missing_ok=True)
+        try:
+            yield
+        finally:
+            self.let_go()
+
+    def let_go(self) -> None:
+        self.release.touch()
 
 
-@pytest.fixture(scope="session")
-def watched_reference(long_clip, slow_model, tmp_path_factory) -> Path:
-    """The uninterrupted one-process render of ``long_clip`` with WATCHED_RENDER's settings."""
-    output = tmp_path_factory.mktemp("watched") / "reference.mp4"
-    command = [sys.executable, "-m", "vidsr", str(long_clip), str(output), "--model", str(slow_model)]
-    finished = subprocess.run([*command, *WATCHED_RENDER], capture_output=True, text=True, timeout=600)
-    assert finished.returncode == 0, finished.stderr
-    return output
+@pytest.fixture(scope="module")
+def worker_hold(tmp_path_factory) -> WorkerHold:
+    hold = WorkerHold(tmp_path_factory.mktemp("hold") / "release")
+    hold.let_go()
+    return hold
 
 
 @pytest.fixture(scope="session")

@@ -96,14 +96,17 @@ def test_a_missing_ray_is_one_line_saying_what_to_install(clip, nearest_model, t
 
 
 @pytest.fixture(scope="module")
-def ray_address():
-    ray.init(
-        address="local",
-        num_cpus=2,
-        object_store_memory=100 * 1024 * 1024,
-        include_dashboard=False,
-        log_to_driver=False,
-    )
+def ray_address(worker_hold):
+    with pytest.MonkeyPatch.context() as started_with:  # the raylet, and so every worker, inherits it
+        for name, value in worker_hold.environment.items():
+            started_with.setenv(name, value)
+        ray.init(
+            address="local",
+            num_cpus=2,
+            object_store_memory=100 * 1024 * 1024,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -111,11 +114,6 @@ def ray_address():
 def job(source: Path, output: Path, model: Path, **changes: object) -> UpscaleJob:
     settings: dict[str, object] = {"segment_seconds": 0.5, **changes}
     return UpscaleJob(input=source, output=output, upscale=UpscaleOptions(models=(str(model),)), **settings)  # type: ignore[arg-type]
-
-
-def watched_job(source: Path, output: Path, model: Path) -> UpscaleJob:
-    """The job of conftest's WATCHED_RENDER: a render a test kills a worker or node in the middle of."""
-    return job(source, output, model, batch=1, segment_seconds=2.0, reuse=False)
 
 
 @pytest.mark.parametrize("clip_name", ["ten_bit_clip", "rich_mkv"])
@@ -133,24 +131,26 @@ def test_ten_bit_and_audio_with_subtitles_come_out_as_from_one_process(
 
 
 def test_a_worker_killed_mid_segment_costs_that_segment_only(
-    ray_address, long_clip, slow_model, watched_reference, tmp_path
+    ray_address, worker_hold, long_clip, slow_model, long_reference, tmp_path
 ):
     killed: list[int] = []
 
-    def kill_a_busy_worker(progress) -> None:
-        for activity in progress.workers:
-            if not killed and activity.segment is not None and activity.frames > 0 and activity.pid:
-                killed.append(activity.pid)  # in the middle of its segment: some frames done, not all
-                os.kill(activity.pid, signal.SIGKILL)
+    def kill_the_held_worker(progress) -> None:
+        held = [a.pid for a in progress.workers if a.segment == worker_hold.segment and a.pid]
+        if not killed and held and worker_hold.reached.exists():
+            killed.append(held[0])
+            os.kill(held[0], signal.SIGKILL)  # in the middle of its segment: some frames done, not all
+            worker_hold.let_go()  # the segment's second run goes through
 
-    result = upscale_video(
-        watched_job(long_clip, tmp_path / "out.mp4", slow_model),
-        backend=RayBackend("auto", worker_cpus=1),
-        on_progress=kill_a_busy_worker,
-    )
-    assert killed, "no worker was seen in the middle of a segment"
+    with worker_hold.holding():
+        result = upscale_video(
+            job(long_clip, tmp_path / "out.mp4", slow_model, batch=1),
+            backend=RayBackend("auto", worker_cpus=1),
+            on_progress=kill_the_held_worker,
+        )
+    assert killed, "the worker held in the middle of a segment was never seen"
     assert result.frames == 144
-    assert_same_long_render(result.output, watched_reference)
+    assert_same_long_render(result.output, long_reference)
 
 
 def cluster_command(source: Path, output: Path, model: Path, *extra: str) -> list[str | Path]:

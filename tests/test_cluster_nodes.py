@@ -5,7 +5,6 @@ one a single process gives."""
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 
@@ -15,7 +14,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
-from test_cluster import watched_job  # noqa: E402
+from test_cluster import job  # noqa: E402
 from test_resume import assert_same_render  # noqa: E402
 
 from vidsr.render import upscale_video  # noqa: E402
@@ -32,8 +31,8 @@ FAST_HEALTH_CHECK = {
 
 
 @pytest.fixture(scope="module")
-def three_nodes():
-    """A head that renders nothing and two one-CPU nodes that do."""
+def three_nodes(worker_hold):
+    """A head that renders nothing and two one-CPU nodes that do (their workers can be held)."""
     cluster = cluster_utils.Cluster(
         initialize_head=True,
         head_node_args={
@@ -43,7 +42,7 @@ def three_nodes():
             "_system_config": FAST_HEALTH_CHECK,
         },
     )
-    nodes = [cluster.add_node(**NODE), cluster.add_node(**NODE)]
+    nodes = [cluster.add_node(**NODE, env_vars=worker_hold.environment) for _ in range(2)]
     ray.init(address=cluster.address, log_to_driver=False)
     yield cluster, nodes
     ray.shutdown()
@@ -52,24 +51,25 @@ def three_nodes():
 
 @pytest.mark.parametrize("graceful", [False, True], ids=["killed", "shut down"])
 def test_a_node_lost_mid_render_costs_its_segment_and_nothing_else(
-    graceful, three_nodes, long_clip, slow_model, watched_reference, tmp_path
+    graceful, three_nodes, worker_hold, long_clip, slow_model, long_reference, tmp_path
 ):
     cluster, nodes = three_nodes
-    doomed = nodes[-1]
-    removed = threading.Event()
+    lost: list[int] = []  # which of the nodes
 
-    def lose_the_node_while_it_renders(progress) -> None:
-        on_doomed = [a for a in progress.workers if a.node == doomed.node_id and a.segment is not None]
-        if not removed.is_set() and any(a.frames > 0 for a in on_doomed):
-            removed.set()
-            cluster.remove_node(doomed, allow_graceful=graceful)
+    def lose_the_held_workers_node(progress) -> None:
+        held = [a.node for a in progress.workers if a.segment == worker_hold.segment and a.node]
+        if not lost and held and worker_hold.reached.exists():
+            lost.append(next(i for i, node in enumerate(nodes) if node.node_id == held[0]))
+            cluster.remove_node(nodes[lost[0]], allow_graceful=graceful)
+            worker_hold.let_go()  # the segment's second run, on the other node, goes through
 
-    result = upscale_video(
-        watched_job(long_clip, tmp_path / "out.mp4", slow_model),
-        backend=RayBackend("auto"),
-        on_progress=lose_the_node_while_it_renders,
-    )
-    assert removed.is_set(), "the node was never seen rendering"
+    with worker_hold.holding():
+        result = upscale_video(
+            job(long_clip, tmp_path / "out.mp4", slow_model, batch=1),
+            backend=RayBackend("auto"),
+            on_progress=lose_the_held_workers_node,
+        )
+    assert lost, "the node held in the middle of a segment was never seen"
     assert result.frames == 144
-    assert_same_render(result.output, watched_reference)
-    nodes[-1] = cluster.add_node(**NODE)  # the next test starts with two nodes again
+    assert_same_render(result.output, long_reference)
+    nodes[lost[0]] = cluster.add_node(**NODE, env_vars=worker_hold.environment)  # two nodes again for the next test

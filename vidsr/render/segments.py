@@ -20,7 +20,7 @@ from vidsr.planes import FrameBatch, OutputBatch
 from vidsr.render.journal import SegmentRecord, segment_file_name
 from vidsr.render.plan import RenderPlan
 from vidsr.render.stages import Prefetcher, Sink
-from vidsr.render.testpoints import kill_point
+from vidsr.render.testpoints import kill_point, pause_point
 from vidsr.upscale import FrameReuse, ReuseCount, Upscaler, select_device
 
 __all__ = ["RenderedSegment", "SegmentRenderer"]
@@ -158,6 +158,7 @@ class _EncodedSegment:
         self.writer.write(batch)
         self.pts.extend(batch.pts)
         kill_point(f"frame:{self.index}:{batch.first_index}")
+        pause_point(f"frame:{self.index}:{batch.first_index}")
 
     def finish(self, reuse: ReuseCount) -> RenderedSegment:
         if self.writer is not None:

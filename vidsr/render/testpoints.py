@@ -22,9 +22,11 @@ def kill_point(name: str) -> None:
 
 
 def pause_point(name: str) -> None:
-    """Tests hold vidsr at a named point to race a second one against it: with
-    VIDSR_TEST_PAUSE_AT=locked:/some/file it creates /some/file.reached there and waits for /some/file."""
-    point, _, release = os.environ.get("VIDSR_TEST_PAUSE_AT", "").partition(":")
+    """Tests hold vidsr at a named point to race a second one against it, or to act on a cluster
+    worker in the middle of a segment: with VIDSR_TEST_PAUSE_AT=locked:/some/file (or
+    frame:1:6:/some/file, a point of ``kill_point``'s) it creates /some/file.reached there and
+    waits for /some/file (an absolute path without a colon)."""
+    point, _, release = os.environ.get("VIDSR_TEST_PAUSE_AT", "").rpartition(":")
     if point != name or not release:
         return
     Path(f"{release}.reached").touch()
