@@ -38,9 +38,9 @@ from vidsr.media.frame_arrays import frame_planes
 from vidsr.media.probe import StreamSummary, VideoInfo, probe
 from vidsr.media.remux import count_video_packets, finalize
 from vidsr.media.streams import LeftOutVideo, choose_video_stream
-from vidsr.media.timecode import name_time, parse_time, show_time
 from vidsr.media.truncation import Truncation
 from vidsr.media.versions import media_versions
+from vidsr.timecode import name_time, parse_time, show_time
 
 __all__ = [
     "Deinterlacer",

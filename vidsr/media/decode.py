@@ -19,9 +19,9 @@ from vidsr.media.container import failure_reason, open_input, rewind, seek_befor
 from vidsr.media.deinterlace import Deinterlacer
 from vidsr.media.frame_arrays import frame_planes
 from vidsr.media.probe import VideoInfo
-from vidsr.media.timecode import show_time
 from vidsr.media.truncation import Truncation
 from vidsr.planes import FrameBatch, PlaneLayout, Planes
+from vidsr.timecode import show_time
 
 TruncationCallback = Callable[[Truncation], None]
 

@@ -19,7 +19,7 @@ import av.stream
 import av.video.stream
 
 from vidsr.media.container import open_input, rewind, seek_before
-from vidsr.media.timecode import show_time
+from vidsr.timecode import show_time
 
 __all__ = ["StatedLength", "Truncation", "find_truncation", "stated_length", "stream_start_seconds"]
 

@@ -26,6 +26,7 @@ from vidsr.choices import MAX_SCALE, MIN_SCALE, UpscaleOptions
 from vidsr.errors import ModelError, PrecisionOverflow, SettingsError, VidsrError
 from vidsr.models import LoadedModel, choose_model
 from vidsr.planes import ColourSpec, FrameBatch, OutputBatch, PlaneLayout
+from vidsr.timecode import show_time
 from vidsr.upscale.colour import TensorPlanes, planes_to_rgb, planes_to_tensors, rgb_to_planes, tensors_to_planes
 from vidsr.upscale.engines import (
     Engine,
@@ -662,18 +663,8 @@ def _frames_of(batch: FrameBatch, video: VideoPlanes | None) -> str:
     a segment's decoder starts where it seeks to and does not count the frames before.)"""
     if video is None or video.time_base is None:
         return ""
-    first, last = (_clock((pts - video.start_pts) * video.time_base) for pts in (batch.pts[0], batch.pts[-1]))
+    first, last = (show_time((pts - video.start_pts) * video.time_base) for pts in (batch.pts[0], batch.pts[-1]))
     return f" at {first}" if len(batch) == 1 else f" in the frames from {first} to {last}"
-
-
-def _clock(seconds: Fraction) -> str:
-    """h:mm:ss.mmm, as vidsr's messages show times (vidsr.media.timecode.show_time, which this layer
-    does not import)."""
-    millis = max(0, round(seconds * 1000))
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    whole, millis = divmod(millis, 1000)
-    return f"{hours}:{minutes:02d}:{whole:02d}.{millis:03d}"
 
 
 def _device_name(device: torch.device) -> str:
