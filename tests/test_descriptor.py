@@ -285,3 +285,4 @@ def test_vidsr_info_shows_what_the_model_needs(clip: Path, tmp_path: Path) -> No
     estimate = json.loads(result.output)["estimate"]
     assert estimate["model_needs"].startswith("grey in, grey out; fp32/bf16/fp16 (CPU: fp32); sides padded")
     assert "pixel-unshuffle 2" in estimate["model_description"]
+    assert "grey in" not in estimate["model_description"]  # said once, in the needs: `vidsr info` shows both

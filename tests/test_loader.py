@@ -188,7 +188,7 @@ def test_loaded_module_is_ready_for_inference(tmp_path: Path) -> None:
     assert loaded.source == str(tmp_path / "ready.pth")
     assert loaded.supports_half and loaded.supports_bf16
     assert (loaded.in_channels, loaded.out_channels) == (3, 3)
-    assert loaded.description == "RRDBNet x4: 2 blocks, 8 features, growth 4; RGB in, RGB out"
+    assert loaded.description == "RRDBNet x4: 2 blocks, 8 features, growth 4"  # channels: describe_needs
 
 
 def test_fp16_files_load_as_fp32(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ from torch import nn
 from vidsr.errors import ModelError
 from vidsr.models.arch.compact import ActType, SRVGGNetCompact
 from vidsr.models.architectures.base import Hyperparameters, Traits, count_indexed, shape
-from vidsr.models.descriptor import channels_text
 
 __all__ = ["ACT_TYPE_HINT", "ASSUMED_COMPACT_ACTIVATION", "COMPACT"]
 
@@ -102,7 +101,6 @@ class CompactFamily:
         text = (
             f"SRVGGNetCompact x{hyperparameters['upscale']}: {hyperparameters['num_conv']} convs, "
             f"{hyperparameters['num_feat']} features, {act}"
-            f"; {channels_text(hyperparameters['num_in_ch'], hyperparameters['num_out_ch'])}"
         )
         if act != "prelu" and ACT_TYPE_HINT not in hints:
             text += (

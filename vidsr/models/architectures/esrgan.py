@@ -26,7 +26,6 @@ from torch import nn
 from vidsr.errors import ModelError
 from vidsr.models.arch.rrdbnet import RRDBNet, default_upsample_stages, unshuffle_factor
 from vidsr.models.architectures.base import Hyperparameters, Traits, count_indexed, shape
-from vidsr.models.descriptor import channels_text
 
 __all__ = ["ESRGAN"]
 
@@ -120,7 +119,6 @@ class ESRGANFamily:
                 "one upsampling stage, read as x2: an x3 ESRGAN file with the nearest upsampler has the same tensors "
                 "and is not supported"
             )
-        text += f"; {channels_text(hyperparameters['num_in_ch'], hyperparameters['num_out_ch'])}"
         return "; ".join([text, *notes])
 
     def hints(self, hyperparameters: Mapping[str, Any]) -> dict[str, str]:
