@@ -324,11 +324,12 @@ def _plan_engine(
     kept: MachineChoices | None,
 ) -> EngineChoice:
     """What runs the network, and on which device: for renderers elsewhere (``remote``: their device
-    type), ncnn where asked or on Vulkan, else torch; here, what an interrupted run chose where it
+    type; GPU workers choose for themselves, see ``choose_for_this_device``), ncnn where asked, else
+    torch; here, what an interrupted run chose where it
     was left to ``auto`` (so frames on both sides of a resume are made alike), else ``choose_engine``."""
     asked = job.upscale
     if remote is not None:
-        engine: EngineName = "ncnn" if asked.engine == "ncnn" or remote == "vulkan" else "torch"
+        engine: EngineName = "ncnn" if asked.engine == "ncnn" else "torch"
         return EngineChoice(engine, torch.device(remote))
     if kept is not None and asked.engine == "auto" and asked.device == "auto":
         reason = "kept from the interrupted run" if kept.engine != "torch" else ""
